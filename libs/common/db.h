@@ -1,0 +1,94 @@
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "libs/common/status.h"
+
+namespace mci::db {
+
+// A fixed-size pool of PostgreSQL connections. Connections are opened lazily, prepared with the
+// service's statements by `on_connect`, and dropped (to be reopened) when found broken.
+class Pool {
+ public:
+  using OnConnect = std::function<void(pqxx::connection&)>;
+  Pool(std::string url, int size, OnConnect on_connect = nullptr);
+  ~Pool();
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  // Runs `fn` with a connection. Database exceptions become statuses (see FromDatabaseException);
+  // a broken connection is discarded.
+  template <typename Fn>
+  absl::Status Run(Fn&& fn) {
+    auto conn = Acquire();
+    if (!conn.ok()) return conn.status();
+    absl::Status status;
+    try {
+      status = fn(**conn);
+    } catch (const std::exception& e) {
+      status = FromDatabaseException(e);
+    }
+    Release(std::move(*conn), status.code() == absl::StatusCode::kUnavailable);
+    return status;
+  }
+
+  // Runs `fn` in a read-write transaction, retrying it on serialization failures.
+  template <typename Fn>
+  absl::Status Transact(Fn&& fn) {
+    absl::Status status;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      status = Run([&](pqxx::connection& c) -> absl::Status {
+        pqxx::work txn(c);
+        absl::Status s = fn(txn);
+        if (s.ok()) txn.commit();
+        return s;
+      });
+      if (status.code() != absl::StatusCode::kAborted ||
+          status.message().find("concurrent change") == absl::string_view::npos) {
+        break;
+      }
+    }
+    return status;
+  }
+
+  // SELECT 1 on a pooled connection, for readiness.
+  bool Ping();
+  const std::string& url() const { return url_; }
+
+ private:
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> Acquire();
+  void Release(std::unique_ptr<pqxx::connection> conn, bool broken);
+
+  std::string url_;
+  int size_;
+  OnConnect on_connect_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  int open_ = 0;
+};
+
+struct Migration {
+  int version;
+  std::string name;
+  std::string sql;
+};
+
+// Applies the migrations not yet recorded in schema_migrations, in version order, each in its own
+// transaction, under a PostgreSQL advisory lock so that replicas starting together apply each once.
+absl::Status Migrate(const std::string& url, const std::vector<Migration>& migrations);
+
+// Waits until the database accepts connections or `timeout` passes.
+absl::Status WaitForDatabase(const std::string& url, absl::Duration timeout);
+
+}  // namespace mci::db

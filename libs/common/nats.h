@@ -1,0 +1,44 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include <nats/nats.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace mci::nats {
+
+// natsStatus as an absl::Status (connection problems are UNAVAILABLE).
+absl::Status ToStatus(natsStatus s, absl::string_view what);
+
+// A NATS connection with a JetStream context. It connects in the background when the server is
+// not up yet and reconnects forever, so a NATS outage only delays work.
+class Client {
+ public:
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& url,
+                                                         const std::string& name);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  bool connected() const;
+  // Creates the stream when missing (file storage, 2-minute duplicate window).
+  absl::Status EnsureStream(const std::string& stream, const std::vector<std::string>& subjects);
+  // Publishes and waits for the JetStream ack; msg_id de-duplicates retries.
+  absl::Status Publish(const std::string& subject, const std::string& data,
+                       const std::string& msg_id, absl::Duration timeout);
+  natsConnection* connection() { return conn_; }
+  jsCtx* jetstream() { return js_; }
+
+ private:
+  Client() = default;
+  natsConnection* conn_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+}  // namespace mci::nats

@@ -1,0 +1,109 @@
+#include "libs/common/server.h"
+
+#include <signal.h>
+
+#include <httplib.h>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "libs/common/log.h"
+#include "libs/common/metrics.h"
+
+namespace mci {
+
+void BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+ServiceHost::ServiceHost(ServerOptions options) : options_(std::move(options)) {}
+
+ServiceHost::~ServiceHost() { Shutdown(); }
+
+absl::Status ServiceHost::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.grpc_address, grpc::InsecureServerCredentials(), &grpc_port_);
+  for (grpc::Service* s : services_) builder.RegisterService(s);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || grpc_port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("Cannot listen for gRPC on ", options_.grpc_address, "."));
+  }
+  ready_ = options_.ready ? options_.ready() : true;
+  server_->GetHealthCheckService()->SetServingStatus(ready_);
+  readiness_thread_ = std::thread([this] { ReadinessLoop(); });
+
+  if (!options_.http_address.empty()) {
+    http_ = std::make_unique<httplib::Server>();
+    http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("ok\n", "text/plain");
+    });
+    http_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+      res.status = ready_ ? 200 : 503;
+      res.set_content(ready_ ? "ready\n" : "not ready\n", "text/plain");
+    });
+    http_->Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(Metrics::Global().Render(), "text/plain; version=0.0.4");
+    });
+    auto colon = options_.http_address.rfind(':');
+    int port = 0;
+    if (colon == std::string::npos ||
+        !absl::SimpleAtoi(options_.http_address.substr(colon + 1), &port) ||
+        !http_->bind_to_port(options_.http_address.substr(0, colon).c_str(), port)) {
+      return absl::UnavailableError(
+          absl::StrCat("Cannot listen for HTTP on ", options_.http_address, "."));
+    }
+    http_thread_ = std::thread([this] { http_->listen_after_bind(); });
+  }
+  log::Info("serving", {{"grpc", absl::StrCat(options_.grpc_address.substr(
+                                                  0, options_.grpc_address.rfind(':')),
+                                              ":", grpc_port_)},
+                        {"http", options_.http_address}});
+  return absl::OkStatus();
+}
+
+void ServiceHost::ReadinessLoop() {
+  while (!stopping_) {
+    for (int i = 0; i < 10 && !stopping_; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (stopping_) break;
+    bool now = options_.ready ? options_.ready() : true;
+    if (now != ready_.exchange(now)) {
+      log::Info(now ? "ready" : "not ready");
+      server_->GetHealthCheckService()->SetServingStatus(now);
+    }
+  }
+}
+
+void ServiceHost::Wait() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  log::Info("shutting down", {{"signal", std::to_string(sig)}});
+  Shutdown();
+}
+
+void ServiceHost::Shutdown() {
+  if (stopping_.exchange(true)) return;
+  if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  // After the drain, so that events of the last calls are still relayed.
+  if (options_.on_shutdown) options_.on_shutdown();
+  if (http_) http_->stop();
+  if (http_thread_.joinable()) http_thread_.join();
+  if (readiness_thread_.joinable()) readiness_thread_.join();
+}
+
+}  // namespace mci
