@@ -5,8 +5,10 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,8 +24,14 @@ namespace mci::testing {
 // The JWT secret every test service is started with.
 inline constexpr char kTestSecret[] = "test-secret-0123456789";
 
-// A free TCP port on 127.0.0.1 (bound to port 0, then released).
+// A free TCP port on 127.0.0.1 (bound to port 0, then released). A port is handed out once per
+// machine while this process lives (lock files under /tmp/mci-test-ports), so parallel test
+// binaries do not collide.
 int FreePort();
+
+// The per-test-binary temporary directory (/tmp/mci-test-XXXXXX, created on first use) holding
+// logs and data. Removed at exit when every test passed, unless MCI_KEEP_TEST_DIR is set.
+const std::string& TempDir();
 
 // A throwaway PostgreSQL 15 cluster in a fresh temporary directory owned by the postgres user
 // (PostgreSQL refuses to run as root), listening on 127.0.0.1:<free port>.
@@ -38,11 +46,15 @@ class TestPostgres {
   // pg_ctl stop -m fast / start on the same directory and port (for outage tests).
   void Stop();
   void Start();
+  bool running() const { return running_; }
+  std::string log_path() const { return log_path_; }
 
  private:
   std::string dir_;
   int port_ = 0;
   bool running_ = false;
+  pid_t pid_ = -1;
+  std::string log_path_;
 };
 
 // nats-server -js on 127.0.0.1:<free port> with its store in a temporary directory.
@@ -54,8 +66,11 @@ class TestNats {
   int port() const { return port_; }
   void Stop();   // SIGTERM and wait
   void Start();  // same port and store directory
+  bool running() const { return pid_ > 0; }
+
  private:
   std::string dir_;
+  std::string log_path_;
   int port_ = 0;
   pid_t pid_ = -1;
 };
@@ -84,11 +99,18 @@ class ServiceProcess {
   pid_t pid_ = -1;
 };
 
+// Polls `condition` every 100 ms until it holds or `timeout` passes; returns its last value.
+bool Eventually(const std::function<bool()>& condition, absl::Duration timeout);
+
+// The grpc.reflection.v1alpha service list (ListServices) of the server at `address`.
+absl::StatusOr<std::vector<std::string>> ListServices(const std::string& address);
+
 // A signed token for tests (HS256 with kTestSecret unless another secret is given).
 std::string Token(const std::string& account, const std::vector<auth::Role>& roles,
                   absl::Duration ttl = absl::Hours(1), const std::string& secret = kTestSecret);
 
-// A ClientContext carrying `authorization: Bearer <token>` and a 10 s deadline.
+// A ClientContext carrying `authorization: Bearer <token>` (none when token is empty) and a 10 s
+// deadline.
 std::unique_ptr<grpc::ClientContext> Context(const std::string& token);
 
 // grpc.health.v1.Health/Check for the given service name ("" = whole server); returns the
@@ -112,9 +134,17 @@ class Stack {
   std::string catalog_address() const { return catalog_address_; }
   std::string templates_address() const { return templates_address_; }
   std::string marketplace_address() const { return marketplace_address_; }
+  // 127.0.0.1:PORT of each service's HTTP endpoint (/healthz, /readyz, /metrics).
+  std::string catalog_http_address() const { return catalog_http_address_; }
+  std::string templates_http_address() const { return templates_http_address_; }
+  std::string marketplace_http_address() const { return marketplace_http_address_; }
+  // OK when every requested service answered SERVING within 30 s (the constructor also records a
+  // test failure otherwise). Start tests with ASSERT_TRUE(stack.status().ok()) << stack.status();
+  const absl::Status& status() const { return status_; }
   ServiceProcess* catalog() { return catalog_.get(); }
   ServiceProcess* templates() { return templates_.get(); }
   ServiceProcess* marketplace() { return marketplace_.get(); }
+  // A cached insecure channel (fast reconnect backoff, for restart tests).
   std::shared_ptr<grpc::Channel> Channel(const std::string& address);
 
  private:
@@ -122,6 +152,14 @@ class Stack {
   std::unique_ptr<TestNats> nats_;
   std::unique_ptr<ServiceProcess> catalog_, templates_, marketplace_;
   std::string catalog_address_, templates_address_, marketplace_address_;
+  std::string catalog_http_address_, templates_http_address_, marketplace_http_address_;
+  absl::Status status_;
+  std::mutex channels_mu_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
 };
+
+// An insecure channel with a short reconnect backoff (at most 1 s), so that a restarted server is
+// reached again quickly.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 
 }  // namespace mci::testing

@@ -1,0 +1,65 @@
+# MCI services: developer entry points. See README.md.
+SHELL := /bin/bash
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+CTEST_ARGS ?=
+
+# Every Debian package the build, the local stack and the tests need.
+DEB_PACKAGES := build-essential cmake pkg-config ccache git ca-certificates \
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
+  libpqxx-dev libnats-dev nats-server libabsl-dev libgtest-dev libgmock-dev \
+  libssl-dev libcpp-httplib-dev postgresql postgresql-contrib curl python3 python3-yaml \
+  clang-format clang-tidy
+
+.PHONY: deps build test test-unit test-integration run stop format lint clean
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	  | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:" $$missing; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "All Debian packages are installed."; fi
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: $(BUILD_DIR)/CMakeCache.txt
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) > /dev/null
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Unit tests, integration tests (real PostgreSQL + NATS + service processes on free loopback
+# ports, started and stopped by the tests themselves) and the chart checks.
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+test-unit: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) -LE integration
+
+test-integration: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) -L integration
+
+# The whole stack on this machine: PostgreSQL + NATS under .local/, the three services on
+# 127.0.0.1:50051-50053 (HTTP 9091-9093). Ctrl-C stops it; data stays for the next run.
+run: build
+	deploy/local/run.sh
+
+stop:
+	deploy/local/stop.sh
+
+SOURCES = $(shell git ls-files '*.cc' '*.h')
+
+format:
+	clang-format -i $(SOURCES)
+
+lint:
+	clang-format --dry-run --Werror $(SOURCES)
+	@if command -v npx >/dev/null; then npx --yes @bufbuild/buf lint proto; \
+	else echo "npx not found: skipping buf lint (npm install @bufbuild/buf)"; fi
+	clang-tidy -p $(BUILD_DIR) --quiet $(shell git ls-files 'services/*.cc' 'libs/*.cc')
+
+clean:
+	rm -rf $(BUILD_DIR)

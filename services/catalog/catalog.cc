@@ -1,0 +1,1376 @@
+#include "services/catalog/catalog.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "libs/common/log.h"
+#include "services/catalog/rules.h"
+#include "services/catalog/sql_util.h"
+
+namespace mci::catalog {
+
+using Event = mci::events::v1::MultiCloudImageEvent;
+
+namespace {
+
+// Columns of an MCI row, in the order MciRow::Parse reads them.
+#define MCI_COLUMNS                                                                           \
+  "m.id, m.account, m.mci_id, m.display_name, m.description, array_to_json(m.tags)::text, "   \
+  "m.state, coalesce(m.deletion_id, ''), m.origin_kind, m.origin_source, m.origin_source_name, " \
+  "m.lineage, m.publication, m.source_revision, m.latest_revision, m.version, m.event_seq, "  \
+  "array_to_json(m.head_clouds)::text, extract(epoch from m.create_time)::float8, "           \
+  "extract(epoch from m.update_time)::float8"
+constexpr int kMciColumnCount = 20;
+
+#define SETTINGS_JSON(mci_expr, revision_expr)                                                \
+  "coalesce((SELECT json_agg(json_build_array(s.cloud_id, s.image_id, s.instance_type, "      \
+  "s.kernel_id, s.ramdisk_id, s.user_data) ORDER BY s.cloud_id) FROM mci_settings s "         \
+  "WHERE s.mci = " mci_expr " AND s.revision = " revision_expr ")::text, '[]')"
+
+constexpr char kGetMci[] =
+    "SELECT " MCI_COLUMNS " FROM mcis m WHERE m.account = $1 AND m.mci_id = $2";
+constexpr char kLockMci[] =
+    "SELECT " MCI_COLUMNS " FROM mcis m WHERE m.account = $1 AND m.mci_id = $2 FOR UPDATE";
+// One statement, so HEAD or the revision and its settings come from one snapshot.
+constexpr char kReadMci[] =
+    "SELECT " MCI_COLUMNS
+    ", r.revision IS NOT NULL, coalesce(r.display_name, ''), coalesce(r.description, ''), "
+    "coalesce(array_to_json(r.tags)::text, '[]'), coalesce(r.commit_message, ''), "
+    "coalesce(extract(epoch from r.create_time)::float8, 0), " SETTINGS_JSON("m.id", "$3")
+    " FROM mcis m LEFT JOIN mci_revisions r ON r.mci = m.id AND r.revision = $3"
+    " WHERE m.account = $1 AND m.mci_id = $2";
+constexpr char kReadMciByRequestId[] =
+    "SELECT m.mci_id FROM request_ids q JOIN mcis m ON m.id = q.mci"
+    " WHERE q.account = $1 AND q.request_id = $2";
+constexpr char kListMcis[] =
+    "SELECT " MCI_COLUMNS " FROM mcis m WHERE m.account = $1 AND m.id > $2"
+    " AND ($3 = '' OR m.tags @> ARRAY[$3]::text[])"
+    " AND ($4 = '' OR m.head_clouds @> ARRAY[$4]::text[])"
+    " AND ($5 = '' OR m.display_name ILIKE '%' || $5 || '%')"
+    " AND ($6::int = 0 OR m.origin_kind = $6::int)"
+    " AND ($7 = '' OR m.lineage = $7)"
+    " ORDER BY m.id LIMIT $8";
+constexpr char kInsertMci[] =
+    "INSERT INTO mcis (account, mci_id, display_name, description, tags, origin_kind,"
+    " origin_source, origin_source_name, lineage, publication, source_revision)"
+    " VALUES ($1, $2, $3, $4, string_to_array($5, E'\\x1f'), $6, $7, $8, $9, $10, $11)"
+    " RETURNING id";
+constexpr char kMciExists[] = "SELECT 1 FROM mcis WHERE account = $1 AND mci_id = $2";
+constexpr char kInsertRequestId[] =
+    "INSERT INTO request_ids (account, request_id, mci) VALUES ($1, $2, $3)";
+constexpr char kUpdateInfo[] =
+    "UPDATE mcis SET display_name = $2, description = $3, tags = string_to_array($4, E'\\x1f')"
+    " WHERE id = $1";
+constexpr char kSetState[] =
+    "UPDATE mcis SET state = $2::smallint, deletion_id = nullif($3, ''),"
+    " deletion_started_at = CASE WHEN $2::int = 2 THEN now() ELSE NULL END WHERE id = $1";
+constexpr char kBumpForEvent[] =
+    "UPDATE mcis SET event_seq = event_seq + 1, version = version + $2::int,"
+    " head_clouds = ARRAY(SELECT cloud_id FROM mci_settings WHERE mci = $1 AND revision = 0"
+    " ORDER BY cloud_id),"
+    " update_time = CASE WHEN $2::int = 1 THEN now() ELSE update_time END"
+    " WHERE id = $1 RETURNING event_seq, array_to_json(head_clouds)::text, version";
+constexpr char kRevisionClouds[] =
+    "SELECT revision, array_to_json(array_agg(cloud_id ORDER BY cloud_id))::text"
+    " FROM mci_settings WHERE mci = $1 AND revision > 0 GROUP BY revision ORDER BY revision";
+constexpr char kInsertOutbox[] =
+    "INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)";
+constexpr char kCopySettings[] =
+    "INSERT INTO mci_settings (mci, revision, cloud_id, image_id, instance_type, kernel_id,"
+    " ramdisk_id, user_data) SELECT $1, $2, cloud_id, image_id, instance_type, kernel_id,"
+    " ramdisk_id, user_data FROM mci_settings WHERE mci = $3 AND revision = $4";
+constexpr char kInsertRevision[] =
+    "INSERT INTO mci_revisions (mci, revision, display_name, description, tags, commit_message)"
+    " VALUES ($1, $2, $3, $4, string_to_array($5, E'\\x1f'), $6)";
+constexpr char kSetLatestRevision[] = "UPDATE mcis SET latest_revision = $2 WHERE id = $1";
+constexpr char kSetImportOrigin[] =
+    "UPDATE mcis SET origin_source = $2, publication = $3, source_revision = $4 WHERE id = $1";
+constexpr char kListRevisions[] =
+    "SELECT r.revision, r.display_name, r.description, array_to_json(r.tags)::text,"
+    " r.commit_message, extract(epoch from r.create_time)::float8,"
+    " coalesce((SELECT array_to_json(array_agg(cloud_id ORDER BY cloud_id)) FROM mci_settings"
+    " WHERE mci = r.mci AND revision = r.revision)::text, '[]')"
+    " FROM mci_revisions r WHERE r.mci = $1 AND r.revision < $2 ORDER BY r.revision DESC LIMIT $3";
+constexpr char kSettingExists[] =
+    "SELECT 1 FROM mci_settings WHERE mci = $1 AND revision = 0 AND cloud_id = $2";
+constexpr char kInsertSetting[] =
+    "INSERT INTO mci_settings (mci, revision, cloud_id, image_id, instance_type, kernel_id,"
+    " ramdisk_id, user_data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+constexpr char kUpdateSetting[] =
+    "UPDATE mci_settings SET image_id = $3, instance_type = $4, kernel_id = $5, ramdisk_id = $6,"
+    " user_data = $7 WHERE mci = $1 AND revision = 0 AND cloud_id = $2";
+constexpr char kDeleteSetting[] =
+    "DELETE FROM mci_settings WHERE mci = $1 AND revision = 0 AND cloud_id = $2";
+constexpr char kDeleteHeadSettings[] = "DELETE FROM mci_settings WHERE mci = $1 AND revision = 0";
+constexpr char kCloudExists[] = "SELECT 1 FROM clouds WHERE cloud_id = $1";
+constexpr char kVisibleImage[] =
+    "SELECT i.kind, i.architecture FROM images i WHERE i.cloud_id = $1 AND i.image_id = $2"
+    " AND (i.owner IS NULL OR i.owner = $3 OR EXISTS (SELECT 1 FROM image_shares sh"
+    " WHERE sh.cloud_id = i.cloud_id AND sh.image_id = i.image_id AND sh.account = $3))";
+constexpr char kInstanceTypeArchitectures[] =
+    "SELECT array_to_json(architectures)::text FROM instance_types"
+    " WHERE cloud_id = $1 AND type_id = $2";
+constexpr char kAvailableClouds[] =
+    "SELECT c.cloud_id, c.display_name, c.provider, c.region FROM clouds c"
+    " WHERE NOT EXISTS (SELECT 1 FROM mci_settings s WHERE s.mci = $1 AND s.revision = 0"
+    " AND s.cloud_id = c.cloud_id) ORDER BY c.cloud_id";
+constexpr char kResolve[] =
+    "SELECT m.id, ($3 = 0 OR EXISTS (SELECT 1 FROM mci_revisions r WHERE r.mci = m.id"
+    " AND r.revision = $3)), s.cloud_id IS NOT NULL, coalesce(s.image_id, ''),"
+    " coalesce(s.instance_type, ''), coalesce(s.kernel_id, ''), coalesce(s.ramdisk_id, ''),"
+    " coalesce(s.user_data, ''), coalesce(i.provider_id, ''), coalesce(i.kind, 0),"
+    " coalesce(i.os, ''), coalesce(i.architecture, 0), coalesce(i.agent_version, ''),"
+    " coalesce(i.display_name, ''), coalesce(i.owner, ''), coalesce(k.provider_id, ''),"
+    " coalesce(rd.provider_id, ''), CASE WHEN s.cloud_id IS NULL THEN coalesce((SELECT"
+    " array_to_json(array_agg(cloud_id ORDER BY cloud_id)) FROM mci_settings"
+    " WHERE mci = m.id AND revision = $3)::text, '[]') ELSE '[]' END"
+    " FROM mcis m"
+    " LEFT JOIN mci_settings s ON s.mci = m.id AND s.revision = $3 AND s.cloud_id = $4"
+    " LEFT JOIN images i ON i.cloud_id = s.cloud_id AND i.image_id = s.image_id"
+    " LEFT JOIN images k ON k.cloud_id = s.cloud_id AND k.image_id = s.kernel_id"
+    " LEFT JOIN images rd ON rd.cloud_id = s.cloud_id AND rd.image_id = s.ramdisk_id"
+    " WHERE m.account = $1 AND m.mci_id = $2";
+constexpr char kValidateSettings[] =
+    "SELECT s.cloud_id, s.image_id, s.instance_type, i.image_id IS NOT NULL,"
+    " coalesce(i.kind, 0), coalesce(i.provider_id, ''), coalesce(i.os, ''),"
+    " coalesce(i.architecture, 0), coalesce(i.agent_version, ''), coalesce(i.owner, ''),"
+    " (i.owner IS NULL OR i.owner = $3 OR EXISTS (SELECT 1 FROM image_shares sh"
+    " WHERE sh.cloud_id = i.cloud_id AND sh.image_id = i.image_id AND sh.account = $3)),"
+    " t.type_id IS NOT NULL, coalesce(array_to_json(t.architectures)::text, '[]')"
+    " FROM mci_settings s"
+    " LEFT JOIN images i ON i.cloud_id = s.cloud_id AND i.image_id = s.image_id"
+    " LEFT JOIN instance_types t ON t.cloud_id = s.cloud_id AND t.type_id = s.instance_type"
+    " WHERE s.mci = $1 AND s.revision = $2 ORDER BY s.cloud_id";
+constexpr char kDeleteMci[] = "DELETE FROM mcis WHERE id = $1";
+constexpr char kStaleDeletions[] =
+    "SELECT account, mci_id, deletion_id FROM mcis WHERE state = 2"
+    " AND deletion_started_at < now() - make_interval(secs => $1) ORDER BY deletion_started_at"
+    " LIMIT 100";
+
+const std::vector<std::pair<const char*, const char*>>& Statements() {
+  static const auto* statements = new std::vector<std::pair<const char*, const char*>>{
+      {"lock_mci", kLockMci},
+      {"read_mci", kReadMci},
+      {"read_mci_by_request_id", kReadMciByRequestId},
+      {"list_mcis", kListMcis},
+      {"resolve", kResolve},
+      {"validate_settings", kValidateSettings},
+      {"visible_image", kVisibleImage},
+      {"instance_type_architectures", kInstanceTypeArchitectures},
+      {"bump_for_event", kBumpForEvent},
+      {"revision_clouds", kRevisionClouds},
+      {"insert_outbox", kInsertOutbox},
+  };
+  return *statements;
+}
+
+std::string EventSubject(Event::Type type) {
+  std::string name = absl::AsciiStrToLower(Event::Type_Name(type));
+  return absl::StrCat("mci.v1.events.", name);
+}
+
+std::string OriginKindName(int kind) {
+  return pb::Origin::Kind_IsValid(kind) ? pb::Origin::Kind_Name(static_cast<pb::Origin::Kind>(kind))
+                                        : "KIND_UNSPECIFIED";
+}
+
+absl::Status NotFound(const MciName& name) {
+  return absl::NotFoundError(absl::StrCat("MultiCloud Image ", name.Full(), " not found."));
+}
+
+std::string EscapeLike(absl::string_view text) {
+  return absl::StrReplaceAll(text, {{"\\", "\\\\"}, {"%", "\\%"}, {"_", "\\_"}});
+}
+
+void FillSettings(const MciName& name, const char* json, pb::MultiCloudImage* out) {
+  google::protobuf::ListValue list;
+  if (!google::protobuf::util::JsonStringToMessage(json, &list).ok()) return;
+  for (const auto& v : list.values()) {
+    const auto& f = v.list_value().values();
+    if (f.size() < 6) continue;
+    const std::string& cloud = f[0].string_value();
+    out->add_clouds(CloudName(cloud));
+    pb::MultiCloudImageSetting* s = out->add_settings();
+    s->set_name(SettingName{name, cloud}.Full());
+    s->set_cloud(CloudName(cloud));
+    s->set_image(ImageName(cloud, f[1].string_value()));
+    s->set_instance_type(InstanceTypeName(cloud, f[2].string_value()));
+    if (!f[3].string_value().empty()) s->set_kernel_image(ImageName(cloud, f[3].string_value()));
+    if (!f[4].string_value().empty()) s->set_ramdisk_image(ImageName(cloud, f[4].string_value()));
+    s->set_user_data(f[5].string_value());
+  }
+}
+
+}  // namespace
+
+struct Catalog::MciRow {
+  int64_t id = 0;
+  std::string account, mci_id, display_name, description;
+  std::vector<std::string> tags;
+  int state = 1;
+  std::string deletion_id;
+  int origin_kind = 1;
+  std::string origin_source, origin_source_name, lineage, publication;
+  int64_t source_revision = 0, latest_revision = 0, version = 0, event_seq = 0;
+  std::vector<std::string> head_clouds;
+  double create_time = 0, update_time = 0;
+
+  void Parse(const pqxx::row& r) {
+    id = r[0].as<int64_t>();
+    account = r[1].c_str();
+    mci_id = r[2].c_str();
+    display_name = r[3].c_str();
+    description = r[4].c_str();
+    tags = JsonStrings(r[5].c_str());
+    state = r[6].as<int>();
+    deletion_id = r[7].c_str();
+    origin_kind = r[8].as<int>();
+    origin_source = r[9].c_str();
+    origin_source_name = r[10].c_str();
+    lineage = r[11].c_str();
+    publication = r[12].c_str();
+    source_revision = r[13].as<int64_t>();
+    latest_revision = r[14].as<int64_t>();
+    version = r[15].as<int64_t>();
+    event_seq = r[16].as<int64_t>();
+    head_clouds = JsonStrings(r[17].c_str());
+    create_time = r[18].as<double>();
+    update_time = r[19].as<double>();
+  }
+  bool imported() const { return origin_kind == pb::Origin::IMPORTED; }
+  std::string etag() const { return absl::StrCat("\"", version, "\""); }
+  MciName name() const { return MciName{account, mci_id, 0}; }
+
+  // HEAD's info (no settings).
+  void ToProto(pb::MultiCloudImage* out) const {
+    out->set_name(name().Head());
+    out->set_display_name(display_name);
+    out->set_description(description);
+    out->set_state(static_cast<pb::MultiCloudImage::State>(state));
+    for (const auto& t : tags) out->add_tags(t);
+    pb::Origin* o = out->mutable_origin();
+    o->set_kind(static_cast<pb::Origin::Kind>(origin_kind));
+    o->set_source(origin_source);
+    o->set_source_display_name(origin_source_name);
+    o->set_lineage(lineage);
+    o->set_publication(publication);
+    o->set_source_revision(source_revision);
+    out->set_latest_revision(latest_revision);
+    out->set_etag(etag());
+    *out->mutable_create_time() = ToTimestamp(create_time);
+    *out->mutable_update_time() = ToTimestamp(update_time);
+    out->set_read_only(imported());
+  }
+};
+
+Catalog::Catalog(db::Pool* pool, DeletionPeer* deletion_peer, CatalogOptions options)
+    : pool_(pool), deletion_peer_(deletion_peer), options_(std::move(options)) {}
+
+void Catalog::Prepare(pqxx::connection& conn) {
+  for (const auto& [name, sql] : Statements()) conn.prepare(name, sql);
+}
+
+void Catalog::Committed(const MciName& name) {
+  cache_.Invalidate(name.Key());
+  if (on_events_) on_events_();
+}
+
+void Catalog::OnRemoteEvent(const Event& event) {
+  auto name = ParseMciName(event.multi_cloud_image(), false);
+  if (name.ok()) cache_.Invalidate(name->Key());
+}
+
+absl::StatusOr<MciName> Catalog::ReadableMci(const Caller& caller, absl::string_view name,
+                                             bool allow_revision) const {
+  auto parsed = ParseMciName(name, allow_revision);
+  if (!parsed.ok()) return parsed.status();
+  // Another account's MCIs are invisible: NOT_FOUND, as for a missing one.
+  if (parsed->account != caller.account && !caller.Has(auth::Role::kService)) {
+    return NotFound(*parsed);
+  }
+  return parsed;
+}
+
+absl::Status Catalog::LoadMci(pqxx::transaction_base& txn, const MciName& name, bool for_update,
+                              MciRow* row) {
+  pqxx::result r = for_update ? txn.exec_prepared("lock_mci", name.account, name.mci_id)
+                              : txn.exec_params(kGetMci, name.account, name.mci_id);
+  if (r.empty()) return NotFound(name);
+  row->Parse(r[0]);
+  return absl::OkStatus();
+}
+
+absl::Status Catalog::EditableHead(const MciRow& row, const MciName& name) {
+  if (row.state == pb::MultiCloudImage::DELETING) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        name.Head(), " is being deleted; it cannot be changed. Retry the deletion to see its "
+                     "outcome, or clone the MCI."));
+  }
+  if (row.imported()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        name.Head(), " was imported from the marketplace (", row.publication,
+        ") and cannot be edited in place; clone it (CloneMultiCloudImage) to get an editable "
+        "copy."));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Catalog::ReadMci(pqxx::transaction_base& txn, const MciName& name,
+                              bool with_settings, pb::MultiCloudImage* out) {
+  pqxx::result r = txn.exec_prepared("read_mci", name.account, name.mci_id, name.revision);
+  if (r.empty()) return NotFound(name);
+  MciRow row;
+  row.Parse(r[0]);
+  const pqxx::row& f = r[0];
+  if (name.revision > 0 && !f[kMciColumnCount].as<bool>()) {
+    return absl::NotFoundError(absl::StrCat(
+        "Revision ", name.revision, " of ", name.Head(), " not found; its latest revision is ",
+        row.latest_revision, "."));
+  }
+  out->Clear();
+  row.ToProto(out);
+  if (name.revision > 0) {
+    out->set_name(name.Full());
+    out->set_revision(name.revision);
+    out->set_display_name(f[kMciColumnCount + 1].c_str());
+    out->set_description(f[kMciColumnCount + 2].c_str());
+    out->clear_tags();
+    for (const auto& t : JsonStrings(f[kMciColumnCount + 3].c_str())) out->add_tags(t);
+    out->set_commit_message(f[kMciColumnCount + 4].c_str());
+    *out->mutable_create_time() = ToTimestamp(f[kMciColumnCount + 5].as<double>());
+    *out->mutable_update_time() = out->create_time();
+    out->set_read_only(true);
+    out->clear_etag();
+  }
+  pb::MultiCloudImage with;
+  FillSettings(name, f[kMciColumnCount + 6].c_str(), &with);
+  *out->mutable_clouds() = with.clouds();
+  if (with_settings) *out->mutable_settings() = with.settings();
+  return absl::OkStatus();
+}
+
+absl::Status Catalog::ReadMciByRequestId(pqxx::transaction_base& txn, const std::string& account,
+                                         const std::string& request_id,
+                                         pb::MultiCloudImage* out) {
+  pqxx::result r = txn.exec_prepared("read_mci_by_request_id", account, request_id);
+  if (r.empty()) return absl::NotFoundError("no such request");
+  return ReadMci(txn, MciName{account, r[0][0].c_str(), 0}, true, out);
+}
+
+void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
+                          int64_t revision, bool head_changed) {
+  pqxx::result bumped = txn.exec_prepared("bump_for_event", row.id, head_changed ? 1 : 0);
+  Event event;
+  event.set_event_id(RandomId("", 24));
+  event.set_type(type);
+  event.set_multi_cloud_image(row.name().Head());
+  event.set_account(row.account);
+  event.set_sequence(bumped[0][0].as<int64_t>());
+  *event.mutable_event_time() = ToTimestamp(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+  event.set_revision(revision);
+  Event::State state = type == Event::DELETED                        ? Event::STATE_DELETED
+                       : row.state == pb::MultiCloudImage::DELETING ? Event::STATE_DELETING
+                                                                     : Event::STATE_ACTIVE;
+  event.set_state(state);
+  for (const auto& c : JsonStrings(bumped[0][1].c_str())) event.add_head_clouds(CloudName(c));
+  for (const auto& r : txn.exec_prepared("revision_clouds", row.id)) {
+    Event::Revision* rev = event.add_revisions();
+    rev->set_revision(r[0].as<int64_t>());
+    for (const auto& c : JsonStrings(r[1].c_str())) rev->add_clouds(CloudName(c));
+  }
+  event.set_deletion_id(row.deletion_id);
+  event.set_display_name(row.display_name);
+  event.set_origin_kind(OriginKindName(row.origin_kind));
+  event.set_origin_source(row.origin_source);
+  event.set_lineage(row.lineage);
+  txn.exec_prepared("insert_outbox", event.event_id(), EventSubject(type),
+                    absl::Base64Escape(event.SerializeAsString()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// MultiCloud Images
+
+absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
+                                            const pb::CreateMultiCloudImageRequest& req,
+                                            pb::MultiCloudImage* out) {
+  auto account = ParseAccountName(req.parent());
+  if (!account.ok()) return account.status();
+  if (*account != caller.account) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "You can create MultiCloud Images only in your own account, accounts/", caller.account,
+        "."));
+  }
+  const pb::MultiCloudImage& mci = req.multi_cloud_image();
+  if (auto s = ValidateDisplayName(mci.display_name()); !s.ok()) return s;
+  if (auto s = ValidateDescription(mci.description()); !s.ok()) return s;
+  std::set<std::string> tags;
+  for (const auto& t : mci.tags()) {
+    if (auto s = ValidateTag(t); !s.ok()) return s;
+    tags.insert(t);
+  }
+  if (!req.multi_cloud_image_id().empty() && !IsValidResourceId(req.multi_cloud_image_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "multi_cloud_image_id \"", req.multi_cloud_image_id(),
+        "\" is not valid: use 1-63 characters, lower-case letters, digits and '-', starting "
+        "with a letter."));
+  }
+  if (req.request_id().size() > 128) {
+    return absl::InvalidArgumentError("request_id is longer than 128 characters.");
+  }
+  MciName name{*account, req.multi_cloud_image_id().empty() ? RandomId("mci-", 12)
+                                                            : req.multi_cloud_image_id(),
+               0};
+  bool created = false;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    if (!req.request_id().empty() &&
+        ReadMciByRequestId(txn, name.account, req.request_id(), out).ok()) {
+      return absl::OkStatus();
+    }
+    if (!txn.exec_params(kMciExists, name.account, name.mci_id).empty()) {
+      return absl::AlreadyExistsError(absl::StrCat("MultiCloud Image ", name.Head(),
+                                                   " already exists; choose another id."));
+    }
+    int64_t id = txn.exec_params(kInsertMci, name.account, name.mci_id, mci.display_name(),
+                                 mci.description(),
+                                 JoinArray({tags.begin(), tags.end()}),
+                                 static_cast<int>(pb::Origin::CREATED), "", "", name.Head(), "",
+                                 0)[0][0]
+                     .as<int64_t>();
+    if (!req.request_id().empty()) {
+      txn.exec_params(kInsertRequestId, name.account, req.request_id(), id);
+    }
+    MciRow row;
+    if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
+    AppendEvent(txn, row, Event::CREATED, 0, false);
+    created = true;
+    return ReadMci(txn, name, true, out);
+  });
+  if (status.code() == absl::StatusCode::kAlreadyExists && !req.request_id().empty()) {
+    // A concurrent retry with the same request_id won the race: answer its result.
+    absl::Status again = pool_->Run([&](pqxx::connection& c) {
+      pqxx::nontransaction txn(c);
+      return ReadMciByRequestId(txn, name.account, req.request_id(), out);
+    });
+    if (again.ok()) return again;
+  }
+  if (status.ok() && created) Committed(name);
+  return status;
+}
+
+absl::Status Catalog::GetMultiCloudImage(const Caller& caller,
+                                         const pb::GetMultiCloudImageRequest& req,
+                                         pb::MultiCloudImage* out) {
+  auto name = ReadableMci(caller, req.name(), true);
+  if (!name.ok()) return name.status();
+  return pool_->Run([&](pqxx::connection& c) {
+    pqxx::nontransaction txn(c);
+    return ReadMci(txn, *name, true, out);
+  });
+}
+
+absl::Status Catalog::ListMultiCloudImages(const Caller& caller,
+                                           const pb::ListMultiCloudImagesRequest& req,
+                                           pb::ListMultiCloudImagesResponse* out) {
+  auto account = ParseAccountName(req.parent());
+  if (!account.ok()) return account.status();
+  if (*account != caller.account && !caller.Has(auth::Role::kService)) {
+    return absl::NotFoundError(absl::StrCat("Account ", req.parent(), " not found."));
+  }
+  auto page_size = PageSize(req.page_size());
+  if (!page_size.ok()) return page_size.status();
+  std::string cloud_id;
+  if (!req.cloud().empty()) {
+    auto c = ParseCloudName(req.cloud(), "cloud");
+    if (!c.ok()) return c.status();
+    cloud_id = *c;
+  }
+  if (!req.tag().empty()) {
+    if (auto s = ValidateTag(req.tag()); !s.ok()) return s;
+  }
+  std::string fingerprint = absl::StrCat(*account, "|", req.tag(), "|", cloud_id, "|",
+                                         req.display_name(), "|", req.origin_kind(), "|",
+                                         req.lineage());
+  auto cursor = DecodePageToken(req.page_token(), std::to_string(std::hash<std::string>{}(fingerprint)));
+  if (!cursor.ok()) return cursor.status();
+  int64_t after = 0;
+  if (!cursor->empty() && !absl::SimpleAtoi(*cursor, &after)) {
+    return absl::InvalidArgumentError("page_token is corrupt; start again without it.");
+  }
+  return pool_->Run([&](pqxx::connection& c) {
+    pqxx::nontransaction txn(c);
+    pqxx::result r = txn.exec_prepared(
+        "list_mcis", *account, after, req.tag(), cloud_id, EscapeLike(req.display_name()),
+        static_cast<int>(req.origin_kind()), req.lineage(), *page_size + 1);
+    for (size_t i = 0; i < r.size() && static_cast<int>(i) < *page_size; ++i) {
+      MciRow row;
+      row.Parse(r[i]);
+      pb::MultiCloudImage* m = out->add_multi_cloud_images();
+      row.ToProto(m);
+      for (const auto& cl : row.head_clouds) m->add_clouds(CloudName(cl));
+      after = row.id;
+    }
+    if (static_cast<int>(r.size()) > *page_size) {
+      out->set_next_page_token(EncodePageToken(
+          std::to_string(after), std::to_string(std::hash<std::string>{}(fingerprint))));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Catalog::UpdateMultiCloudImage(const Caller& caller,
+                                            const pb::UpdateMultiCloudImageRequest& req,
+                                            pb::MultiCloudImage* out) {
+  const pb::MultiCloudImage& in = req.multi_cloud_image();
+  auto name = ReadableMci(caller, in.name(), false);
+  if (!name.ok()) return name.status();
+  std::vector<std::string> paths(req.update_mask().paths().begin(),
+                                 req.update_mask().paths().end());
+  if (paths.empty()) paths = {"display_name", "description"};
+  for (const auto& p : paths) {
+    if (p != "display_name" && p != "description") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update_mask path \"", p,
+          "\" cannot be updated; updatable fields are display_name and description (tags: "
+          "AddTags/RemoveTags; settings: the setting methods)."));
+    }
+  }
+  bool set_name = std::count(paths.begin(), paths.end(), "display_name") > 0;
+  bool set_description = std::count(paths.begin(), paths.end(), "description") > 0;
+  if (set_name) {
+    if (auto s = ValidateDisplayName(in.display_name()); !s.ok()) return s;
+  }
+  if (set_description) {
+    if (auto s = ValidateDescription(in.description()); !s.ok()) return s;
+  }
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    MciRow row;
+    if (auto s = LoadMci(txn, *name, true, &row); !s.ok()) return s;
+    if (!in.etag().empty() && in.etag() != row.etag()) {
+      return absl::AbortedError(absl::StrCat(
+          "The etag ", in.etag(), " is stale: ", name->Head(),
+          " changed since you read it (now ", row.etag(), "). Get it again and retry."));
+    }
+    if (auto s = EditableHead(row, *name); !s.ok()) return s;
+    txn.exec_params(kUpdateInfo, row.id, set_name ? in.display_name() : row.display_name,
+                    set_description ? in.description() : row.description, JoinArray(row.tags));
+    if (set_name) row.display_name = in.display_name();
+    AppendEvent(txn, row, Event::UPDATED, 0, true);
+    return ReadMci(txn, *name, true, out);
+  });
+  if (status.ok()) Committed(*name);
+  return status;
+}
+
+absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
+                                           const pb::CloneMultiCloudImageRequest& req,
+                                           pb::MultiCloudImage* out) {
+  auto source = ReadableMci(caller, req.name(), true);
+  if (!source.ok()) return source.status();
+  if (!req.display_name().empty()) {
+    if (auto s = ValidateDisplayName(req.display_name()); !s.ok()) return s;
+  }
+  if (!req.multi_cloud_image_id().empty() && !IsValidResourceId(req.multi_cloud_image_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "multi_cloud_image_id \"", req.multi_cloud_image_id(),
+        "\" is not valid: use 1-63 characters, lower-case letters, digits and '-', starting "
+        "with a letter."));
+  }
+  MciName name{caller.account, req.multi_cloud_image_id().empty() ? RandomId("mci-", 12)
+                                                                 : req.multi_cloud_image_id(),
+               0};
+  bool created = false;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    if (!req.request_id().empty() &&
+        ReadMciByRequestId(txn, name.account, req.request_id(), out).ok()) {
+      return absl::OkStatus();
+    }
+    pb::MultiCloudImage src;
+    if (auto s = ReadMci(txn, *source, false, &src); !s.ok()) return s;
+    if (!txn.exec_params(kMciExists, name.account, name.mci_id).empty()) {
+      return absl::AlreadyExistsError(absl::StrCat("MultiCloud Image ", name.Head(),
+                                                   " already exists; choose another id."));
+    }
+    std::string display_name =
+        req.display_name().empty() ? NextCloneDisplayName(src.display_name()) : req.display_name();
+    std::vector<std::string> tags(src.tags().begin(), src.tags().end());
+    int64_t id =
+        txn.exec_params(kInsertMci, name.account, name.mci_id, display_name, src.description(),
+                        JoinArray(tags), static_cast<int>(pb::Origin::CLONED), source->Full(),
+                        src.display_name(), src.origin().lineage(), src.origin().publication(),
+                        source->revision)[0][0]
+            .as<int64_t>();
+    MciRow src_row;
+    if (auto s = LoadMci(txn, *source, false, &src_row); !s.ok()) return s;
+    txn.exec_params(kCopySettings, id, 0, src_row.id, source->revision);
+    if (!req.request_id().empty()) {
+      txn.exec_params(kInsertRequestId, name.account, req.request_id(), id);
+    }
+    MciRow row;
+    if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
+    AppendEvent(txn, row, Event::CREATED, 0, false);
+    created = true;
+    return ReadMci(txn, name, true, out);
+  });
+  if (status.code() == absl::StatusCode::kAlreadyExists && !req.request_id().empty()) {
+    absl::Status again = pool_->Run([&](pqxx::connection& c) {
+      pqxx::nontransaction txn(c);
+      return ReadMciByRequestId(txn, name.account, req.request_id(), out);
+    });
+    if (again.ok()) return again;
+  }
+  if (status.ok() && created) Committed(name);
+  return status;
+}
+
+absl::Status Catalog::CommitMultiCloudImage(const Caller& caller,
+                                            const pb::CommitMultiCloudImageRequest& req,
+                                            pb::MultiCloudImage* out) {
+  auto name = ReadableMci(caller, req.name(), false);
+  if (!name.ok()) return name.status();
+  if (req.message().size() > kMaxDescription) {
+    return absl::InvalidArgumentError("message is longer than 4096 bytes.");
+  }
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    MciRow row;
+    if (auto s = LoadMci(txn, *name, true, &row); !s.ok()) return s;
+    if (!req.etag().empty() && req.etag() != row.etag()) {
+      return absl::AbortedError(absl::StrCat("The etag ", req.etag(), " is stale: ",
+                                             name->Head(), " changed since you read it (now ",
+                                             row.etag(), "). Get it again and retry."));
+    }
+    if (auto s = EditableHead(row, *name); !s.ok()) return s;
+    if (row.head_clouds.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          name->Head(),
+          " has no settings: add a setting for at least one cloud before committing."));
+    }
+    int64_t revision = row.latest_revision + 1;
+    txn.exec_params(kInsertRevision, row.id, revision, row.display_name, row.description,
+                    JoinArray(row.tags), req.message());
+    txn.exec_params(kCopySettings, row.id, revision, row.id, 0);
+    txn.exec_params(kSetLatestRevision, row.id, revision);
+    AppendEvent(txn, row, Event::COMMITTED, revision, true);
+    return ReadMci(txn, MciName{name->account, name->mci_id, revision}, true, out);
+  });
+  if (status.ok()) Committed(*name);
+  return status;
+}
+
+absl::Status Catalog::ListMultiCloudImageRevisions(
+    const Caller& caller, const pb::ListMultiCloudImageRevisionsRequest& req,
+    pb::ListMultiCloudImageRevisionsResponse* out) {
+  auto name = ReadableMci(caller, req.name(), false);
+  if (!name.ok()) return name.status();
+  auto page_size = PageSize(req.page_size());
+  if (!page_size.ok()) return page_size.status();
+  auto cursor = DecodePageToken(req.page_token(), name->Head());
+  if (!cursor.ok()) return cursor.status();
+  int64_t before = std::numeric_limits<int64_t>::max();
+  if (!cursor->empty() && !absl::SimpleAtoi(*cursor, &before)) {
+    return absl::InvalidArgumentError("page_token is corrupt; start again without it.");
+  }
+  return pool_->Run([&](pqxx::connection& c) {
+    pqxx::nontransaction txn(c);
+    MciRow row;
+    if (auto s = LoadMci(txn, *name, false, &row); !s.ok()) return s;
+    pqxx::result r = txn.exec_params(kListRevisions, row.id, before, *page_size + 1);
+    for (size_t i = 0; i < r.size() && static_cast<int>(i) < *page_size; ++i) {
+      pb::MultiCloudImage* m = out->add_multi_cloud_images();
+      row.ToProto(m);
+      int64_t revision = r[i][0].as<int64_t>();
+      m->set_name(MciName{name->account, name->mci_id, revision}.Full());
+      m->set_revision(revision);
+      m->set_display_name(r[i][1].c_str());
+      m->set_description(r[i][2].c_str());
+      m->clear_tags();
+      for (const auto& t : JsonStrings(r[i][3].c_str())) m->add_tags(t);
+      m->set_commit_message(r[i][4].c_str());
+      *m->mutable_create_time() = ToTimestamp(r[i][5].as<double>());
+      *m->mutable_update_time() = m->create_time();
+      for (const auto& cl : JsonStrings(r[i][6].c_str())) m->add_clouds(CloudName(cl));
+      m->set_read_only(true);
+      m->clear_etag();
+      before = revision;
+    }
+    if (static_cast<int>(r.size()) > *page_size) {
+      out->set_next_page_token(EncodePageToken(std::to_string(before), name->Head()));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
+                                            const pb::ImportMultiCloudImageRequest& req,
+                                            pb::MultiCloudImage* out) {
+  auto account = ParseAccountName(req.parent());
+  if (!account.ok()) return account.status();
+  if (*account != caller.account) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "You can import only into your own account, accounts/", caller.account, "."));
+  }
+  const pb::MultiCloudImage& snap = req.snapshot();
+  if (auto s = ValidateDisplayName(snap.display_name()); !s.ok()) return s;
+  if (snap.origin().kind() != pb::Origin::IMPORTED || snap.origin().source().empty() ||
+      snap.origin().lineage().empty() || snap.origin().source_revision() < 1) {
+    return absl::InvalidArgumentError(
+        "snapshot.origin must be kind IMPORTED with source (publications/{p}), lineage and "
+        "source_revision (the published revision, 1 or more).");
+  }
+  std::set<std::string> tags;
+  for (const auto& t : snap.tags()) {
+    if (auto s = ValidateTag(t); !s.ok()) return s;
+    tags.insert(t);
+  }
+  struct Setting {
+    std::string cloud, image, type, kernel, ramdisk, user_data;
+  };
+  std::vector<Setting> settings;
+  for (const auto& in : snap.settings()) {
+    auto cloud = ParseCloudName(in.cloud(), "snapshot.settings.cloud");
+    if (!cloud.ok()) return cloud.status();
+    auto image = ParseCloudResourceName(in.image(), "images", "snapshot.settings.image");
+    if (!image.ok()) return image.status();
+    auto type = ParseCloudResourceName(in.instance_type(), "instanceTypes",
+                                       "snapshot.settings.instance_type");
+    if (!type.ok()) return type.status();
+    Setting s{*cloud, image->id, type->id, "", "", in.user_data()};
+    if (!in.kernel_image().empty()) {
+      auto k = ParseCloudResourceName(in.kernel_image(), "images", "snapshot.settings.kernel_image");
+      if (!k.ok()) return k.status();
+      s.kernel = k->id;
+    }
+    if (!in.ramdisk_image().empty()) {
+      auto r = ParseCloudResourceName(in.ramdisk_image(), "images", "snapshot.settings.ramdisk_image");
+      if (!r.ok()) return r.status();
+      s.ramdisk = r->id;
+    }
+    settings.push_back(std::move(s));
+  }
+  if (settings.empty()) {
+    return absl::InvalidArgumentError("snapshot.settings is empty: a published MCI has clouds.");
+  }
+  const int64_t revision = snap.origin().source_revision();
+  MciName name{*account, "", 0};
+  if (!req.name().empty()) {
+    auto target = ReadableMci(caller, req.name(), false);
+    if (!target.ok()) return target.status();
+    if (!caller.Has(auth::Role::kDesigner) || !caller.Has(auth::Role::kLibrary)) {
+      return absl::PermissionDeniedError(
+          "Updating an imported MultiCloud Image needs both the designer and library roles.");
+    }
+    name = *target;
+  } else {
+    name.mci_id = RandomId("mci-", 12);
+  }
+  auto write_settings = [&](pqxx::work& txn, int64_t id) {
+    for (const Setting& s : settings) {
+      for (int64_t rev : {int64_t{0}, revision}) {
+        txn.exec_params(kInsertSetting, id, rev, s.cloud, s.image, s.type, s.kernel, s.ramdisk,
+                        s.user_data);
+      }
+    }
+    txn.exec_params(kInsertRevision, id, revision, snap.display_name(), snap.description(),
+                    JoinArray({tags.begin(), tags.end()}),
+                    absl::StrCat("Imported from ", snap.origin().source()));
+    txn.exec_params(kSetLatestRevision, id, revision);
+  };
+  bool changed = false;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    for (const Setting& s : settings) {
+      if (txn.exec_params(kCloudExists, s.cloud).empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "The published MCI uses ", CloudName(s.cloud), ", which this catalog does not know."));
+      }
+    }
+    if (req.name().empty()) {
+      if (!req.request_id().empty() &&
+          ReadMciByRequestId(txn, name.account, req.request_id(), out).ok()) {
+        return absl::OkStatus();
+      }
+      int64_t id = txn.exec_params(kInsertMci, name.account, name.mci_id, snap.display_name(),
+                                   snap.description(), JoinArray({tags.begin(), tags.end()}),
+                                   static_cast<int>(pb::Origin::IMPORTED), snap.origin().source(),
+                                   snap.origin().source_display_name(), snap.origin().lineage(),
+                                   snap.origin().source(), revision)[0][0]
+                       .as<int64_t>();
+      if (!req.request_id().empty()) {
+        txn.exec_params(kInsertRequestId, name.account, req.request_id(), id);
+      }
+      write_settings(txn, id);
+      MciRow row;
+      if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
+      AppendEvent(txn, row, Event::CREATED, 0, false);
+      changed = true;
+      return ReadMci(txn, name, true, out);
+    }
+    MciRow row;
+    if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
+    if (!row.imported()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          name.Head(), " was not imported from the marketplace; only imported MCIs take "
+                       "published updates."));
+    }
+    if (row.state == pb::MultiCloudImage::DELETING) {
+      return absl::FailedPreconditionError(absl::StrCat(name.Head(), " is being deleted."));
+    }
+    if (revision <= row.latest_revision) {
+      if (row.source_revision == revision) return ReadMci(txn, name, true, out);  // a retry
+      return absl::FailedPreconditionError(absl::StrCat(
+          name.Head(), " already has revision ", row.latest_revision,
+          "; an update must bring a newer published revision than that."));
+    }
+    txn.exec_params(kDeleteHeadSettings, row.id);
+    txn.exec_params(kUpdateInfo, row.id, snap.display_name(), snap.description(),
+                    JoinArray({tags.begin(), tags.end()}));
+    txn.exec_params(kSetImportOrigin, row.id, snap.origin().source(), snap.origin().source(),
+                    revision);
+    write_settings(txn, row.id);
+    row.display_name = snap.display_name();
+    AppendEvent(txn, row, Event::COMMITTED, revision, true);
+    changed = true;
+    return ReadMci(txn, name, true, out);
+  });
+  if (status.code() == absl::StatusCode::kAlreadyExists && !req.request_id().empty()) {
+    absl::Status again = pool_->Run([&](pqxx::connection& c) {
+      pqxx::nontransaction txn(c);
+      return ReadMciByRequestId(txn, name.account, req.request_id(), out);
+    });
+    if (again.ok()) return again;
+  }
+  if (status.ok() && changed) Committed(name);
+  return status;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deletion saga (catalog side)
+
+absl::Status Catalog::DeleteMultiCloudImage(const Caller& caller,
+                                            const pb::DeleteMultiCloudImageRequest& req,
+                                            google::protobuf::Empty*) {
+  auto parsed = ParseMciName(req.name(), true);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->revision != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Delete the HEAD name ", parsed->Head(),
+        ": a MultiCloud Image is deleted with all its revisions, never one revision alone."));
+  }
+  auto name = ReadableMci(caller, req.name(), false);
+  if (!name.ok()) return name.status();
+  std::string deletion_id;
+  bool started = false;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    MciRow row;
+    if (auto s = LoadMci(txn, *name, true, &row); !s.ok()) return s;
+    if (!req.etag().empty() && req.etag() != row.etag()) {
+      return absl::AbortedError(absl::StrCat("The etag ", req.etag(), " is stale: ",
+                                             name->Head(), " changed since you read it (now ",
+                                             row.etag(), "). Get it again and retry."));
+    }
+    if (row.state == pb::MultiCloudImage::DELETING) {
+      deletion_id = row.deletion_id;  // a retried Delete resumes the same saga
+      return absl::OkStatus();
+    }
+    deletion_id = RandomId("del-", 20);
+    txn.exec_params(kSetState, row.id, static_cast<int>(pb::MultiCloudImage::DELETING),
+                    deletion_id);
+    row.state = pb::MultiCloudImage::DELETING;
+    row.deletion_id = deletion_id;
+    AppendEvent(txn, row, Event::DELETION_STARTED, 0, true);
+    started = true;
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  if (started) Committed(*name);
+  std::vector<std::string> usages;
+  return FinishDeletion(*name, deletion_id, &usages);
+}
+
+absl::Status Catalog::FinishDeletion(const MciName& name, const std::string& deletion_id,
+                                     std::vector<std::string>* usages) {
+  auto reservation = deletion_peer_->Reserve(name.Head(), deletion_id);
+  if (!reservation.ok()) {
+    log::Warn("deletion: reservation failed; the recovery loop will retry",
+              {{"mci", name.Head()}, {"error", reservation.status().ToString()}});
+    return absl::UnavailableError(absl::StrCat(
+        "Could not check with the template-reference service whether ServerTemplates use ",
+        name.Head(), " (", reservation.status().message(),
+        "). The MCI stays DELETING until the check succeeds, then it is deleted or restored "
+        "automatically; retry the Delete to see the outcome."));
+  }
+  if (reservation->reserved && options_.fault_injection == "crash-after-reserve") {
+    log::Error("fault injection: crashing after the reservation", {{"mci", name.Head()}});
+    _exit(137);
+  }
+  bool changed = false;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    MciRow row;
+    pqxx::result r = txn.exec_prepared("lock_mci", name.account, name.mci_id);
+    if (r.empty()) return absl::OkStatus();  // already finished by another attempt
+    row.Parse(r[0]);
+    if (row.state != pb::MultiCloudImage::DELETING || row.deletion_id != deletion_id) {
+      return absl::AbortedError(absl::StrCat("The deletion of ", name.Head(),
+                                             " was settled concurrently; get it again."));
+    }
+    if (reservation->reserved) {
+      AppendEvent(txn, row, Event::DELETED, 0, true);
+      txn.exec_params(kDeleteMci, row.id);
+    } else {
+      txn.exec_params(kSetState, row.id, static_cast<int>(pb::MultiCloudImage::ACTIVE), "");
+      row.state = pb::MultiCloudImage::ACTIVE;
+      AppendEvent(txn, row, Event::DELETION_ABORTED, 0, true);
+    }
+    changed = true;
+    return absl::OkStatus();
+  });
+  if (changed) Committed(name);
+  if (status.ok() || status.code() == absl::StatusCode::kAborted) {
+    absl::Status released = deletion_peer_->Release(name.Head(), deletion_id,
+                                                    reservation->reserved);
+    if (!released.ok()) {
+      log::Warn("deletion: release failed (the deleted/aborted event settles it too)",
+                {{"mci", name.Head()}, {"error", released.ToString()}});
+    }
+  }
+  if (!status.ok()) return status;
+  if (reservation->reserved) return absl::OkStatus();
+  *usages = reservation->usages;
+  return absl::FailedPreconditionError(absl::StrCat(
+      "Cannot delete as the MultiCloud Image (HEAD/committed revision) is being used by one or "
+      "more ServerTemplates. Used by: ",
+      absl::StrJoin(reservation->usages, ", "),
+      ". Remove the MCI from those ServerTemplates (see ListMultiCloudImageUsages) and delete "
+      "again."));
+}
+
+int Catalog::RecoverDeletions() {
+  std::vector<std::pair<MciName, std::string>> stale;
+  absl::Status s = pool_->Run([&](pqxx::connection& c) {
+    pqxx::nontransaction txn(c);
+    for (const auto& r : txn.exec_params(
+             kStaleDeletions, absl::ToDoubleSeconds(options_.deletion_recovery_after))) {
+      stale.push_back({MciName{r[0].c_str(), r[1].c_str(), 0}, r[2].c_str()});
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return 0;
+  int settled = 0;
+  for (const auto& [name, deletion_id] : stale) {
+    std::vector<std::string> usages;
+    absl::Status result = FinishDeletion(name, deletion_id, &usages);
+    if (result.code() != absl::StatusCode::kUnavailable) {
+      ++settled;
+      log::Info("deletion recovered",
+                {{"mci", name.Head()}, {"outcome", result.ok() ? "deleted" : "restored"}});
+    }
+  }
+  return settled;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+absl::Status Catalog::CheckSetting(pqxx::transaction_base& txn, const std::string& account,
+                                   const std::string& cloud_id,
+                                   const pb::MultiCloudImageSetting& s) {
+  if (txn.exec_params(kCloudExists, cloud_id).empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Cloud ", CloudName(cloud_id), " does not exist; see ListClouds."));
+  }
+  auto same_cloud = [&](absl::string_view field, const CloudResourceName& n,
+                        absl::string_view full) -> absl::Status {
+    if (n.cloud_id == cloud_id) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " ", full, " belongs to ", CloudName(n.cloud_id), ", but the setting is for ",
+        CloudName(cloud_id), ": images and instance types are cloud-specific."));
+  };
+  auto image_of_kind = [&](absl::string_view field, const std::string& full,
+                           pb::ImageKind kind, int* architecture) -> absl::Status {
+    auto n = ParseCloudResourceName(full, "images", field);
+    if (!n.ok()) return n.status();
+    if (auto st = same_cloud(field, *n, full); !st.ok()) return st;
+    pqxx::result r = txn.exec_prepared("visible_image", n->cloud_id, n->id, account);
+    if (r.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " ", full, " does not exist in ", CloudName(cloud_id),
+          " or is not visible to accounts/", account,
+          " (public, your own, or shared with you); see ListImages."));
+    }
+    if (r[0][0].as<int>() != kind) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, " ", full, " is a ", pb::ImageKind_Name(static_cast<pb::ImageKind>(r[0][0].as<int>())),
+          " image; ", field, " needs a ", pb::ImageKind_Name(kind), " image."));
+    }
+    if (architecture != nullptr) *architecture = r[0][1].as<int>();
+    return absl::OkStatus();
+  };
+  int architecture = 0;
+  if (s.image().empty()) {
+    return absl::InvalidArgumentError(
+        "setting.image is required: the machine image (clouds/{cloud}/images/{image}) to launch.");
+  }
+  if (auto st = image_of_kind("setting.image", s.image(), pb::MACHINE, &architecture); !st.ok()) {
+    return st;
+  }
+  if (!s.kernel_image().empty()) {
+    if (auto st = image_of_kind("setting.kernel_image", s.kernel_image(), pb::KERNEL, nullptr);
+        !st.ok()) {
+      return st;
+    }
+  }
+  if (!s.ramdisk_image().empty()) {
+    if (auto st = image_of_kind("setting.ramdisk_image", s.ramdisk_image(), pb::RAMDISK, nullptr);
+        !st.ok()) {
+      return st;
+    }
+  }
+  if (s.instance_type().empty()) {
+    return absl::InvalidArgumentError(
+        "setting.instance_type is required: clouds/{cloud}/instanceTypes/{type}; see "
+        "ListInstanceTypes.");
+  }
+  auto type = ParseCloudResourceName(s.instance_type(), "instanceTypes", "setting.instance_type");
+  if (!type.ok()) return type.status();
+  if (auto st = same_cloud("setting.instance_type", *type, s.instance_type()); !st.ok()) return st;
+  pqxx::result t = txn.exec_prepared("instance_type_architectures", type->cloud_id, type->id);
+  if (t.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("Instance type ", s.instance_type(),
+                                                   " does not exist; see ListInstanceTypes."));
+  }
+  std::vector<int> arches = JsonInts(t[0][0].c_str());
+  if (std::find(arches.begin(), arches.end(), architecture) == arches.end()) {
+    std::vector<std::string> supported;
+    for (int a : arches) supported.push_back(ArchitectureName(static_cast<pb::Architecture>(a)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Instance type ", s.instance_type(), " supports ", absl::StrJoin(supported, " and "),
+        " images only, but image ", s.image(), " is ",
+        ArchitectureName(static_cast<pb::Architecture>(architecture)),
+        ": pick an instance type for that architecture, or an image of the other one."));
+  }
+  if (s.user_data().size() > kMaxUserDataBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("setting.user_data is ", s.user_data().size(),
+                                                   " bytes; the limit is 16 KiB (16384 bytes)."));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+std::string IdOf(const std::string& full) {
+  auto slash = full.rfind('/');
+  return slash == std::string::npos ? full : full.substr(slash + 1);
+}
+
+}  // namespace
+
+absl::Status Catalog::CreateMultiCloudImageSetting(
+    const Caller& caller, const pb::CreateMultiCloudImageSettingRequest& req,
+    pb::MultiCloudImageSetting* out) {
+  auto name = ReadableMci(caller, req.parent(), false);
+  if (!name.ok()) return name.status();
+  const pb::MultiCloudImageSetting& s = req.setting();
+  auto cloud = ParseCloudName(s.cloud(), "setting.cloud");
+  if (!cloud.ok()) return cloud.status();
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    MciRow row;
+    if (auto st = LoadMci(txn, *name, true, &row); !st.ok()) return st;
+    if (auto st = EditableHead(row, *name); !st.ok()) return st;
+    if (!txn.exec_params(kSettingExists, row.id, *cloud).empty()) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          name->Head(), " already has a setting for ", CloudName(*cloud),
+          " (one image per cloud); update that setting instead, or create another MCI."));
+    }
+    if (auto st = CheckSetting(txn, name->account, *cloud, s); !st.ok()) return st;
+    txn.exec_params(kInsertSetting, row.id, 0, *cloud, IdOf(s.image()), IdOf(s.instance_type()),
+                    s.kernel_image().empty() ? "" : IdOf(s.kernel_image()),
+                    s.ramdisk_image().empty() ? "" : IdOf(s.ramdisk_image()), s.user_data());
+    AppendEvent(txn, row, Event::SETTINGS_CHANGED, 0, true);
+    *out = s;
+    out->set_name(SettingName{*name, *cloud}.Full());
+    return absl::OkStatus();
+  });
+  if (status.ok()) Committed(*name);
+  return status;
+}
+
+absl::Status Catalog::UpdateMultiCloudImageSetting(
+    const Caller& caller, const pb::UpdateMultiCloudImageSettingRequest& req,
+    pb::MultiCloudImageSetting* out) {
+  auto setting = ParseSettingName(req.setting().name());
+  if (!setting.ok()) return setting.status();
+  auto name = ReadableMci(caller, setting->mci.Full(), false);
+  if (!name.ok()) return name.status();
+  std::vector<std::string> paths(req.update_mask().paths().begin(),
+                                 req.update_mask().paths().end());
+  static const std::set<std::string> kUpdatable = {"image", "instance_type", "kernel_image",
+                                                   "ramdisk_image", "user_data"};
+  if (paths.empty()) paths.assign(kUpdatable.begin(), kUpdatable.end());
+  for (const auto& p : paths) {
+    if (kUpdatable.count(p) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update_mask path \"", p, "\" cannot be updated; updatable fields are image, "
+          "instance_type, kernel_image, ramdisk_image and user_data."));
+    }
+  }
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    MciRow row;
+    if (auto st = LoadMci(txn, *name, true, &row); !st.ok()) return st;
+    if (auto st = EditableHead(row, *name); !st.ok()) return st;
+    pb::MultiCloudImage current;
+    if (auto st = ReadMci(txn, *name, true, &current); !st.ok()) return st;
+    const pb::MultiCloudImageSetting* existing = nullptr;
+    for (const auto& s : current.settings()) {
+      if (s.cloud() == CloudName(setting->cloud_id)) existing = &s;
+    }
+    if (existing == nullptr) {
+      return absl::NotFoundError(absl::StrCat("Setting ", req.setting().name(), " not found."));
+    }
+    pb::MultiCloudImageSetting merged = *existing;
+    for (const auto& p : paths) {
+      if (p == "image") merged.set_image(req.setting().image());
+      if (p == "instance_type") merged.set_instance_type(req.setting().instance_type());
+      if (p == "kernel_image") merged.set_kernel_image(req.setting().kernel_image());
+      if (p == "ramdisk_image") merged.set_ramdisk_image(req.setting().ramdisk_image());
+      if (p == "user_data") merged.set_user_data(req.setting().user_data());
+    }
+    if (auto st = CheckSetting(txn, name->account, setting->cloud_id, merged); !st.ok()) return st;
+    txn.exec_params(kUpdateSetting, row.id, setting->cloud_id, IdOf(merged.image()),
+                    IdOf(merged.instance_type()),
+                    merged.kernel_image().empty() ? "" : IdOf(merged.kernel_image()),
+                    merged.ramdisk_image().empty() ? "" : IdOf(merged.ramdisk_image()),
+                    merged.user_data());
+    AppendEvent(txn, row, Event::SETTINGS_CHANGED, 0, true);
+    *out = merged;
+    return absl::OkStatus();
+  });
+  if (status.ok()) Committed(*name);
+  return status;
+}
+
+absl::Status Catalog::DeleteMultiCloudImageSetting(
+    const Caller& caller, const pb::DeleteMultiCloudImageSettingRequest& req,
+    google::protobuf::Empty*) {
+  auto setting = ParseSettingName(req.name());
+  if (!setting.ok()) return setting.status();
+  auto name = ReadableMci(caller, setting->mci.Full(), false);
+  if (!name.ok()) return name.status();
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    MciRow row;
+    if (auto st = LoadMci(txn, *name, true, &row); !st.ok()) return st;
+    if (auto st = EditableHead(row, *name); !st.ok()) return st;
+    if (txn.exec_params(kDeleteSetting, row.id, setting->cloud_id).affected_rows() == 0) {
+      return absl::NotFoundError(absl::StrCat("Setting ", req.name(), " not found."));
+    }
+    AppendEvent(txn, row, Event::SETTINGS_CHANGED, 0, true);
+    return absl::OkStatus();
+  });
+  if (status.ok()) Committed(*name);
+  return status;
+}
+
+absl::Status Catalog::ListMultiCloudImageSettings(
+    const Caller& caller, const pb::ListMultiCloudImageSettingsRequest& req,
+    pb::ListMultiCloudImageSettingsResponse* out) {
+  pb::MultiCloudImage mci;
+  if (auto s = GetMultiCloudImage(caller, [&] {
+        pb::GetMultiCloudImageRequest g;
+        g.set_name(req.parent());
+        return g;
+      }(), &mci);
+      !s.ok()) {
+    return s;
+  }
+  *out->mutable_settings() = mci.settings();
+  return absl::OkStatus();
+}
+
+absl::Status Catalog::ListAvailableClouds(const Caller& caller,
+                                          const pb::ListAvailableCloudsRequest& req,
+                                          pb::ListAvailableCloudsResponse* out) {
+  auto name = ReadableMci(caller, req.name(), false);
+  if (!name.ok()) return name.status();
+  return pool_->Run([&](pqxx::connection& c) {
+    pqxx::nontransaction txn(c);
+    MciRow row;
+    if (auto st = LoadMci(txn, *name, false, &row); !st.ok()) return st;
+    for (const auto& r : txn.exec_params(kAvailableClouds, row.id)) {
+      pb::Cloud* cloud = out->add_clouds();
+      cloud->set_name(CloudName(r[0].c_str()));
+      cloud->set_display_name(r[1].c_str());
+      cloud->set_provider(r[2].c_str());
+      cloud->set_region(r[3].c_str());
+    }
+    return absl::OkStatus();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tags
+
+absl::Status Catalog::AddTags(const Caller& caller, const pb::AddTagsRequest& req,
+                              pb::MultiCloudImage* out) {
+  auto name = ReadableMci(caller, req.name(), false);
+  if (!name.ok()) return name.status();
+  if (req.tags().empty()) return absl::InvalidArgumentError("tags is empty: name at least one tag.");
+  for (const auto& t : req.tags()) {
+    if (auto s = ValidateTag(t); !s.ok()) return s;
+  }
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    MciRow row;
+    if (auto st = LoadMci(txn, *name, true, &row); !st.ok()) return st;
+    if (auto st = EditableHead(row, *name); !st.ok()) return st;
+    std::set<std::string> tags(row.tags.begin(), row.tags.end());
+    tags.insert(req.tags().begin(), req.tags().end());
+    if (tags.size() > 100) {
+      return absl::InvalidArgumentError("An MCI holds at most 100 tags.");
+    }
+    txn.exec_params(kUpdateInfo, row.id, row.display_name, row.description,
+                    JoinArray({tags.begin(), tags.end()}));
+    AppendEvent(txn, row, Event::TAGS_CHANGED, 0, true);
+    return ReadMci(txn, *name, true, out);
+  });
+  if (status.ok()) Committed(*name);
+  return status;
+}
+
+absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsRequest& req,
+                                 pb::MultiCloudImage* out) {
+  auto name = ReadableMci(caller, req.name(), false);
+  if (!name.ok()) return name.status();
+  if (req.tags().empty()) return absl::InvalidArgumentError("tags is empty: name at least one tag.");
+  for (const auto& t : req.tags()) {
+    if (auto s = ValidateTag(t); !s.ok()) return s;
+  }
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    MciRow row;
+    if (auto st = LoadMci(txn, *name, true, &row); !st.ok()) return st;
+    if (auto st = EditableHead(row, *name); !st.ok()) return st;
+    std::set<std::string> tags(row.tags.begin(), row.tags.end());
+    for (const auto& t : req.tags()) tags.erase(t);
+    txn.exec_params(kUpdateInfo, row.id, row.display_name, row.description,
+                    JoinArray({tags.begin(), tags.end()}));
+    AppendEvent(txn, row, Event::TAGS_CHANGED, 0, true);
+    return ReadMci(txn, *name, true, out);
+  });
+  if (status.ok()) Committed(*name);
+  return status;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolve and validate
+
+absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageRequest& req,
+                                   pb::ResolveImageResponse* out) {
+  auto name = ReadableMci(caller, req.name(), true);
+  if (!name.ok()) return name.status();
+  auto cloud = ParseCloudName(req.cloud(), "cloud");
+  if (!cloud.ok()) return cloud.status();
+  uint64_t generation = 0;
+  if (auto hit = cache_.Get(name->Key(), name->revision, *cloud, &generation)) {
+    if (hit->status.ok()) *out = hit->response;
+    return hit->status;
+  }
+  ResolveCache::Answer answer;
+  absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction txn(c);
+    pqxx::result r = txn.exec_prepared("resolve", name->account, name->mci_id, name->revision,
+                                       *cloud);
+    if (r.empty()) return NotFound(*name);
+    const pqxx::row& f = r[0];
+    if (!f[1].as<bool>()) {
+      return absl::NotFoundError(
+          absl::StrCat("Revision ", name->revision, " of ", name->Head(), " not found."));
+    }
+    if (!f[2].as<bool>()) {
+      std::vector<std::string> clouds;
+      for (const auto& cl : JsonStrings(f[17].c_str())) clouds.push_back(CloudName(cl));
+      answer.status = absl::FailedPreconditionError(absl::StrCat(
+          name->Full(), " has no image for ", CloudName(*cloud), "; it supports ",
+          clouds.empty() ? "no clouds yet" : absl::StrJoin(clouds, ", "),
+          ". Add a setting for that cloud (on HEAD or a clone) or launch in a supported one."));
+      return absl::OkStatus();
+    }
+    pb::ResolveImageResponse& resp = answer.response;
+    resp.set_multi_cloud_image(name->Full());
+    resp.set_revision(name->revision);
+    pb::MultiCloudImageSetting* s = resp.mutable_setting();
+    s->set_name(SettingName{*name, *cloud}.Full());
+    s->set_cloud(CloudName(*cloud));
+    s->set_image(ImageName(*cloud, f[3].c_str()));
+    s->set_instance_type(InstanceTypeName(*cloud, f[4].c_str()));
+    if (*f[5].c_str() != '\0') s->set_kernel_image(ImageName(*cloud, f[5].c_str()));
+    if (*f[6].c_str() != '\0') s->set_ramdisk_image(ImageName(*cloud, f[6].c_str()));
+    s->set_user_data(f[7].c_str());
+    pb::Image* image = resp.mutable_image();
+    image->set_name(s->image());
+    image->set_provider_id(f[8].c_str());
+    image->set_kind(static_cast<pb::ImageKind>(f[9].as<int>()));
+    image->set_os(f[10].c_str());
+    image->set_architecture(static_cast<pb::Architecture>(f[11].as<int>()));
+    image->set_agent_version(f[12].c_str());
+    image->set_display_name(f[13].c_str());
+    std::string owner = f[14].c_str();
+    image->set_visibility(owner.empty() ? pb::PUBLIC : pb::PRIVATE);
+    if (!owner.empty()) image->set_owner("accounts/" + owner);
+    resp.set_image_provider_id(f[8].c_str());
+    resp.set_kernel_provider_id(f[15].c_str());
+    resp.set_ramdisk_provider_id(f[16].c_str());
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  cache_.Put(name->Key(), name->revision, *cloud, generation, answer);
+  if (answer.status.ok()) *out = answer.response;
+  return answer.status;
+}
+
+absl::Status Catalog::ValidateMultiCloudImage(const Caller& caller,
+                                              const pb::ValidateMultiCloudImageRequest& req,
+                                              pb::ValidateMultiCloudImageResponse* out) {
+  auto name = ReadableMci(caller, req.name(), true);
+  if (!name.ok()) return name.status();
+  return pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction txn(c);
+    pb::MultiCloudImage mci;
+    if (auto s = ReadMci(txn, *name, false, &mci); !s.ok()) return s;
+    MciRow row;
+    if (auto s = LoadMci(txn, *name, false, &row); !s.ok()) return s;
+    std::vector<SettingFacts> facts;
+    for (const auto& r : txn.exec_prepared("validate_settings", row.id, name->revision,
+                                           name->account)) {
+      SettingFacts f;
+      std::string cloud = r[0].c_str();
+      f.cloud = CloudName(cloud);
+      f.image_found = r[3].as<bool>();
+      f.image.set_name(ImageName(cloud, r[1].c_str()));
+      f.image.set_kind(static_cast<pb::ImageKind>(r[4].as<int>()));
+      f.image.set_provider_id(r[5].c_str());
+      f.image.set_os(r[6].c_str());
+      f.image.set_architecture(static_cast<pb::Architecture>(r[7].as<int>()));
+      f.image.set_agent_version(r[8].c_str());
+      if (*r[9].c_str() != '\0') f.image.set_owner(absl::StrCat("accounts/", r[9].c_str()));
+      f.image_usable = !r[10].is_null() && r[10].as<bool>();
+      f.instance_type_found = r[11].as<bool>();
+      f.instance_type.set_name(InstanceTypeName(cloud, r[2].c_str()));
+      for (int a : JsonInts(r[12].c_str())) {
+        f.instance_type.add_architectures(static_cast<pb::Architecture>(a));
+      }
+      facts.push_back(std::move(f));
+    }
+    std::vector<std::string> tags(mci.tags().begin(), mci.tags().end());
+    for (auto& f : ComputeFindings(tags, facts, name->account)) *out->add_findings() = std::move(f);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace mci::catalog

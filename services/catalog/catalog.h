@@ -1,0 +1,146 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "libs/common/auth.h"
+#include "libs/common/db.h"
+#include "mci/catalog/v1/catalog.pb.h"
+#include "mci/events/v1/events.pb.h"
+#include "services/catalog/names.h"
+#include "services/catalog/resolve_cache.h"
+
+namespace mci::catalog {
+
+namespace pb = ::mci::catalog::v1;
+
+// The template-reference side of the deletion saga.
+class DeletionPeer {
+ public:
+  struct Reservation {
+    bool reserved = false;
+    // Templates (HEAD or @N) that use the MCI, when refused.
+    std::vector<std::string> usages;
+  };
+  virtual ~DeletionPeer() = default;
+  virtual absl::StatusOr<Reservation> Reserve(const std::string& mci,
+                                              const std::string& deletion_id) = 0;
+  virtual absl::Status Release(const std::string& mci, const std::string& deletion_id,
+                               bool deleted) = 0;
+};
+
+struct CatalogOptions {
+  // Test-only: "crash-after-reserve" exits the process right after a successful reservation.
+  std::string fault_injection;
+  // A DELETING MCI untouched for this long is finished by the recovery loop.
+  absl::Duration deletion_recovery_after = absl::Seconds(3);
+};
+
+// The catalog's domain logic: inventory, MultiCloud Images, revisions, settings, tags, resolve,
+// validation and the catalog side of the deletion saga. Every write runs in one transaction that
+// also appends its event to the outbox. No gRPC types: the adapter converts statuses.
+class Catalog {
+ public:
+  Catalog(db::Pool* pool, DeletionPeer* deletion_peer, CatalogOptions options = {});
+
+  // Called after a transaction with events committed (wakes the outbox relay).
+  void set_on_events(std::function<void()> fn) { on_events_ = std::move(fn); }
+  ResolveCache& resolve_cache() { return cache_; }
+  // Statements prepared on every pooled connection.
+  static void Prepare(pqxx::connection& conn);
+  // Loads the inventory seed (JSON of pb::Inventory) idempotently.
+  absl::Status SeedInventory(const std::string& json);
+
+  using Caller = auth::Caller;
+  absl::Status ListClouds(const Caller&, const pb::ListCloudsRequest&, pb::ListCloudsResponse*);
+  absl::Status RegisterCloud(const Caller&, const pb::RegisterCloudRequest&, pb::Cloud*);
+  absl::Status ListInstanceTypes(const Caller&, const pb::ListInstanceTypesRequest&,
+                                 pb::ListInstanceTypesResponse*);
+  absl::Status ListImages(const Caller&, const pb::ListImagesRequest&, pb::ListImagesResponse*);
+  absl::Status RegisterImage(const Caller&, const pb::RegisterImageRequest&, pb::Image*);
+  absl::Status ShareImage(const Caller&, const pb::ShareImageRequest&, pb::Image*);
+
+  absl::Status CreateMultiCloudImage(const Caller&, const pb::CreateMultiCloudImageRequest&,
+                                     pb::MultiCloudImage*);
+  absl::Status GetMultiCloudImage(const Caller&, const pb::GetMultiCloudImageRequest&,
+                                  pb::MultiCloudImage*);
+  absl::Status ListMultiCloudImages(const Caller&, const pb::ListMultiCloudImagesRequest&,
+                                    pb::ListMultiCloudImagesResponse*);
+  absl::Status UpdateMultiCloudImage(const Caller&, const pb::UpdateMultiCloudImageRequest&,
+                                     pb::MultiCloudImage*);
+  absl::Status DeleteMultiCloudImage(const Caller&, const pb::DeleteMultiCloudImageRequest&,
+                                     google::protobuf::Empty*);
+  absl::Status CloneMultiCloudImage(const Caller&, const pb::CloneMultiCloudImageRequest&,
+                                    pb::MultiCloudImage*);
+  absl::Status CommitMultiCloudImage(const Caller&, const pb::CommitMultiCloudImageRequest&,
+                                     pb::MultiCloudImage*);
+  absl::Status ListMultiCloudImageRevisions(const Caller&,
+                                            const pb::ListMultiCloudImageRevisionsRequest&,
+                                            pb::ListMultiCloudImageRevisionsResponse*);
+  absl::Status ImportMultiCloudImage(const Caller&, const pb::ImportMultiCloudImageRequest&,
+                                     pb::MultiCloudImage*);
+
+  absl::Status CreateMultiCloudImageSetting(const Caller&,
+                                            const pb::CreateMultiCloudImageSettingRequest&,
+                                            pb::MultiCloudImageSetting*);
+  absl::Status UpdateMultiCloudImageSetting(const Caller&,
+                                            const pb::UpdateMultiCloudImageSettingRequest&,
+                                            pb::MultiCloudImageSetting*);
+  absl::Status DeleteMultiCloudImageSetting(const Caller&,
+                                            const pb::DeleteMultiCloudImageSettingRequest&,
+                                            google::protobuf::Empty*);
+  absl::Status ListMultiCloudImageSettings(const Caller&,
+                                           const pb::ListMultiCloudImageSettingsRequest&,
+                                           pb::ListMultiCloudImageSettingsResponse*);
+  absl::Status ListAvailableClouds(const Caller&, const pb::ListAvailableCloudsRequest&,
+                                   pb::ListAvailableCloudsResponse*);
+
+  absl::Status AddTags(const Caller&, const pb::AddTagsRequest&, pb::MultiCloudImage*);
+  absl::Status RemoveTags(const Caller&, const pb::RemoveTagsRequest&, pb::MultiCloudImage*);
+
+  absl::Status ResolveImage(const Caller&, const pb::ResolveImageRequest&,
+                            pb::ResolveImageResponse*);
+  absl::Status ValidateMultiCloudImage(const Caller&, const pb::ValidateMultiCloudImageRequest&,
+                                       pb::ValidateMultiCloudImageResponse*);
+
+  // Finishes sagas left DELETING by a crash or a peer outage. Returns how many were settled.
+  int RecoverDeletions();
+  // Another replica changed an MCI (from MCI_EVENTS).
+  void OnRemoteEvent(const mci::events::v1::MultiCloudImageEvent& event);
+
+ private:
+  struct MciRow;
+  using Event = mci::events::v1::MultiCloudImageEvent;
+
+  absl::StatusOr<MciName> ReadableMci(const Caller& caller, absl::string_view name,
+                                      bool allow_revision) const;
+  absl::Status LoadMci(pqxx::transaction_base& txn, const MciName& name, bool for_update,
+                       MciRow* row);
+  absl::Status EditableHead(const MciRow& row, const MciName& name);
+  absl::Status ReadMci(pqxx::transaction_base& txn, const MciName& name, bool with_settings,
+                       pb::MultiCloudImage* out);
+  absl::Status ReadMciByRequestId(pqxx::transaction_base& txn, const std::string& account,
+                                  const std::string& request_id, pb::MultiCloudImage* out);
+  // Bumps the MCI's event sequence (and HEAD version when `head_changed`) and appends the event.
+  void AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
+                   int64_t revision, bool head_changed);
+  absl::Status CheckSetting(pqxx::transaction_base& txn, const std::string& account,
+                            const std::string& cloud_id, const pb::MultiCloudImageSetting& s);
+  void Committed(const MciName& name);
+  absl::Status FinishDeletion(const MciName& name, const std::string& deletion_id,
+                              std::vector<std::string>* usages);
+
+  db::Pool* pool_;
+  DeletionPeer* deletion_peer_;
+  CatalogOptions options_;
+  ResolveCache cache_;
+  std::function<void()> on_events_;
+};
+
+}  // namespace mci::catalog

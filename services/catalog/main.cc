@@ -1,0 +1,136 @@
+// catalog-service: wiring only.
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "libs/common/auth.h"
+#include "libs/common/config.h"
+#include "libs/common/db.h"
+#include "libs/common/log.h"
+#include "libs/common/nats.h"
+#include "libs/common/server.h"
+#include "services/catalog/catalog.h"
+#include "services/catalog/catalog_service.h"
+#include "services/catalog/outbox_relay.h"
+
+namespace mci::catalog {
+std::vector<db::Migration> Migrations();
+}
+
+namespace {
+
+int Fail(const std::string& message) {
+  mci::log::Error(message);
+  return 1;
+}
+
+void OnEvent(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  auto* catalog = static_cast<mci::catalog::Catalog*>(closure);
+  mci::events::v1::MultiCloudImageEvent event;
+  if (event.ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))) {
+    catalog->OnRemoteEvent(event);
+  }
+  natsMsg_Destroy(msg);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  mci::BlockTerminationSignals();
+  mci::log::SetService("catalog");
+  auto config = mci::Config::Parse(argc, argv);
+  if (!config.ok()) return Fail(std::string(config.status().message()));
+  mci::log::Level level;
+  if (mci::log::ParseLevel(config->String("log-level", "info"), &level)) {
+    mci::log::SetMinLevel(level);
+  }
+  std::string database_url = config->String("database-url", "");
+  std::string secret = config->String("jwt-secret", "");
+  if (std::string file = config->String("jwt-secret-file", ""); secret.empty() && !file.empty()) {
+    std::ifstream in(file);
+    std::getline(in, secret);
+  }
+  if (database_url.empty()) return Fail("--database-url (MCI_DATABASE_URL) is required.");
+  if (secret.empty()) return Fail("--jwt-secret (MCI_JWT_SECRET) or --jwt-secret-file is required.");
+  auto pool_size = config->Int("db-pool-size", 8);
+  if (!pool_size.ok()) return Fail(std::string(pool_size.status().message()));
+
+  if (auto s = mci::db::WaitForDatabase(database_url, absl::Seconds(30)); !s.ok()) {
+    return Fail(s.ToString());
+  }
+  if (auto s = mci::db::Migrate(database_url, mci::catalog::Migrations()); !s.ok()) {
+    return Fail(s.ToString());
+  }
+  mci::db::Pool pool(database_url, *pool_size, &mci::catalog::Catalog::Prepare);
+
+  auto nats = mci::nats::Client::Connect(config->String("nats-url", "nats://127.0.0.1:4222"),
+                                         "catalog-service");
+  if (!nats.ok()) return Fail(nats.status().ToString());
+
+  mci::auth::Authenticator authenticator(secret);
+  mci::catalog::GrpcDeletionPeer peer(
+      grpc::CreateChannel(config->String("templates-address", "127.0.0.1:50053"),
+                          grpc::InsecureChannelCredentials()),
+      authenticator.ServiceToken("catalog-service"));
+  mci::catalog::CatalogOptions options;
+  options.fault_injection = config->String("fault-injection", "");
+  mci::catalog::Catalog catalog(&pool, &peer, options);
+
+  std::string inventory_file = config->String("inventory-file", "deploy/inventory.json");
+  if (!inventory_file.empty()) {
+    std::ifstream in(inventory_file);
+    if (!in) return Fail(absl::StrCat("Cannot read the inventory file ", inventory_file, "."));
+    std::stringstream json;
+    json << in.rdbuf();
+    if (auto s = catalog.SeedInventory(json.str()); !s.ok()) return Fail(s.ToString());
+  }
+
+  mci::catalog::OutboxRelay relay(database_url, nats->get());
+  catalog.set_on_events([&relay] { relay.Notify(); });
+  relay.Start();
+
+  // Other replicas' writes invalidate this replica's resolve cache.
+  natsSubscription* subscription = nullptr;
+  natsConnection_Subscribe(&subscription, (*nats)->connection(), "mci.v1.events.>", OnEvent,
+                           &catalog);
+
+  std::atomic<bool> stopping{false};
+  std::mutex recovery_mu;
+  std::condition_variable recovery_cv;
+  std::thread recovery([&] {
+    std::unique_lock<std::mutex> lock(recovery_mu);
+    while (!recovery_cv.wait_for(lock, std::chrono::seconds(2), [&] { return stopping.load(); })) {
+      lock.unlock();
+      catalog.RecoverDeletions();
+      lock.lock();
+    }
+  });
+
+  mci::catalog::CatalogService service(&catalog, &authenticator);
+  mci::ServerOptions server_options;
+  server_options.service_name = "mci.catalog.v1.CatalogService";
+  server_options.grpc_address = config->String("grpc-address", "127.0.0.1:50051");
+  server_options.http_address = config->String("http-address", "127.0.0.1:9091");
+  mci::nats::Client* nats_client = nats->get();
+  server_options.ready = [&pool, nats_client] { return nats_client->connected() && pool.Ping(); };
+  server_options.on_shutdown = [&] {
+    {
+      std::lock_guard<std::mutex> lock(recovery_mu);
+      stopping = true;
+    }
+    recovery_cv.notify_all();
+    if (recovery.joinable()) recovery.join();
+    relay.Stop();
+  };
+  mci::ServiceHost host(server_options);
+  host.AddService(&service);
+  if (auto s = host.Start(); !s.ok()) return Fail(s.ToString());
+  host.Wait();
+  if (subscription != nullptr) natsSubscription_Destroy(subscription);
+  mci::log::Info("stopped");
+  return 0;
+}

@@ -1,0 +1,116 @@
+#include "services/catalog/outbox_relay.h"
+
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "libs/common/log.h"
+#include "libs/common/metrics.h"
+
+namespace mci::catalog {
+namespace {
+
+constexpr int64_t kRelayLockKey = 7262012;
+constexpr char kSelectBatch[] =
+    "SELECT id, event_id, subject, payload FROM outbox ORDER BY id LIMIT 256";
+constexpr char kDeleteRelayed[] =
+    "DELETE FROM outbox WHERE id = ANY(string_to_array($1, ',')::bigint[])";
+constexpr char kBacklog[] = "SELECT count(*) FROM outbox";
+
+}  // namespace
+
+OutboxRelay::OutboxRelay(std::string database_url, nats::Client* nats)
+    : database_url_(std::move(database_url)), nats_(nats) {}
+
+OutboxRelay::~OutboxRelay() { Stop(); }
+
+void OutboxRelay::Start() { thread_ = std::thread([this] { Loop(); }); }
+
+void OutboxRelay::Stop() {
+  if (stopping_.exchange(true)) return;
+  Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+void OutboxRelay::Notify() {
+  std::lock_guard<std::mutex> lock(mu_);
+  pending_ = true;
+  cv_.notify_one();
+}
+
+OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
+  pqxx::nontransaction txn(conn);
+  pqxx::result rows = txn.exec(kSelectBatch);
+  std::vector<std::string> relayed;
+  for (const auto& row : rows) {
+    std::string payload;
+    absl::Base64Unescape(row[3].c_str(), &payload);
+    absl::Status s = nats_->Publish(row[2].c_str(), payload, row[1].c_str(), absl::Seconds(2));
+    if (!s.ok()) {
+      log::Warn("outbox relay: publish failed; will retry", {{"error", s.ToString()}});
+      break;
+    }
+    relayed.push_back(row[0].c_str());
+  }
+  if (!relayed.empty()) txn.exec_params(kDeleteRelayed, absl::StrJoin(relayed, ","));
+  if (relayed.size() < rows.size() || rows.empty()) {
+    Metrics::Global().SetGauge("mci_outbox_backlog",
+                               txn.exec(kBacklog)[0][0].as<double>());
+  }
+  return Batch{static_cast<int>(relayed.size()), relayed.size() < rows.size()};
+}
+
+void OutboxRelay::Loop() {
+  std::unique_ptr<pqxx::connection> conn;
+  absl::Time stop_deadline = absl::InfiniteFuture();
+  while (true) {
+    if (stopping_ && stop_deadline == absl::InfiniteFuture()) {
+      stop_deadline = absl::Now() + absl::Seconds(3);
+    }
+    if (absl::Now() > stop_deadline) break;
+    Batch batch;
+    try {
+      if (conn == nullptr || !conn->is_open()) {
+        leader_ = false;
+        conn = std::make_unique<pqxx::connection>(database_url_);
+      }
+      if (!leader_) {
+        pqxx::nontransaction txn(*conn);
+        leader_ = txn.exec_params("SELECT pg_try_advisory_lock($1)", kRelayLockKey)[0][0]
+                      .as<bool>();
+        if (leader_) log::Info("outbox relay: leading");
+      }
+      if (leader_ && !stream_ready_) {
+        absl::Status ensured = nats_->EnsureStream("MCI_EVENTS", {"mci.v1.events.>"});
+        stream_ready_ = ensured.ok();
+        if (!ensured.ok()) {
+          log::Warn("outbox relay: stream not ready", {{"error", ensured.ToString()}});
+          batch.failed = true;
+        }
+      }
+      if (leader_ && stream_ready_) batch = RelayBatch(*conn);
+    } catch (const std::exception& e) {
+      log::Warn("outbox relay: database error; reconnecting", {{"error", e.what()}});
+      conn.reset();
+      leader_ = false;
+      batch.failed = true;
+    }
+    if (stopping_ && batch.relayed == 0 && !batch.failed) break;  // flushed
+    if (batch.relayed > 0 && !batch.failed) continue;             // more may be waiting
+    // Nothing to do, or a failure: wait for a local commit, or poll (other replicas' commits,
+    // retries after an outage).
+    std::unique_lock<std::mutex> lock(mu_);
+    if (batch.failed) {
+      cv_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stopping_.load(); });
+    } else {
+      cv_.wait_for(lock, std::chrono::milliseconds(100),
+                   [&] { return pending_ || stopping_.load(); });
+    }
+    pending_ = false;
+  }
+  leader_ = false;
+}
+
+}  // namespace mci::catalog

@@ -1,0 +1,48 @@
+#pragma once
+
+// The catalog as seen by the template-reference service: calls made on a caller's behalf, with
+// its token forwarded and a deadline.
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "mci/catalog/v1/catalog.grpc.pb.h"
+
+namespace mci::templates {
+
+class CatalogClient {
+ public:
+  virtual ~CatalogClient() = default;
+  // HEAD or name@N; NOT_FOUND for unknown MCIs and other accounts' ones.
+  virtual absl::StatusOr<mci::catalog::v1::MultiCloudImage> GetMultiCloudImage(
+      const std::string& token, const std::string& name) = 0;
+  // Snapshots HEAD into its next revision.
+  virtual absl::StatusOr<mci::catalog::v1::MultiCloudImage> CommitMultiCloudImage(
+      const std::string& token, const std::string& name, const std::string& message) = 0;
+  virtual absl::StatusOr<mci::catalog::v1::ResolveImageResponse> ResolveImage(
+      const std::string& token, const std::string& name, const std::string& cloud) = 0;
+};
+
+class GrpcCatalogClient : public CatalogClient {
+ public:
+  GrpcCatalogClient(std::shared_ptr<grpc::Channel> channel, absl::Duration deadline);
+
+  absl::StatusOr<mci::catalog::v1::MultiCloudImage> GetMultiCloudImage(
+      const std::string& token, const std::string& name) override;
+  absl::StatusOr<mci::catalog::v1::MultiCloudImage> CommitMultiCloudImage(
+      const std::string& token, const std::string& name, const std::string& message) override;
+  absl::StatusOr<mci::catalog::v1::ResolveImageResponse> ResolveImage(
+      const std::string& token, const std::string& name, const std::string& cloud) override;
+
+ private:
+  void Prepare(grpc::ClientContext* context, const std::string& token) const;
+
+  std::unique_ptr<mci::catalog::v1::CatalogService::Stub> stub_;
+  absl::Duration deadline_;
+};
+
+}  // namespace mci::templates

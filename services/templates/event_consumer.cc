@@ -1,0 +1,119 @@
+#include "services/templates/event_consumer.h"
+
+#include <chrono>
+
+#include "libs/common/log.h"
+#include "mci/events/v1/events.pb.h"
+
+namespace mci::templates {
+namespace {
+
+constexpr int kBatch = 64;
+constexpr int64_t kFetchTimeoutMs = 1000;
+constexpr int64_t kRetryDelayMs = 1000;
+
+void Sleep(const std::atomic<bool>& stopping, int64_t ms) {
+  for (int64_t waited = 0; waited < ms && !stopping; waited += 100) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+}  // namespace
+
+void EventConsumer::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void EventConsumer::Stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (subscription_ != nullptr) {
+    natsSubscription_Destroy(subscription_);
+    subscription_ = nullptr;
+  }
+}
+
+absl::Status EventConsumer::Subscribe() {
+  if (absl::Status s = nats_->EnsureStream(kEventStream, {kEventSubjects}); !s.ok()) return s;
+  jsSubOptions options;
+  jsSubOptions_Init(&options);
+  options.Stream = kEventStream;
+  options.Config.Durable = kConsumerName;
+  options.Config.AckPolicy = js_AckExplicit;
+  options.Config.DeliverPolicy = js_DeliverAll;
+  options.Config.AckWait = int64_t{30} * 1000 * 1000 * 1000;
+  options.Config.MaxDeliver = -1;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  natsStatus s = js_PullSubscribe(&subscription_, nats_->jetstream(), kEventSubjects, kConsumerName,
+                                  nullptr, &options, &err);
+  if (s != NATS_OK) {
+    subscription_ = nullptr;
+    return nats::ToStatus(s, "Cannot subscribe to MCI_EVENTS");
+  }
+  log::Info("consuming MCI events", {{"stream", kEventStream}, {"durable", kConsumerName}});
+  return absl::OkStatus();
+}
+
+bool EventConsumer::Handle(natsMsg* msg) {
+  mci::events::v1::MultiCloudImageEvent event;
+  if (!event.ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)) ||
+      event.multi_cloud_image().empty()) {
+    // Redelivering it would not make it parseable.
+    log::Error("dropping an MCI event that cannot be parsed", {{"subject", natsMsg_GetSubject(msg)}});
+    natsMsg_Term(msg, nullptr);
+    return true;
+  }
+  absl::Status status = repository_->ApplyEvent(event);
+  if (!status.ok()) {
+    log::Warn("cannot apply MCI event; it will be redelivered",
+              {{"event_id", event.event_id()}, {"error", status.ToString()}});
+    natsMsg_NakWithDelay(msg, kRetryDelayMs, nullptr);
+    return false;
+  }
+  natsStatus s = natsMsg_Ack(msg, nullptr);
+  if (s != NATS_OK) {
+    // Redelivered after the ack wait and ignored then by its sequence.
+    log::Warn("cannot ack MCI event", {{"event_id", event.event_id()},
+                                       {"error", natsStatus_GetText(s)}});
+  }
+  log::Debug("applied MCI event", {{"event_id", event.event_id()},
+                                   {"mci", event.multi_cloud_image()},
+                                   {"sequence", std::to_string(event.sequence())}});
+  return true;
+}
+
+void EventConsumer::Run() {
+  while (!stopping_) {
+    if (subscription_ == nullptr) {
+      if (absl::Status s = Subscribe(); !s.ok()) {
+        log::Warn("MCI event consumer not subscribed yet", {{"error", s.ToString()}});
+        Sleep(stopping_, kRetryDelayMs);
+        continue;
+      }
+    }
+    natsMsgList list{};
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = natsSubscription_Fetch(&list, subscription_, kBatch, kFetchTimeoutMs, &err);
+    if (s == NATS_TIMEOUT) continue;
+    if (s != NATS_OK) {
+      log::Debug("fetching MCI events failed", {{"error", natsStatus_GetText(s)}});
+      if (s == NATS_INVALID_SUBSCRIPTION || s == NATS_CONNECTION_CLOSED || s == NATS_NOT_FOUND) {
+        natsSubscription_Destroy(subscription_);
+        subscription_ = nullptr;
+      }
+      Sleep(stopping_, 500);
+      continue;
+    }
+    bool ok = true;
+    for (int i = 0; i < list.Count; ++i) {
+      if (ok) {
+        ok = Handle(list.Msgs[i]);
+      } else {
+        // Keep the stream order: the rest comes back after the failed one.
+        natsMsg_NakWithDelay(list.Msgs[i], kRetryDelayMs, nullptr);
+      }
+    }
+    natsMsgList_Destroy(&list);
+    if (!ok) Sleep(stopping_, kRetryDelayMs);
+  }
+}
+
+}  // namespace mci::templates

@@ -1,0 +1,757 @@
+#include "services/templates/pg_repository.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "services/templates/names.h"
+#include "services/templates/replica.h"
+
+namespace mci::templates {
+namespace {
+
+using mci::events::v1::MultiCloudImageEvent;
+
+// Advisory lock key spaces (first key of pg_advisory_xact_lock(int, int)).
+constexpr int kMciLockSpace = 1;
+constexpr int kRequestIdLockSpace = 2;
+
+// Deletion states (mci_deletions.state).
+constexpr int kReserved = 1;
+constexpr int kRefused = 2;
+constexpr int kDeleted = 3;
+constexpr int kAborted = 4;
+
+constexpr int kMaxUsagesInRefusal = 100;
+
+// ---- SQL -----------------------------------------------------------------------------------
+
+constexpr char kLockKey[] = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
+
+constexpr char kSelectRequestId[] =
+    "SELECT t.template_id FROM request_ids r JOIN server_templates t ON t.id = r.template"
+    " WHERE r.account = $1 AND r.request_id = $2";
+constexpr char kInsertRequestId[] =
+    "INSERT INTO request_ids (account, request_id, template) VALUES ($1, $2, $3)";
+constexpr char kTemplateExists[] =
+    "SELECT 1 FROM server_templates WHERE account = $1 AND template_id = $2";
+constexpr char kInsertTemplate[] =
+    "INSERT INTO server_templates (account, template_id, display_name, description, cloned_from)"
+    " VALUES ($1, $2, $3, $4, $5) RETURNING id";
+
+constexpr char kSelectHead[] =
+    "SELECT id, display_name, description, cloned_from, '' AS commit_message, latest_revision,"
+    " version, (extract(epoch FROM create_time) * 1000000)::bigint,"
+    " (extract(epoch FROM update_time) * 1000000)::bigint"
+    " FROM server_templates WHERE account = $1 AND template_id = $2";
+constexpr char kSelectRevision[] =
+    "SELECT t.id, r.display_name, r.description, r.cloned_from, r.commit_message,"
+    " t.latest_revision, t.version, (extract(epoch FROM r.create_time) * 1000000)::bigint,"
+    " (extract(epoch FROM r.create_time) * 1000000)::bigint"
+    " FROM server_templates t JOIN server_template_revisions r ON r.template = t.id"
+    " WHERE t.account = $1 AND t.template_id = $2 AND r.revision = $3";
+constexpr char kListHeads[] =
+    "SELECT id, display_name, description, cloned_from, '' AS commit_message, latest_revision,"
+    " version, (extract(epoch FROM create_time) * 1000000)::bigint,"
+    " (extract(epoch FROM update_time) * 1000000)::bigint, template_id"
+    " FROM server_templates WHERE account = $1 AND id > $2 ORDER BY id LIMIT $3";
+constexpr char kLockHead[] =
+    "SELECT id, version, latest_revision, display_name, description, cloned_from"
+    " FROM server_templates WHERE account = $1 AND template_id = $2 FOR UPDATE";
+constexpr char kUpdateHead[] =
+    "UPDATE server_templates SET display_name = $2, description = $3, version = version + 1,"
+    " update_time = now() WHERE id = $1";
+constexpr char kTouchHead[] =
+    "UPDATE server_templates SET version = version + 1, update_time = now() WHERE id = $1";
+constexpr char kDeleteTemplate[] = "DELETE FROM server_templates WHERE id = $1";
+constexpr char kInsertRevision[] =
+    "INSERT INTO server_template_revisions"
+    " (template, revision, display_name, description, cloned_from, commit_message)"
+    " VALUES ($1, $2, $3, $4, $5, $6)";
+constexpr char kSetLatestRevision[] =
+    "UPDATE server_templates SET latest_revision = $2, version = version + 1, update_time = now()"
+    " WHERE id = $1";
+
+constexpr char kSelectReferences[] =
+    "SELECT mci, mci_revision, is_default, position FROM mci_references"
+    " WHERE template = $1 AND template_revision = $2 ORDER BY is_default DESC, position";
+constexpr char kSelectReference[] =
+    "SELECT is_default FROM mci_references WHERE template = $1 AND template_revision = 0"
+    " AND mci = $2 AND mci_revision = $3";
+constexpr char kNextPosition[] =
+    "SELECT count(*), coalesce(max(position), 0) + 1 FROM mci_references"
+    " WHERE template = $1 AND template_revision = 0";
+constexpr char kInsertReference[] =
+    "INSERT INTO mci_references (template, template_revision, mci, mci_revision, position,"
+    " is_default) VALUES ($1, $2, $3, $4, $5, $6)";
+constexpr char kSetDefault[] =
+    "UPDATE mci_references SET is_default = (mci = $2 AND mci_revision = $3)"
+    " WHERE template = $1 AND template_revision = 0";
+constexpr char kDeleteReference[] =
+    "DELETE FROM mci_references WHERE template = $1 AND template_revision = 0 AND mci = $2"
+    " AND mci_revision = $3 RETURNING is_default";
+constexpr char kPromoteFirstReference[] =
+    "UPDATE mci_references SET is_default = true WHERE template = $1 AND template_revision = 0"
+    " AND position = (SELECT min(position) FROM mci_references"
+    "                 WHERE template = $1 AND template_revision = 0)";
+
+constexpr char kListUsages[] =
+    "SELECT t.account, t.template_id, r.template, r.template_revision, r.mci, r.mci_revision,"
+    " r.is_default FROM mci_references r JOIN server_templates t ON t.id = r.template"
+    " WHERE r.mci = $1 AND ($2 < 0 OR r.mci_revision = $2)"
+    " AND (r.template, r.template_revision, r.mci_revision) > ($3, $4, $5)"
+    " ORDER BY r.template, r.template_revision, r.mci_revision LIMIT $6";
+
+constexpr char kSelectFence[] =
+    "SELECT deletion_id FROM mci_deletions WHERE mci = $1 AND state = 1";
+constexpr char kSelectDeletion[] =
+    "SELECT mci, state FROM mci_deletions WHERE deletion_id = $1";
+constexpr char kUpsertDeletion[] =
+    "INSERT INTO mci_deletions (deletion_id, mci, state) VALUES ($1, $2, $3::smallint)"
+    " ON CONFLICT (deletion_id) DO UPDATE SET state = $3::smallint, update_time = now()";
+// A deletion that is no longer the MCI's current one (the catalog started another) or that
+// ended: its fence falls.
+constexpr char kSupersedeFences[] =
+    "UPDATE mci_deletions SET state = $3, update_time = now()"
+    " WHERE mci = $1 AND state = 1 AND deletion_id <> $2";
+constexpr char kAbortDeletion[] =
+    "UPDATE mci_deletions SET state = 4, update_time = now()"
+    " WHERE deletion_id = $1 AND state IN (1, 2)";
+
+constexpr char kSelectReplicas[] =
+    "SELECT mci, account, display_name, state, sequence, row_version,"
+    " array_to_string(head_clouds, ','),"
+    " coalesce((extract(epoch FROM tombstone_time) * 1000000)::bigint, -1)"
+    " FROM mci_replica WHERE mci = ANY (string_to_array($1, E'\\x1f'))";
+constexpr char kSelectReplicaRevisions[] =
+    "SELECT mci, revision, array_to_string(clouds, ',') FROM mci_replica_revisions"
+    " WHERE mci = ANY (string_to_array($1, E'\\x1f'))";
+constexpr char kSelectReplicaForUpdate[] =
+    "SELECT state, sequence, row_version,"
+    " coalesce((extract(epoch FROM tombstone_time) * 1000000)::bigint, -1)"
+    " FROM mci_replica WHERE mci = $1 FOR UPDATE";
+constexpr char kSelectReplicaState[] = "SELECT state FROM mci_replica WHERE mci = $1";
+constexpr char kSelectReplicaRevision[] =
+    "SELECT 1 FROM mci_replica_revisions WHERE mci = $1 AND revision = $2";
+constexpr char kInsertCatalogReplica[] =
+    "INSERT INTO mci_replica (mci, account, display_name, state, sequence, head_clouds,"
+    " row_version) VALUES ($1, $2, $3, 1, 0, string_to_array($4, ','), 1)"
+    " ON CONFLICT (mci) DO NOTHING";
+// A tombstoned row the catalog says exists again belongs to a new MCI of the same name.
+constexpr char kReviveReplica[] =
+    "UPDATE mci_replica SET account = $2, display_name = $3, state = 1, sequence = 0,"
+    " head_clouds = string_to_array($4, ','), tombstone_time = NULL,"
+    " row_version = row_version + 1, update_time = now()"
+    " WHERE mci = $1 AND row_version = $5 AND state = 3";
+constexpr char kRefreshReplicaHead[] =
+    "UPDATE mci_replica SET display_name = $2, state = 1, head_clouds = string_to_array($3, ','),"
+    " row_version = row_version + 1, update_time = now()"
+    " WHERE mci = $1 AND row_version = $4 AND state <> 3";
+constexpr char kDeleteReplicaRevisions[] = "DELETE FROM mci_replica_revisions WHERE mci = $1";
+constexpr char kInsertReplicaRevision[] =
+    "INSERT INTO mci_replica_revisions (mci, revision, clouds)"
+    " VALUES ($1, $2, string_to_array($3, ',')) ON CONFLICT DO NOTHING";
+constexpr char kUpsertReplicaFromEvent[] =
+    "INSERT INTO mci_replica (mci, account, display_name, state, sequence, head_clouds,"
+    " tombstone_time, row_version)"
+    " VALUES ($1, $2, $3, $4, $5, string_to_array($6, ','),"
+    "  CASE WHEN $7::bigint >= 0 THEN timestamptz 'epoch' + $7::bigint * interval '1 microsecond'"
+    "  END, 1)"
+    " ON CONFLICT (mci) DO UPDATE SET account = EXCLUDED.account,"
+    " display_name = EXCLUDED.display_name, state = EXCLUDED.state,"
+    " sequence = EXCLUDED.sequence, head_clouds = EXCLUDED.head_clouds,"
+    " tombstone_time = EXCLUDED.tombstone_time, row_version = mci_replica.row_version + 1,"
+    " update_time = now()";
+constexpr char kTombstoneReplica[] =
+    "INSERT INTO mci_replica (mci, account, state, tombstone_time, row_version)"
+    " VALUES ($1, $2, 3, now(), 1)"
+    " ON CONFLICT (mci) DO UPDATE SET state = 3, tombstone_time = now(),"
+    " row_version = mci_replica.row_version + 1, update_time = now()";
+
+// ---- helpers -------------------------------------------------------------------------------
+
+constexpr char kSep = '\x1f';
+
+std::vector<std::string> SplitClouds(const pqxx::field& f) {
+  std::string text = f.as<std::string>();
+  if (text.empty()) return {};
+  return absl::StrSplit(text, ',');
+}
+
+std::string JoinClouds(const std::vector<std::string>& clouds) {
+  return absl::StrJoin(clouds, ",");
+}
+
+absl::Status TemplateNotFound(const std::string& account, const std::string& id,
+                              int64_t revision = 0) {
+  return absl::NotFoundError(absl::StrCat("ServerTemplate ",
+                                          TemplateResourceName(account, id, revision),
+                                          " was not found."));
+}
+
+absl::Status EtagMismatch(const std::string& account, const std::string& id) {
+  return absl::AbortedError(absl::StrCat(
+      "The etag does not match the current ServerTemplate ", TemplateResourceName(account, id, 0),
+      ": it changed since it was read; read it again and retry with the new etag."));
+}
+
+void LockKey(pqxx::work& txn, int space, const std::string& key) {
+  txn.exec_params(kLockKey, space, key);
+}
+
+void LockMci(pqxx::work& txn, const std::string& mci) { LockKey(txn, kMciLockSpace, mci); }
+
+std::vector<Reference> LoadReferences(pqxx::work& txn, int64_t row_id, int64_t revision) {
+  std::vector<Reference> refs;
+  for (const auto& row : txn.exec_params(kSelectReferences, row_id, revision)) {
+    Reference r;
+    r.mci = row[0].as<std::string>();
+    r.mci_revision = row[1].as<int64_t>();
+    r.is_default = row[2].as<bool>();
+    r.position = row[3].as<int>();
+    refs.push_back(std::move(r));
+  }
+  return refs;
+}
+
+TemplateRecord RecordFromRow(const pqxx::row& row, const std::string& account,
+                             const std::string& template_id, int64_t revision) {
+  TemplateRecord t;
+  t.row_id = row[0].as<int64_t>();
+  t.account = account;
+  t.template_id = template_id;
+  t.revision = revision;
+  t.display_name = row[1].as<std::string>();
+  t.description = row[2].as<std::string>();
+  t.cloned_from = row[3].as<std::string>();
+  t.commit_message = row[4].as<std::string>();
+  t.latest_revision = row[5].as<int64_t>();
+  t.version = row[6].as<int64_t>();
+  t.create_time = absl::FromUnixMicros(row[7].as<int64_t>());
+  t.update_time = absl::FromUnixMicros(row[8].as<int64_t>());
+  return t;
+}
+
+absl::StatusOr<TemplateRecord> LoadTemplate(pqxx::work& txn, const std::string& account,
+                                            const std::string& template_id, int64_t revision) {
+  pqxx::result r = revision == 0 ? txn.exec_params(kSelectHead, account, template_id)
+                                 : txn.exec_params(kSelectRevision, account, template_id, revision);
+  if (r.empty()) return TemplateNotFound(account, template_id, revision);
+  TemplateRecord t = RecordFromRow(r[0], account, template_id, revision);
+  t.references = LoadReferences(txn, t.row_id, revision);
+  return t;
+}
+
+struct LockedHead {
+  int64_t row_id = 0;
+  int64_t version = 0;
+  int64_t latest_revision = 0;
+  std::string display_name, description, cloned_from;
+};
+
+absl::StatusOr<LockedHead> LockHead(pqxx::work& txn, const std::string& account,
+                                    const std::string& template_id, int64_t expected_version) {
+  pqxx::result r = txn.exec_params(kLockHead, account, template_id);
+  if (r.empty()) return TemplateNotFound(account, template_id);
+  LockedHead h;
+  h.row_id = r[0][0].as<int64_t>();
+  h.version = r[0][1].as<int64_t>();
+  h.latest_revision = r[0][2].as<int64_t>();
+  h.display_name = r[0][3].as<std::string>();
+  h.description = r[0][4].as<std::string>();
+  h.cloned_from = r[0][5].as<std::string>();
+  if (expected_version != 0 && expected_version != h.version) {
+    return EtagMismatch(account, template_id);
+  }
+  return h;
+}
+
+// Under the MCI's lock: may a new reference to this MCI (revision) be committed?
+absl::Status CheckReferenceable(pqxx::work& txn, const std::string& mci, int64_t revision) {
+  std::string name = MultiCloudImageResourceName(mci, revision);
+  if (!txn.exec_params(kSelectFence, mci).empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("MultiCloud Image ", mci,
+                     " is being deleted; it cannot be referenced by a ServerTemplate."));
+  }
+  pqxx::result state = txn.exec_params(kSelectReplicaState, mci);
+  if (state.empty() || state[0][0].as<int>() == static_cast<int>(ReplicaState::kDeleted)) {
+    return absl::NotFoundError(absl::StrCat("MultiCloud Image ", name, " was not found."));
+  }
+  if (state[0][0].as<int>() == static_cast<int>(ReplicaState::kDeleting)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("MultiCloud Image ", mci,
+                     " is being deleted; it cannot be referenced by a ServerTemplate."));
+  }
+  if (revision > 0 && txn.exec_params(kSelectReplicaRevision, mci, revision).empty()) {
+    return absl::NotFoundError(absl::StrCat("MultiCloud Image revision ", name, " was not found."));
+  }
+  return absl::OkStatus();
+}
+
+// Locks the MCIs of `refs` in name order (a fixed order, so transactions never deadlock) and
+// checks that each may be referenced.
+absl::Status LockAndCheckAll(pqxx::work& txn, const std::vector<Reference>& refs) {
+  std::set<std::string> mcis;
+  for (const auto& r : refs) mcis.insert(r.mci);
+  for (const auto& m : mcis) LockMci(txn, m);
+  for (const auto& r : refs) {
+    if (absl::Status s = CheckReferenceable(txn, r.mci, r.mci_revision); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+std::vector<Usage> QueryUsages(pqxx::work& txn, const std::string& mci, int64_t mci_revision,
+                               const Repository::UsageKey& after, int limit) {
+  std::vector<Usage> usages;
+  for (const auto& row : txn.exec_params(kListUsages, mci, mci_revision, after.template_row_id,
+                                         after.template_revision, after.mci_revision, limit)) {
+    Usage u;
+    u.account = row[0].as<std::string>();
+    u.template_id = row[1].as<std::string>();
+    u.template_row_id = row[2].as<int64_t>();
+    u.template_revision = row[3].as<int64_t>();
+    u.mci = row[4].as<std::string>();
+    u.mci_revision = row[5].as<int64_t>();
+    u.is_default = row[6].as<bool>();
+    usages.push_back(std::move(u));
+  }
+  return usages;
+}
+
+std::string AccountOfMci(const std::string& mci) {
+  auto parsed = ParseMultiCloudImageName(mci, "multi_cloud_image");
+  return parsed.ok() ? parsed->account : "";
+}
+
+}  // namespace
+
+absl::StatusOr<TemplateRecord> PgRepository::CreateTemplate(const NewTemplate& t) {
+  TemplateRecord out;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    if (!t.request_id.empty()) {
+      LockKey(txn, kRequestIdLockSpace, absl::StrCat(t.account, "/", t.request_id));
+      pqxx::result seen = txn.exec_params(kSelectRequestId, t.account, t.request_id);
+      if (!seen.empty()) {
+        auto existing = LoadTemplate(txn, t.account, seen[0][0].as<std::string>(), 0);
+        if (!existing.ok()) return existing.status();
+        out = *std::move(existing);
+        return absl::OkStatus();
+      }
+    }
+    if (!txn.exec_params(kTemplateExists, t.account, t.template_id).empty()) {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "ServerTemplate ", TemplateResourceName(t.account, t.template_id, 0),
+          " already exists; choose another server_template_id."));
+    }
+    if (absl::Status s = LockAndCheckAll(txn, t.references); !s.ok()) return s;
+    int64_t row_id = txn.exec_params1(kInsertTemplate, t.account, t.template_id, t.display_name,
+                                      t.description, t.cloned_from)[0]
+                         .as<int64_t>();
+    int position = 0;
+    for (const auto& r : t.references) {
+      txn.exec_params(kInsertReference, row_id, 0, r.mci, r.mci_revision, ++position,
+                      r.is_default);
+    }
+    if (!t.request_id.empty()) txn.exec_params(kInsertRequestId, t.account, t.request_id, row_id);
+    auto created = LoadTemplate(txn, t.account, t.template_id, 0);
+    if (!created.ok()) return created.status();
+    out = *std::move(created);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<TemplateRecord> PgRepository::GetTemplate(const std::string& account,
+                                                         const std::string& template_id,
+                                                         int64_t revision) {
+  TemplateRecord out;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    auto t = LoadTemplate(txn, account, template_id, revision);
+    if (!t.ok()) return t.status();
+    out = *std::move(t);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<std::vector<TemplateRecord>> PgRepository::ListTemplates(const std::string& account,
+                                                                        int64_t after_row_id,
+                                                                        int limit) {
+  std::vector<TemplateRecord> out;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    out.clear();
+    for (const auto& row : txn.exec_params(kListHeads, account, after_row_id, limit)) {
+      TemplateRecord t = RecordFromRow(row, account, row[9].as<std::string>(), 0);
+      t.references = LoadReferences(txn, t.row_id, 0);
+      out.push_back(std::move(t));
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<TemplateRecord> PgRepository::UpdateTemplate(const std::string& account,
+                                                            const std::string& template_id,
+                                                            const TemplateUpdate& update) {
+  TemplateRecord out;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    auto head = LockHead(txn, account, template_id, update.expected_version);
+    if (!head.ok()) return head.status();
+    txn.exec_params(kUpdateHead, head->row_id, update.display_name.value_or(head->display_name),
+                    update.description.value_or(head->description));
+    auto t = LoadTemplate(txn, account, template_id, 0);
+    if (!t.ok()) return t.status();
+    out = *std::move(t);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status PgRepository::DeleteTemplate(const std::string& account,
+                                          const std::string& template_id,
+                                          int64_t expected_version) {
+  return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    auto head = LockHead(txn, account, template_id, expected_version);
+    if (!head.ok()) return head.status();
+    txn.exec_params(kDeleteTemplate, head->row_id);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<TemplateRecord> PgRepository::CommitTemplate(
+    const std::string& account, const std::string& template_id, int64_t expected_version,
+    const std::string& message, const std::map<std::string, int64_t>& pins) {
+  TemplateRecord out;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    auto head = LockHead(txn, account, template_id, expected_version);
+    if (!head.ok()) return head.status();
+    std::vector<Reference> refs = LoadReferences(txn, head->row_id, 0);
+    std::vector<std::string> unpinned;
+    std::vector<Reference> pinned;
+    for (Reference r : refs) {
+      if (r.mci_revision == 0) {
+        auto pin = pins.find(r.mci);
+        if (pin == pins.end()) {
+          unpinned.push_back(r.mci);
+          continue;
+        }
+        r.mci_revision = pin->second;
+      }
+      // HEAD and @N of one MCI may both pin the same revision: keep one, default if either was.
+      auto same = std::find(pinned.begin(), pinned.end(), r);
+      if (same != pinned.end()) {
+        same->is_default = same->is_default || r.is_default;
+      } else {
+        pinned.push_back(r);
+      }
+    }
+    if (!unpinned.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ServerTemplate ", TemplateResourceName(account, template_id, 0),
+          " references the HEAD of MultiCloud Images ", absl::StrJoin(unpinned, ", "),
+          "; a committed ServerTemplate pins committed revisions: commit those MultiCloud Images "
+          "and reference their revisions, or set commit_head_multi_cloud_images."));
+    }
+    if (absl::Status s = LockAndCheckAll(txn, pinned); !s.ok()) return s;
+    int64_t revision = head->latest_revision + 1;
+    txn.exec_params(kInsertRevision, head->row_id, revision, head->display_name,
+                    head->description, head->cloned_from, message);
+    int position = 0;
+    for (const auto& r : pinned) {
+      txn.exec_params(kInsertReference, head->row_id, revision, r.mci, r.mci_revision, ++position,
+                      r.is_default);
+    }
+    txn.exec_params(kSetLatestRevision, head->row_id, revision);
+    auto t = LoadTemplate(txn, account, template_id, revision);
+    if (!t.ok()) return t.status();
+    out = *std::move(t);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<TemplateRecord> PgRepository::AddReference(const std::string& account,
+                                                          const std::string& template_id,
+                                                          const Reference& reference,
+                                                          bool make_default) {
+  TemplateRecord out;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    auto head = LockHead(txn, account, template_id, 0);
+    if (!head.ok()) return head.status();
+    LockMci(txn, reference.mci);
+    if (absl::Status s = CheckReferenceable(txn, reference.mci, reference.mci_revision); !s.ok()) {
+      return s;
+    }
+    bool changed = false;
+    pqxx::result existing =
+        txn.exec_params(kSelectReference, head->row_id, reference.mci, reference.mci_revision);
+    bool is_default = !existing.empty() && existing[0][0].as<bool>();
+    if (existing.empty()) {
+      pqxx::row next = txn.exec_params1(kNextPosition, head->row_id);
+      is_default = next[0].as<int64_t>() == 0;
+      txn.exec_params(kInsertReference, head->row_id, 0, reference.mci, reference.mci_revision,
+                      next[1].as<int>(), is_default);
+      changed = true;
+    }
+    if (make_default && !is_default) {
+      txn.exec_params(kSetDefault, head->row_id, reference.mci, reference.mci_revision);
+      changed = true;
+    }
+    if (changed) txn.exec_params(kTouchHead, head->row_id);
+    auto t = LoadTemplate(txn, account, template_id, 0);
+    if (!t.ok()) return t.status();
+    out = *std::move(t);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<TemplateRecord> PgRepository::RemoveReference(const std::string& account,
+                                                             const std::string& template_id,
+                                                             const Reference& reference) {
+  TemplateRecord out;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    auto head = LockHead(txn, account, template_id, 0);
+    if (!head.ok()) return head.status();
+    pqxx::result removed =
+        txn.exec_params(kDeleteReference, head->row_id, reference.mci, reference.mci_revision);
+    if (removed.empty()) {
+      return absl::NotFoundError(absl::StrCat(
+          "ServerTemplate ", TemplateResourceName(account, template_id, 0),
+          " does not reference MultiCloud Image ",
+          MultiCloudImageResourceName(reference.mci, reference.mci_revision), "."));
+    }
+    if (removed[0][0].as<bool>()) txn.exec_params(kPromoteFirstReference, head->row_id);
+    txn.exec_params(kTouchHead, head->row_id);
+    auto t = LoadTemplate(txn, account, template_id, 0);
+    if (!t.ok()) return t.status();
+    out = *std::move(t);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<TemplateRecord> PgRepository::SetDefaultReference(const std::string& account,
+                                                                 const std::string& template_id,
+                                                                 const Reference& reference) {
+  TemplateRecord out;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    auto head = LockHead(txn, account, template_id, 0);
+    if (!head.ok()) return head.status();
+    pqxx::result existing =
+        txn.exec_params(kSelectReference, head->row_id, reference.mci, reference.mci_revision);
+    if (existing.empty()) {
+      return absl::NotFoundError(absl::StrCat(
+          "ServerTemplate ", TemplateResourceName(account, template_id, 0),
+          " does not reference MultiCloud Image ",
+          MultiCloudImageResourceName(reference.mci, reference.mci_revision),
+          "; add it with AddMultiCloudImage first."));
+    }
+    if (!existing[0][0].as<bool>()) {
+      txn.exec_params(kSetDefault, head->row_id, reference.mci, reference.mci_revision);
+      txn.exec_params(kTouchHead, head->row_id);
+    }
+    auto t = LoadTemplate(txn, account, template_id, 0);
+    if (!t.ok()) return t.status();
+    out = *std::move(t);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<std::vector<Usage>> PgRepository::ListUsages(const std::string& mci,
+                                                            std::optional<int64_t> mci_revision,
+                                                            const UsageKey& after, int limit) {
+  std::vector<Usage> out;
+  absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::work txn(c);
+    out = QueryUsages(txn, mci, mci_revision.value_or(-1), after, limit);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, ReplicaRecord>> PgRepository::GetReplicas(
+    const std::vector<std::string>& mcis) {
+  std::map<std::string, ReplicaRecord> out;
+  if (mcis.empty()) return out;
+  std::string keys = absl::StrJoin(mcis, std::string(1, kSep));
+  absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::work txn(c);
+    out.clear();
+    for (const auto& row : txn.exec_params(kSelectReplicas, keys)) {
+      ReplicaRecord r;
+      r.mci = row[0].as<std::string>();
+      r.account = row[1].as<std::string>();
+      r.display_name = row[2].as<std::string>();
+      r.state = static_cast<ReplicaState>(row[3].as<int>());
+      r.sequence = row[4].as<int64_t>();
+      r.row_version = row[5].as<int64_t>();
+      r.head_clouds = SplitClouds(row[6]);
+      int64_t tombstone = row[7].as<int64_t>();
+      if (tombstone >= 0) r.tombstone_time = absl::FromUnixMicros(tombstone);
+      out[r.mci] = std::move(r);
+    }
+    for (const auto& row : txn.exec_params(kSelectReplicaRevisions, keys)) {
+      auto it = out.find(row[0].as<std::string>());
+      if (it != out.end()) it->second.revision_clouds[row[1].as<int64_t>()] = SplitClouds(row[2]);
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status PgRepository::RecordCatalogState(const CatalogState& state,
+                                              std::optional<int64_t> expected_row_version) {
+  return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    LockMci(txn, state.mci);
+    std::string head_clouds = state.revision == 0 ? JoinClouds(state.clouds) : "";
+    if (!expected_row_version.has_value()) {
+      txn.exec_params(kInsertCatalogReplica, state.mci, state.account, state.display_name,
+                      head_clouds);
+    } else if (state.revision == 0) {
+      pqxx::result revived = txn.exec_params(kReviveReplica, state.mci, state.account,
+                                             state.display_name, head_clouds,
+                                             *expected_row_version);
+      if (revived.affected_rows() > 0) {
+        txn.exec_params(kDeleteReplicaRevisions, state.mci);
+      } else {
+        txn.exec_params(kRefreshReplicaHead, state.mci, state.display_name, head_clouds,
+                        *expected_row_version);
+      }
+    }
+    if (state.revision > 0) {
+      txn.exec_params(kInsertReplicaRevision, state.mci, state.revision, JoinClouds(state.clouds));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
+  const std::string& mci = event.multi_cloud_image();
+  return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    LockMci(txn, mci);
+    // Effects on fences first: they are keyed by deletion id and idempotent, so they hold even for
+    // an event the replica itself ignores. They back up a Release the catalog could not deliver.
+    if (event.type() == MultiCloudImageEvent::DELETED) {
+      // Only this deletion's fence: a late event of an earlier MCI of the same name must not drop
+      // the fence of a deletion under way now.
+      if (!event.deletion_id().empty()) {
+        txn.exec_params(kUpsertDeletion, event.deletion_id(), mci, kDeleted);
+      } else {
+        txn.exec_params(kSupersedeFences, mci, "", kDeleted);
+      }
+    } else if (event.type() == MultiCloudImageEvent::DELETION_ABORTED &&
+               !event.deletion_id().empty()) {
+      pqxx::result known = txn.exec_params(kSelectDeletion, event.deletion_id());
+      if (known.empty()) {
+        txn.exec_params(kUpsertDeletion, event.deletion_id(), mci, kAborted);
+      } else {
+        txn.exec_params(kAbortDeletion, event.deletion_id());
+      }
+    }
+
+    std::optional<StoredReplica> stored;
+    pqxx::result row = txn.exec_params(kSelectReplicaForUpdate, mci);
+    if (!row.empty()) {
+      StoredReplica s;
+      s.state = static_cast<ReplicaState>(row[0][0].as<int>());
+      s.sequence = row[0][1].as<int64_t>();
+      int64_t tombstone = row[0][3].as<int64_t>();
+      if (tombstone >= 0) s.tombstone_time = absl::FromUnixMicros(tombstone);
+      stored = s;
+    }
+    ReplicaUpdate update = DecideReplicaUpdate(stored, event);
+    if (update == ReplicaUpdate::kIgnore) return absl::OkStatus();
+    if (update == ReplicaUpdate::kReplace) txn.exec_params(kDeleteReplicaRevisions, mci);
+    std::vector<std::string> head_clouds(event.head_clouds().begin(), event.head_clouds().end());
+    std::string account = event.account().empty() ? AccountOfMci(mci) : event.account();
+    ReplicaState state = EventState(event);
+    txn.exec_params(kUpsertReplicaFromEvent, mci, account, event.display_name(),
+                    static_cast<int>(state), event.sequence(), JoinClouds(head_clouds),
+                    state == ReplicaState::kDeleted ? absl::ToUnixMicros(EventTime(event))
+                                                    : int64_t{-1});
+    for (const auto& rev : event.revisions()) {
+      std::vector<std::string> clouds(rev.clouds().begin(), rev.clouds().end());
+      txn.exec_params(kInsertReplicaRevision, mci, rev.revision(), JoinClouds(clouds));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<Reservation> PgRepository::ReserveDeletion(const std::string& mci,
+                                                          const std::string& deletion_id) {
+  Reservation out;
+  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    out = Reservation{};
+    LockMci(txn, mci);
+    pqxx::result known = txn.exec_params(kSelectDeletion, deletion_id);
+    int state = 0;
+    if (!known.empty()) {
+      if (known[0][0].as<std::string>() != mci) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "deletion_id ", deletion_id, " belongs to the deletion of another MultiCloud Image, ",
+            known[0][0].as<std::string>(), "; use a new deletion id."));
+      }
+      state = known[0][1].as<int>();
+    }
+    // The fence stands or the MCI is gone: the same answer as the first time.
+    if (state == kReserved || state == kDeleted) {
+      out.reserved = true;
+      return absl::OkStatus();
+    }
+    out.usages = QueryUsages(txn, mci, -1, Repository::UsageKey{}, kMaxUsagesInRefusal);
+    // An aborted deletion never raises a fence again: nobody would release it.
+    if (state == kAborted) return absl::OkStatus();
+    if (!out.usages.empty()) {
+      txn.exec_params(kUpsertDeletion, deletion_id, mci, kRefused);
+      return absl::OkStatus();
+    }
+    txn.exec_params(kSupersedeFences, mci, deletion_id, kAborted);
+    txn.exec_params(kUpsertDeletion, deletion_id, mci, kReserved);
+    out.reserved = true;
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::Status PgRepository::ReleaseDeletion(const std::string& mci, const std::string& deletion_id,
+                                           bool deleted) {
+  return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    LockMci(txn, mci);
+    pqxx::result known = txn.exec_params(kSelectDeletion, deletion_id);
+    if (!known.empty() && known[0][0].as<std::string>() != mci) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "deletion_id ", deletion_id, " belongs to the deletion of another MultiCloud Image, ",
+          known[0][0].as<std::string>(), "."));
+    }
+    if (deleted) {
+      txn.exec_params(kUpsertDeletion, deletion_id, mci, kDeleted);
+      txn.exec_params(kSupersedeFences, mci, deletion_id, kDeleted);
+      txn.exec_params(kTombstoneReplica, mci, AccountOfMci(mci));
+      return absl::OkStatus();
+    }
+    if (known.empty()) {
+      txn.exec_params(kUpsertDeletion, deletion_id, mci, kAborted);
+    } else {
+      txn.exec_params(kAbortDeletion, deletion_id);
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace mci::templates

@@ -1,0 +1,624 @@
+#include "services/templates/template_logic.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/util/time_util.h"
+#include "services/templates/names.h"
+
+namespace mci::templates {
+namespace {
+
+namespace catalog = mci::catalog::v1;
+using google::protobuf::util::TimeUtil;
+
+constexpr size_t kMaxDisplayName = 255;
+constexpr size_t kMaxDescription = 4096;
+constexpr size_t kMaxRequestId = 128;
+constexpr size_t kMaxResolveCache = 10000;
+
+absl::Status TemplateNotFound(absl::string_view name) {
+  return absl::NotFoundError(absl::StrCat("ServerTemplate ", name, " was not found."));
+}
+
+absl::Status MciNotFound(absl::string_view name) {
+  return absl::NotFoundError(absl::StrCat("MultiCloud Image ", name, " was not found."));
+}
+
+absl::Status ValidateDisplayName(absl::string_view name) {
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        "server_template.display_name is required: give the ServerTemplate a nickname.");
+  }
+  if (name.size() > kMaxDisplayName) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "server_template.display_name is ", name.size(), " bytes long; at most ", kMaxDisplayName,
+        " are allowed."));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateDescription(absl::string_view description) {
+  if (description.size() > kMaxDescription) {
+    return absl::InvalidArgumentError(absl::StrCat("server_template.description is ",
+                                                   description.size(), " bytes long; at most ",
+                                                   kMaxDescription, " are allowed."));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRequestId(absl::string_view request_id) {
+  if (request_id.size() > kMaxRequestId) {
+    return absl::InvalidArgumentError(absl::StrCat("request_id is longer than ", kMaxRequestId,
+                                                   " characters; use a UUID."));
+  }
+  return absl::OkStatus();
+}
+
+// The MCI reference `name` of the caller's account, as stored (HEAD name + revision).
+absl::StatusOr<Reference> ParseReference(const auth::Caller& caller, absl::string_view name,
+                                         absl::string_view field) {
+  auto parsed = ParseMultiCloudImageName(name, field);
+  if (!parsed.ok()) return parsed.status();
+  if (!auth::OwnsAccount(caller, parsed->account)) return MciNotFound(name);
+  Reference ref;
+  ref.mci = parsed->Head();
+  ref.mci_revision = parsed->revision;
+  return ref;
+}
+
+std::vector<std::string> MciNames(const std::vector<Reference>& refs) {
+  std::set<std::string> names;
+  for (const auto& r : refs) names.insert(r.mci);
+  return {names.begin(), names.end()};
+}
+
+void FillUsage(const Usage& u, v1::MultiCloudImageUsage* out) {
+  out->set_server_template(TemplateResourceName(u.account, u.template_id, u.template_revision));
+  out->set_multi_cloud_image(MultiCloudImageResourceName(u.mci, u.mci_revision));
+  out->set_is_default(u.is_default);
+}
+
+}  // namespace
+
+std::vector<std::string> CoveredClouds(const std::vector<Reference>& refs,
+                                       const std::map<std::string, ReplicaRecord>& replicas) {
+  std::set<std::string> clouds;
+  for (const auto& r : refs) {
+    auto it = replicas.find(r.mci);
+    if (it == replicas.end()) continue;
+    if (const auto* c = it->second.Clouds(r.mci_revision)) clouds.insert(c->begin(), c->end());
+  }
+  return {clouds.begin(), clouds.end()};
+}
+
+std::vector<Reference> LaunchCandidates(const std::vector<Reference>& refs,
+                                        const std::map<std::string, ReplicaRecord>& replicas,
+                                        const std::string& cloud) {
+  std::vector<Reference> ordered = refs;
+  std::stable_sort(ordered.begin(), ordered.end(), [](const Reference& a, const Reference& b) {
+    if (a.is_default != b.is_default) return a.is_default;
+    return a.position < b.position;
+  });
+  std::vector<Reference> out;
+  for (const auto& r : ordered) {
+    auto it = replicas.find(r.mci);
+    if (it == replicas.end()) continue;
+    const auto* clouds = it->second.Clouds(r.mci_revision);
+    if (clouds != nullptr && std::find(clouds->begin(), clouds->end(), cloud) != clouds->end()) {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+ServerTemplateLogic::ServerTemplateLogic(Repository* repository, CatalogClient* catalog,
+                                         std::string catalog_subject)
+    : repository_(repository), catalog_(catalog), catalog_subject_(std::move(catalog_subject)) {}
+
+absl::StatusOr<TemplateRecord> ServerTemplateLogic::Load(const auth::Caller& caller,
+                                                         absl::string_view name,
+                                                         absl::string_view field, bool head_only) {
+  auto parsed = ParseTemplateName(name, field);
+  if (!parsed.ok()) return parsed.status();
+  if (head_only && parsed->revision != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " \"", name, "\" names committed revision ", parsed->revision,
+        ", which cannot be changed; use the template HEAD ", parsed->Head(), "."));
+  }
+  if (!auth::OwnsAccount(caller, parsed->account)) return TemplateNotFound(name);
+  return repository_->GetTemplate(parsed->account, parsed->template_id, parsed->revision);
+}
+
+absl::Status ServerTemplateLogic::Fill(const TemplateRecord& t, v1::ServerTemplate* out) {
+  auto replicas = repository_->GetReplicas(MciNames(t.references));
+  if (!replicas.ok()) return replicas.status();
+  out->Clear();
+  out->set_name(TemplateResourceName(t.account, t.template_id, t.revision));
+  out->set_display_name(t.display_name);
+  out->set_description(t.description);
+  out->set_revision(t.revision);
+  out->set_latest_revision(t.latest_revision);
+  out->set_commit_message(t.commit_message);
+  out->set_cloned_from(t.cloned_from);
+  if (t.revision == 0) out->set_etag(Etag(t.version));
+  *out->mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t.create_time));
+  *out->mutable_update_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t.update_time));
+  for (const auto& r : t.references) {
+    auto* ref = out->add_multi_cloud_images();
+    ref->set_multi_cloud_image(MultiCloudImageResourceName(r.mci, r.mci_revision));
+    ref->set_is_default(r.is_default);
+    auto it = replicas->find(r.mci);
+    if (it == replicas->end()) continue;
+    if (const auto* clouds = it->second.Clouds(r.mci_revision)) {
+      for (const auto& c : *clouds) ref->add_clouds(c);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerTemplateLogic::CreateServerTemplate(
+    const auth::Caller& caller, const v1::CreateServerTemplateRequest& request,
+    v1::ServerTemplate* response) {
+  auto account = ParseAccountName(request.parent(), "parent");
+  if (!account.ok()) return account.status();
+  if (!auth::OwnsAccount(caller, *account)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "ServerTemplates can only be created in your own account, ", caller.AccountName(), "."));
+  }
+  const v1::ServerTemplate& t = request.server_template();
+  if (absl::Status s = ValidateDisplayName(t.display_name()); !s.ok()) return s;
+  if (absl::Status s = ValidateDescription(t.description()); !s.ok()) return s;
+  if (absl::Status s = ValidateRequestId(request.request_id()); !s.ok()) return s;
+  if (t.multi_cloud_images_size() > 0) {
+    return absl::InvalidArgumentError(
+        "server_template.multi_cloud_images must be empty on create; add MultiCloud Images to "
+        "the new template with AddMultiCloudImage.");
+  }
+  Repository::NewTemplate n;
+  n.account = *account;
+  n.template_id = request.server_template_id();
+  if (n.template_id.empty()) {
+    n.template_id = GenerateTemplateId();
+  } else if (absl::Status s = ValidateTemplateId(n.template_id); !s.ok()) {
+    return s;
+  }
+  n.display_name = t.display_name();
+  n.description = t.description();
+  n.request_id = request.request_id();
+  auto created = repository_->CreateTemplate(n);
+  if (!created.ok()) return created.status();
+  return Fill(*created, response);
+}
+
+absl::Status ServerTemplateLogic::GetServerTemplate(const auth::Caller& caller,
+                                                    const v1::GetServerTemplateRequest& request,
+                                                    v1::ServerTemplate* response) {
+  auto t = Load(caller, request.name(), "name", /*head_only=*/false);
+  if (!t.ok()) return t.status();
+  return Fill(*t, response);
+}
+
+absl::Status ServerTemplateLogic::ListServerTemplates(
+    const auth::Caller& caller, const v1::ListServerTemplatesRequest& request,
+    v1::ListServerTemplatesResponse* response) {
+  auto account = ParseAccountName(request.parent(), "parent");
+  if (!account.ok()) return account.status();
+  auto size = PageSize(request.page_size());
+  if (!size.ok()) return size.status();
+  auto key = DecodePageToken("st", request.page_token(), 1);
+  if (!key.ok()) return key.status();
+  // Another account's templates are invisible: an empty list, as for an account without any.
+  if (!auth::OwnsAccount(caller, *account)) return absl::OkStatus();
+  auto page = repository_->ListTemplates(*account, (*key)[0], *size + 1);
+  if (!page.ok()) return page.status();
+  bool more = static_cast<int>(page->size()) > *size;
+  if (more) page->pop_back();
+  for (const auto& t : *page) {
+    if (absl::Status s = Fill(t, response->add_server_templates()); !s.ok()) return s;
+  }
+  if (more) response->set_next_page_token(EncodePageToken("st", {page->back().row_id}));
+  return absl::OkStatus();
+}
+
+absl::Status ServerTemplateLogic::UpdateServerTemplate(
+    const auth::Caller& caller, const v1::UpdateServerTemplateRequest& request,
+    v1::ServerTemplate* response) {
+  const v1::ServerTemplate& t = request.server_template();
+  auto name = ParseTemplateName(t.name(), "server_template.name");
+  if (!name.ok()) return name.status();
+  if (name->revision != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "server_template.name \"", t.name(),
+        "\" is a committed revision, which cannot be changed; update the HEAD ", name->Head(),
+        "."));
+  }
+  if (!auth::OwnsAccount(caller, name->account)) return TemplateNotFound(t.name());
+  auto version = ParseEtag(t.etag());
+  if (!version.ok()) return version.status();
+  Repository::TemplateUpdate update;
+  update.expected_version = *version;
+  std::vector<std::string> paths(request.update_mask().paths().begin(),
+                                 request.update_mask().paths().end());
+  if (paths.empty()) paths = {"display_name", "description"};
+  for (const auto& path : paths) {
+    if (path == "display_name") {
+      if (absl::Status s = ValidateDisplayName(t.display_name()); !s.ok()) return s;
+      update.display_name = t.display_name();
+    } else if (path == "description") {
+      if (absl::Status s = ValidateDescription(t.description()); !s.ok()) return s;
+      update.description = t.description();
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "update_mask path \"", path,
+          "\" cannot be updated; use display_name and/or description (references change with "
+          "AddMultiCloudImage, RemoveMultiCloudImage and SetDefaultMultiCloudImage)."));
+    }
+  }
+  auto updated = repository_->UpdateTemplate(name->account, name->template_id, update);
+  if (!updated.ok()) return updated.status();
+  return Fill(*updated, response);
+}
+
+absl::Status ServerTemplateLogic::DeleteServerTemplate(
+    const auth::Caller& caller, const v1::DeleteServerTemplateRequest& request,
+    google::protobuf::Empty*) {
+  auto name = ParseTemplateName(request.name(), "name");
+  if (!name.ok()) return name.status();
+  if (name->revision != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "name \"", request.name(),
+        "\" is a committed revision; revisions are deleted with their template: delete ",
+        name->Head(), "."));
+  }
+  if (!auth::OwnsAccount(caller, name->account)) return TemplateNotFound(request.name());
+  auto version = ParseEtag(request.etag());
+  if (!version.ok()) return version.status();
+  return repository_->DeleteTemplate(name->account, name->template_id, *version);
+}
+
+absl::Status ServerTemplateLogic::CloneServerTemplate(
+    const auth::Caller& caller, const v1::CloneServerTemplateRequest& request,
+    v1::ServerTemplate* response) {
+  if (absl::Status s = ValidateRequestId(request.request_id()); !s.ok()) return s;
+  auto source = Load(caller, request.name(), "name", /*head_only=*/false);
+  if (!source.ok()) return source.status();
+  Repository::NewTemplate n;
+  n.account = source->account;
+  n.template_id = request.server_template_id();
+  if (n.template_id.empty()) {
+    n.template_id = GenerateTemplateId();
+  } else if (absl::Status s = ValidateTemplateId(n.template_id); !s.ok()) {
+    return s;
+  }
+  n.display_name =
+      request.display_name().empty() ? BumpVersion(source->display_name) : request.display_name();
+  if (absl::Status s = ValidateDisplayName(n.display_name); !s.ok()) return s;
+  n.description = source->description;
+  n.cloned_from = TemplateResourceName(source->account, source->template_id, source->revision);
+  n.request_id = request.request_id();
+  n.references = source->references;
+  auto created = repository_->CreateTemplate(n);
+  if (!created.ok()) return created.status();
+  return Fill(*created, response);
+}
+
+absl::Status ServerTemplateLogic::CommitServerTemplate(
+    const auth::Caller& caller, const v1::CommitServerTemplateRequest& request,
+    v1::ServerTemplate* response) {
+  auto version = ParseEtag(request.etag());
+  if (!version.ok()) return version.status();
+  auto head = Load(caller, request.name(), "name", /*head_only=*/true);
+  if (!head.ok()) return head.status();
+  if (*version != 0 && *version != head->version) {
+    return absl::AbortedError(absl::StrCat(
+        "The etag does not match the current ServerTemplate ", request.name(),
+        ": it changed since it was read; read it again and retry with the new etag."));
+  }
+  std::vector<std::string> heads;
+  for (const auto& r : head->references) {
+    if (r.mci_revision == 0) heads.push_back(r.mci);
+  }
+  std::map<std::string, int64_t> pins;
+  if (!heads.empty()) {
+    if (!request.commit_head_multi_cloud_images()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ServerTemplate ", request.name(), " references the HEAD of MultiCloud Images ",
+          absl::StrJoin(heads, ", "),
+          "; a committed ServerTemplate pins committed revisions: commit those MultiCloud Images "
+          "and reference their revisions, or set commit_head_multi_cloud_images."));
+    }
+    for (const auto& mci : heads) {
+      std::string message = request.message().empty()
+                                ? absl::StrCat("Committed with ServerTemplate ", request.name())
+                                : request.message();
+      auto committed = catalog_->CommitMultiCloudImage(caller.token, mci, message);
+      if (!committed.ok()) return committed.status();
+      int64_t revision =
+          committed->revision() > 0 ? committed->revision() : committed->latest_revision();
+      if (revision <= 0) {
+        return absl::InternalError(absl::StrCat("The catalog committed ", mci,
+                                                " but did not say which revision it made."));
+      }
+      CatalogState state;
+      state.mci = mci;
+      state.account = head->account;
+      state.display_name = committed->display_name();
+      state.revision = revision;
+      state.clouds.assign(committed->clouds().begin(), committed->clouds().end());
+      auto replicas = repository_->GetReplicas({mci});
+      if (!replicas.ok()) return replicas.status();
+      std::optional<int64_t> row_version;
+      if (auto it = replicas->find(mci); it != replicas->end()) {
+        row_version = it->second.row_version;
+      }
+      if (absl::Status s = repository_->RecordCatalogState(state, row_version); !s.ok()) return s;
+      pins[mci] = revision;
+    }
+  }
+  auto committed = repository_->CommitTemplate(head->account, head->template_id, *version,
+                                               request.message(), pins);
+  if (!committed.ok()) return committed.status();
+  return Fill(*committed, response);
+}
+
+absl::Status ServerTemplateLogic::EnsureReplica(const auth::Caller& caller, const std::string& mci,
+                                                int64_t revision) {
+  auto replicas = repository_->GetReplicas({mci});
+  if (!replicas.ok()) return replicas.status();
+  const ReplicaRecord* known = nullptr;
+  if (auto it = replicas->find(mci); it != replicas->end()) known = &it->second;
+  bool head_needed = known == nullptr || known->state != ReplicaState::kActive;
+  bool revision_needed = revision > 0 && (head_needed || known->Clouds(revision) == nullptr);
+  if (!head_needed && !revision_needed) return absl::OkStatus();
+
+  std::optional<int64_t> row_version;
+  if (known != nullptr) row_version = known->row_version;
+  std::string account = ParseMultiCloudImageName(mci, "multi_cloud_image")->account;
+  if (head_needed) {
+    auto got = catalog_->GetMultiCloudImage(caller.token, mci);
+    if (!got.ok()) {
+      if (got.status().code() == absl::StatusCode::kNotFound) return MciNotFound(mci);
+      return got.status();
+    }
+    if (got->state() == catalog::MultiCloudImage::DELETING) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "MultiCloud Image ", mci, " is being deleted; it cannot be referenced by a "
+          "ServerTemplate."));
+    }
+    CatalogState state;
+    state.mci = mci;
+    state.account = account;
+    state.display_name = got->display_name();
+    state.clouds.assign(got->clouds().begin(), got->clouds().end());
+    if (absl::Status s = repository_->RecordCatalogState(state, row_version); !s.ok()) return s;
+  }
+  if (revision_needed) {
+    std::string name = MultiCloudImageResourceName(mci, revision);
+    auto got = catalog_->GetMultiCloudImage(caller.token, name);
+    if (!got.ok()) {
+      if (got.status().code() == absl::StatusCode::kNotFound) {
+        return absl::NotFoundError(
+            absl::StrCat("MultiCloud Image revision ", name, " was not found."));
+      }
+      return got.status();
+    }
+    CatalogState state;
+    state.mci = mci;
+    state.account = account;
+    state.display_name = got->display_name();
+    state.revision = revision;
+    state.clouds.assign(got->clouds().begin(), got->clouds().end());
+    // Only the revision row is written; the HEAD row stays as recorded above.
+    if (absl::Status s = repository_->RecordCatalogState(state, int64_t{-1}); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerTemplateLogic::AddMultiCloudImage(const auth::Caller& caller,
+                                                     const v1::AddMultiCloudImageRequest& request,
+                                                     v1::ServerTemplate* response) {
+  auto head = Load(caller, request.server_template(), "server_template", /*head_only=*/true);
+  if (!head.ok()) return head.status();
+  auto ref = ParseReference(caller, request.multi_cloud_image(), "multi_cloud_image");
+  if (!ref.ok()) return ref.status();
+  if (absl::Status s = EnsureReplica(caller, ref->mci, ref->mci_revision); !s.ok()) return s;
+  auto updated =
+      repository_->AddReference(head->account, head->template_id, *ref, request.make_default());
+  if (!updated.ok()) return updated.status();
+  return Fill(*updated, response);
+}
+
+absl::Status ServerTemplateLogic::RemoveMultiCloudImage(
+    const auth::Caller& caller, const v1::RemoveMultiCloudImageRequest& request,
+    v1::ServerTemplate* response) {
+  auto name = ParseTemplateName(request.server_template(), "server_template");
+  if (!name.ok()) return name.status();
+  if (name->revision != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "server_template \"", request.server_template(),
+        "\" is a committed revision, which cannot be changed; use the HEAD ", name->Head(), "."));
+  }
+  if (!auth::OwnsAccount(caller, name->account)) {
+    return TemplateNotFound(request.server_template());
+  }
+  auto ref = ParseReference(caller, request.multi_cloud_image(), "multi_cloud_image");
+  if (!ref.ok()) return ref.status();
+  auto updated = repository_->RemoveReference(name->account, name->template_id, *ref);
+  if (!updated.ok()) return updated.status();
+  return Fill(*updated, response);
+}
+
+absl::Status ServerTemplateLogic::SetDefaultMultiCloudImage(
+    const auth::Caller& caller, const v1::SetDefaultMultiCloudImageRequest& request,
+    v1::ServerTemplate* response) {
+  auto name = ParseTemplateName(request.server_template(), "server_template");
+  if (!name.ok()) return name.status();
+  if (name->revision != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "server_template \"", request.server_template(),
+        "\" is a committed revision, which cannot be changed; use the HEAD ", name->Head(), "."));
+  }
+  if (!auth::OwnsAccount(caller, name->account)) {
+    return TemplateNotFound(request.server_template());
+  }
+  auto ref = ParseReference(caller, request.multi_cloud_image(), "multi_cloud_image");
+  if (!ref.ok()) return ref.status();
+  auto updated = repository_->SetDefaultReference(name->account, name->template_id, *ref);
+  if (!updated.ok()) return updated.status();
+  return Fill(*updated, response);
+}
+
+absl::Status ServerTemplateLogic::ListMultiCloudImageUsages(
+    const auth::Caller& caller, const v1::ListMultiCloudImageUsagesRequest& request,
+    v1::ListMultiCloudImageUsagesResponse* response) {
+  auto ref = ParseReference(caller, request.multi_cloud_image(), "multi_cloud_image");
+  if (!ref.ok()) return ref.status();
+  auto size = PageSize(request.page_size());
+  if (!size.ok()) return size.status();
+  auto key = DecodePageToken("xref", request.page_token(), 3);
+  if (!key.ok()) return key.status();
+  Repository::UsageKey after;
+  if (!request.page_token().empty()) after = {(*key)[0], (*key)[1], (*key)[2]};
+  std::optional<int64_t> revision;
+  if (!request.all_revisions()) revision = ref->mci_revision;
+  auto usages = repository_->ListUsages(ref->mci, revision, after, *size + 1);
+  if (!usages.ok()) return usages.status();
+  bool more = static_cast<int>(usages->size()) > *size;
+  if (more) usages->pop_back();
+  for (const auto& u : *usages) FillUsage(u, response->add_usages());
+  if (more) {
+    const Usage& last = usages->back();
+    response->set_next_page_token(EncodePageToken(
+        "xref", {last.template_row_id, last.template_revision, last.mci_revision}));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ServerTemplateLogic::ListSupportedClouds(
+    const auth::Caller& caller, const v1::ListSupportedCloudsRequest& request,
+    v1::ListSupportedCloudsResponse* response) {
+  auto t = Load(caller, request.name(), "name", /*head_only=*/false);
+  if (!t.ok()) return t.status();
+  auto replicas = repository_->GetReplicas(MciNames(t->references));
+  if (!replicas.ok()) return replicas.status();
+  for (const auto& c : CoveredClouds(t->references, *replicas)) response->add_clouds(c);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<catalog::ResolveImageResponse> ServerTemplateLogic::Resolve(
+    const auth::Caller& caller, const Reference& ref, const std::string& cloud) {
+  std::string name = MultiCloudImageResourceName(ref.mci, ref.mci_revision);
+  auto key = std::make_pair(name, cloud);
+  if (ref.mci_revision > 0) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  }
+  auto resolved = catalog_->ResolveImage(caller.token, name, cloud);
+  if (resolved.ok() && ref.mci_revision > 0) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (cache_.size() >= kMaxResolveCache) cache_.clear();
+    cache_[key] = *resolved;
+  }
+  return resolved;
+}
+
+absl::Status ServerTemplateLogic::ResolveLaunch(const auth::Caller& caller,
+                                                const v1::ResolveLaunchRequest& request,
+                                                v1::ResolveLaunchResponse* response) {
+  if (absl::Status s = ValidateCloudName(request.cloud(), "cloud"); !s.ok()) return s;
+  auto t = Load(caller, request.server_template(), "server_template", /*head_only=*/false);
+  if (!t.ok()) return t.status();
+  std::string name = TemplateResourceName(t->account, t->template_id, t->revision);
+  if (t->references.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "ServerTemplate ", name,
+        " references no MultiCloud Image, so it cannot launch anywhere; add one with "
+        "AddMultiCloudImage."));
+  }
+  auto replicas = repository_->GetReplicas(MciNames(t->references));
+  if (!replicas.ok()) return replicas.status();
+  auto answer = [&](const Reference& ref, catalog::ResolveImageResponse image) {
+    response->set_multi_cloud_image(MultiCloudImageResourceName(ref.mci, ref.mci_revision));
+    *response->mutable_image() = std::move(image);
+    return absl::OkStatus();
+  };
+  std::vector<Reference> candidates = LaunchCandidates(t->references, *replicas, request.cloud());
+  for (const auto& ref : candidates) {
+    auto resolved = Resolve(caller, ref, request.cloud());
+    if (resolved.ok()) return answer(ref, *std::move(resolved));
+    // The replica was behind the catalog (a setting just removed): try the next one.
+    if (resolved.status().code() != absl::StatusCode::kFailedPrecondition &&
+        resolved.status().code() != absl::StatusCode::kNotFound) {
+      return resolved.status();
+    }
+  }
+  // A HEAD may have gained the cloud since the replica last heard of it: ask the catalog.
+  for (const auto& ref : t->references) {
+    if (ref.mci_revision != 0 ||
+        std::find(candidates.begin(), candidates.end(), ref) != candidates.end()) {
+      continue;
+    }
+    auto resolved = Resolve(caller, ref, request.cloud());
+    if (resolved.ok()) return answer(ref, *std::move(resolved));
+    if (resolved.status().code() != absl::StatusCode::kFailedPrecondition &&
+        resolved.status().code() != absl::StatusCode::kNotFound) {
+      return resolved.status();
+    }
+  }
+  std::vector<std::string> covered = CoveredClouds(t->references, *replicas);
+  return absl::FailedPreconditionError(absl::StrCat(
+      "No MultiCloud Image of ServerTemplate ", name, " has a setting for ", request.cloud(),
+      covered.empty() ? "; its MultiCloud Images cover no cloud yet."
+                      : absl::StrCat("; they cover ", absl::StrJoin(covered, ", "), "."),
+      " Add a setting for that cloud to one of them, or add a MultiCloud Image that covers it."));
+}
+
+absl::Status ServerTemplateLogic::CheckCatalogIdentity(const auth::Caller& caller) const {
+  if (caller.Has(auth::Role::kService) && caller.subject == catalog_subject_) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrCat("Only the catalog's service identity (", catalog_subject_,
+                   ") may reserve or release MultiCloud Image deletions."));
+}
+
+absl::Status ServerTemplateLogic::ReserveMultiCloudImageDeletion(
+    const auth::Caller& caller, const v1::ReserveMultiCloudImageDeletionRequest& request,
+    v1::ReserveMultiCloudImageDeletionResponse* response) {
+  if (absl::Status s = CheckCatalogIdentity(caller); !s.ok()) return s;
+  auto name = ParseMultiCloudImageName(request.multi_cloud_image(), "multi_cloud_image");
+  if (!name.ok()) return name.status();
+  if (name->revision != 0) {
+    return absl::InvalidArgumentError(
+        "multi_cloud_image must be a HEAD name: an MCI is deleted with all its revisions.");
+  }
+  if (request.deletion_id().empty() || request.deletion_id().size() > kMaxRequestId) {
+    return absl::InvalidArgumentError("deletion_id is required (at most 128 characters).");
+  }
+  auto reservation = repository_->ReserveDeletion(name->Head(), request.deletion_id());
+  if (!reservation.ok()) return reservation.status();
+  response->set_reserved(reservation->reserved);
+  for (const auto& u : reservation->usages) FillUsage(u, response->add_usages());
+  return absl::OkStatus();
+}
+
+absl::Status ServerTemplateLogic::ReleaseMultiCloudImageDeletion(
+    const auth::Caller& caller, const v1::ReleaseMultiCloudImageDeletionRequest& request,
+    google::protobuf::Empty*) {
+  if (absl::Status s = CheckCatalogIdentity(caller); !s.ok()) return s;
+  auto name = ParseMultiCloudImageName(request.multi_cloud_image(), "multi_cloud_image");
+  if (!name.ok()) return name.status();
+  if (name->revision != 0) {
+    return absl::InvalidArgumentError(
+        "multi_cloud_image must be a HEAD name: an MCI is deleted with all its revisions.");
+  }
+  if (request.deletion_id().empty() || request.deletion_id().size() > kMaxRequestId) {
+    return absl::InvalidArgumentError("deletion_id is required (at most 128 characters).");
+  }
+  return repository_->ReleaseDeletion(name->Head(), request.deletion_id(), request.deleted());
+}
+
+}  // namespace mci::templates
