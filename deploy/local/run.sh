@@ -194,6 +194,7 @@ for entry in "${SERVICES[@]}"; do
   fi
   port_open "$grpc_port" && die "port $grpc_port (for $name) is taken by another process."
   say "Starting $name (gRPC 127.0.0.1:$grpc_port, HTTP 127.0.0.1:$http_port)"
+  printf '=== %s run.sh starts %s\n' "$(date -u +%FT%TZ)" "$name" >>"$LOGS/$name.log"
   # The secret travels in the environment, not on the command line (ps).
   # shellcheck disable=SC2086  # extra holds several flags
   MCI_JWT_SECRET="$SECRET" nohup "$bin" \

@@ -38,6 +38,11 @@ absl::Status ServiceHost::Start() {
         absl::StrCat("Cannot listen for gRPC on ", options_.grpc_address, "."));
   }
   ready_ = options_.ready ? options_.ready() : true;
+  // The default health service knows only "" until a name is set; SetServingStatus(bool) then
+  // updates every known name.
+  if (!options_.service_name.empty()) {
+    server_->GetHealthCheckService()->SetServingStatus(options_.service_name, ready_);
+  }
   server_->GetHealthCheckService()->SetServingStatus(ready_);
   readiness_thread_ = std::thread([this] { ReadinessLoop(); });
 

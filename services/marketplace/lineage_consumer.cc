@@ -110,8 +110,10 @@ void LineageConsumer::Consume(natsSubscription* subscription) {
           absl::string_view(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg))));
       if (!event.ok()) {
         // Redelivering a malformed event would not make it readable.
-        log::Error("dropping unreadable event", {{"subject", natsMsg_GetSubject(msg)},
-                                                 {"error", event.status().ToString()}});
+        log::Error("dropping unreadable event",
+                   {{"subject", natsMsg_GetSubject(msg)},
+                    {"bytes", std::to_string(natsMsg_GetDataLength(msg))},
+                    {"error", event.status().ToString()}});
         natsMsg_Ack(msg, nullptr);
         continue;
       }

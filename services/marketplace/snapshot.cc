@@ -144,7 +144,10 @@ catalog::v1::MultiCloudImage ImportSnapshot(const v1::Publication& publication) 
   origin->set_source_display_name(published.display_name());
   origin->set_lineage(publication.lineage());
   origin->set_publication(publication.name());
-  origin->set_source_revision(publication.revision());
+  // A HEAD publication mirrors the revision its HEAD would become when committed: imported MCIs
+  // always hold a committed revision.
+  origin->set_source_revision(publication.revision() > 0 ? publication.revision()
+                                                         : published.latest_revision() + 1);
   return out;
 }
 

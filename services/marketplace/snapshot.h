@@ -24,7 +24,8 @@ std::vector<catalog::v1::Finding> PrivateImageWarnings(
     const std::map<std::string, catalog::v1::Image>& images);
 
 // The snapshot an import hands to the catalog: the published content with origin IMPORTED from
-// the publication, the lineage kept and the published revision mirrored.
+// the publication, the lineage kept and the published revision mirrored (for a HEAD publication,
+// the revision after the source's latest).
 catalog::v1::MultiCloudImage ImportSnapshot(const v1::Publication& publication);
 
 }  // namespace mci::marketplace

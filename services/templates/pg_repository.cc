@@ -692,6 +692,17 @@ absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
   });
 }
 
+absl::StatusOr<bool> PgRepository::DeletionFenced(const std::string& mci) {
+  bool fenced = false;
+  absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::work txn(c);
+    fenced = !txn.exec_params(kSelectFence, mci).empty();
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return fenced;
+}
+
 absl::StatusOr<Reservation> PgRepository::ReserveDeletion(const std::string& mci,
                                                           const std::string& deletion_id) {
   Reservation out;

@@ -7,9 +7,9 @@ using mci::events::v1::MultiCloudImageEvent;
 ReplicaState EventState(const MultiCloudImageEvent& event) {
   if (event.type() == MultiCloudImageEvent::DELETED) return ReplicaState::kDeleted;
   switch (event.state()) {
-    case MultiCloudImageEvent::ACTIVE: return ReplicaState::kActive;
-    case MultiCloudImageEvent::DELETING: return ReplicaState::kDeleting;
-    case MultiCloudImageEvent::DELETED: return ReplicaState::kDeleted;
+    case MultiCloudImageEvent::STATE_ACTIVE: return ReplicaState::kActive;
+    case MultiCloudImageEvent::STATE_DELETING: return ReplicaState::kDeleting;
+    case MultiCloudImageEvent::STATE_DELETED: return ReplicaState::kDeleted;
     default: break;
   }
   return event.type() == MultiCloudImageEvent::DELETION_STARTED ? ReplicaState::kDeleting

@@ -90,6 +90,8 @@ class Repository {
   // Applies one event idempotently (sequence) together with its effect on deletion fences.
   virtual absl::Status ApplyEvent(const mci::events::v1::MultiCloudImageEvent& event) = 0;
 
+  // True while a deletion fence stands for the MCI (HEAD name).
+  virtual absl::StatusOr<bool> DeletionFenced(const std::string& mci) = 0;
   // The deletion saga, idempotent per deletion id.
   virtual absl::StatusOr<Reservation> ReserveDeletion(const std::string& mci,
                                                       const std::string& deletion_id) = 0;

@@ -27,6 +27,12 @@ absl::Status MciNotFound(absl::string_view name) {
   return absl::NotFoundError(absl::StrCat("MultiCloud Image ", name, " was not found."));
 }
 
+absl::Status BeingDeleted(absl::string_view mci) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "MultiCloud Image ", mci,
+      " is being deleted; it cannot be referenced by a ServerTemplate."));
+}
+
 absl::Status ValidateDisplayName(absl::string_view name) {
   if (name.empty()) {
     return absl::InvalidArgumentError(
@@ -373,6 +379,11 @@ absl::Status ServerTemplateLogic::EnsureReplica(const auth::Caller& caller, cons
   bool head_needed = known == nullptr || known->state != ReplicaState::kActive;
   bool revision_needed = revision > 0 && (head_needed || known->Clouds(revision) == nullptr);
   if (!head_needed && !revision_needed) return absl::OkStatus();
+  // A deletion under way is known here for sure, and refused without asking the catalog (which
+  // may be down in the middle of that very deletion).
+  auto fenced = repository_->DeletionFenced(mci);
+  if (!fenced.ok()) return fenced.status();
+  if (*fenced) return BeingDeleted(mci);
 
   std::optional<int64_t> row_version;
   if (known != nullptr) row_version = known->row_version;
@@ -383,11 +394,7 @@ absl::Status ServerTemplateLogic::EnsureReplica(const auth::Caller& caller, cons
       if (got.status().code() == absl::StatusCode::kNotFound) return MciNotFound(mci);
       return got.status();
     }
-    if (got->state() == catalog::MultiCloudImage::DELETING) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "MultiCloud Image ", mci, " is being deleted; it cannot be referenced by a "
-          "ServerTemplate."));
-    }
+    if (got->state() == catalog::MultiCloudImage::DELETING) return BeingDeleted(mci);
     CatalogState state;
     state.mci = mci;
     state.account = account;

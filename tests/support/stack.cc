@@ -303,9 +303,9 @@ std::string Greeting(int port) {
   return out;
 }
 
-// grpc.health.v1.Health/Check with a 2 s deadline.
+// grpc.health.v1.Health/Check.
 absl::StatusOr<int> Check(const std::string& address, const std::string& service,
-                          bool wait_for_ready);
+                          bool wait_for_ready, absl::Duration deadline);
 
 }  // namespace
 
@@ -370,6 +370,55 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
 // ---------------------------------------------------------------------------------------------
 // TestPostgres
 
+namespace {
+
+bool IsCluster(const std::string& dir) {
+  return access((dir + "/PG_VERSION").c_str(), F_OK) == 0 &&
+         access((dir + "/global/pg_control").c_str(), F_OK) == 0;
+}
+
+// initdb takes seconds, copying its output a tenth of one: one pristine (never started) cluster
+// per machine and PostgreSQL build, /tmp/mci-test-pg-<uid>-<initdb size>-<mtime>, made once
+// under a lock and shared by every test binary. Empty when it cannot be made.
+std::string PristineCluster(const std::string& log_path) {
+  struct stat st {};
+  if (stat(PgBin("initdb").c_str(), &st) != 0) return "";
+  const std::string dir = absl::StrCat("/tmp/mci-test-pg-v1-", geteuid(), "-", st.st_size, "-",
+                                       static_cast<int64_t>(st.st_mtime));
+  if (IsCluster(dir)) return dir;
+  int lock = open((dir + ".lock").c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0666);
+  if (lock < 0) return "";
+  flock(lock, LOCK_EX);
+  std::string result;
+  if (IsCluster(dir)) {
+    result = dir;
+  } else {
+    std::error_code ec;
+    fs::remove_all(dir, ec);  // a damaged one
+    const std::string tmp = absl::StrCat(dir, ".tmp-", getpid());
+    fs::remove_all(tmp, ec);
+    bool ok = mkdir(tmp.c_str(), 0700) == 0;
+    if (ok && geteuid() == 0) {
+      struct passwd* pw = getpwnam("postgres");
+      ok = pw != nullptr && chown(tmp.c_str(), pw->pw_uid, pw->pw_gid) == 0;
+    }
+    ok = ok && RunAndWait({PgBin("initdb"), "-D", tmp, "-A", "trust", "-U", "postgres", "-E",
+                           "UTF8", "--locale=C", "-N"},
+                          SpawnOptions{log_path, /*as_postgres=*/true},
+                          absl::Seconds(120)) == 0;
+    if (ok && rename(tmp.c_str(), dir.c_str()) == 0) {
+      result = dir;
+    } else {
+      fs::remove_all(tmp, ec);
+    }
+  }
+  flock(lock, LOCK_UN);
+  close(lock);
+  return result;
+}
+
+}  // namespace
+
 TestPostgres::TestPostgres() {
   dir_ = MakeTempDir("pg-");
   port_ = FreePort();
@@ -383,11 +432,19 @@ TestPostgres::TestPostgres() {
   }
   chmod(dir_.c_str(), 0700);
   SpawnOptions options{log_path_, /*as_postgres=*/true};
-  int rc = RunAndWait({PgBin("initdb"), "-D", dir_ + "/data", "-A", "trust", "-U", "postgres",
-                       "-E", "UTF8", "--locale=C", "-N"},
-                      options, absl::Seconds(120));
-  if (rc != 0) {
-    Fatal(absl::StrCat("initdb failed (", rc, ")\n", FormatTail("initdb", log_path_)));
+  // A copy of the shared pristine cluster; initdb itself only when that fails.
+  std::string pristine = PristineCluster(log_path_);
+  if (pristine.empty() ||
+      RunAndWait({FindProgram("cp", {"/bin", "/usr/bin"}), "-a", pristine, dir_ + "/data"},
+                 options, absl::Seconds(60)) != 0) {
+    std::error_code ec;
+    fs::remove_all(dir_ + "/data", ec);
+    int rc = RunAndWait({PgBin("initdb"), "-D", dir_ + "/data", "-A", "trust", "-U", "postgres",
+                         "-E", "UTF8", "--locale=C", "-N"},
+                        options, absl::Seconds(120));
+    if (rc != 0) {
+      Fatal(absl::StrCat("initdb failed (", rc, ")\n", FormatTail("initdb", log_path_)));
+    }
   }
   Start();
 }
@@ -546,7 +603,7 @@ absl::Status ServiceProcess::WaitServing(const std::string& address, absl::Durat
                        " before serving.\n", FormatTail(name_ + " log", log_path_)));
     }
     // wait_for_ready: the call itself drives the (re)connection while the server starts.
-    auto health = Check(address, "", /*wait_for_ready=*/true);
+    auto health = Check(address, "", /*wait_for_ready=*/true, absl::Milliseconds(500));
     if (health.ok() && *health == 1) return absl::OkStatus();
     last = health.ok() ? absl::UnavailableError(absl::StrCat("health status ", *health))
                        : health.status();
@@ -610,10 +667,10 @@ std::unique_ptr<grpc::ClientContext> Context(const std::string& token) {
 namespace {
 
 absl::StatusOr<int> Check(const std::string& address, const std::string& service,
-                          bool wait_for_ready) {
+                          bool wait_for_ready, absl::Duration deadline) {
   auto stub = grpc::health::v1::Health::NewStub(CachedChannel(address));
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   context.set_wait_for_ready(wait_for_ready);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
@@ -626,7 +683,7 @@ absl::StatusOr<int> Check(const std::string& address, const std::string& service
 }  // namespace
 
 absl::StatusOr<int> HealthCheck(const std::string& address, const std::string& service) {
-  return Check(address, service, /*wait_for_ready=*/false);
+  return Check(address, service, /*wait_for_ready=*/false, absl::Seconds(2));
 }
 
 absl::StatusOr<std::vector<std::string>> ListServices(const std::string& address) {
@@ -742,6 +799,7 @@ Stack::Stack(Options options) {
     auto args = common(catalog_grpc, catalog_http, catalog_db);
     args.push_back("--templates-address=" + templates_grpc);
     args.push_back(std::string("--inventory-file=") + MCI_SOURCE_DIR "/deploy/inventory.json");
+    args.insert(args.end(), options.catalog_flags.begin(), options.catalog_flags.end());
     catalog_ = std::make_unique<ServiceProcess>(
         "catalog", MCI_BIN_DIR "/services/catalog/catalog-service", args);
     catalog_address_ = catalog_grpc;
@@ -750,6 +808,7 @@ Stack::Stack(Options options) {
   if (options.templates) {
     auto args = common(templates_grpc, templates_http, templates_db);
     args.push_back("--catalog-address=" + catalog_grpc);
+    args.insert(args.end(), options.templates_flags.begin(), options.templates_flags.end());
     templates_ = std::make_unique<ServiceProcess>(
         "templates", MCI_BIN_DIR "/services/templates/template-reference-service", args);
     templates_address_ = templates_grpc;
@@ -759,6 +818,7 @@ Stack::Stack(Options options) {
     auto args = common(marketplace_grpc, marketplace_http, marketplace_db);
     args.push_back("--catalog-address=" + catalog_grpc);
     args.push_back("--templates-address=" + templates_grpc);
+    args.insert(args.end(), options.marketplace_flags.begin(), options.marketplace_flags.end());
     marketplace_ = std::make_unique<ServiceProcess>(
         "marketplace", MCI_BIN_DIR "/services/marketplace/marketplace-service", args);
     marketplace_address_ = marketplace_grpc;

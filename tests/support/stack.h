@@ -125,6 +125,10 @@ class Stack {
     bool catalog = true;
     bool templates = false;
     bool marketplace = false;
+    // Extra flags appended to each service's command line (a later flag wins).
+    std::vector<std::string> catalog_flags;
+    std::vector<std::string> templates_flags;
+    std::vector<std::string> marketplace_flags;
   };
   explicit Stack(Options options);
   ~Stack();

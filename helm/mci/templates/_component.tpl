@@ -15,6 +15,9 @@ data:
   MCI_GRPC_ADDRESS: {{ printf "0.0.0.0:%v" $v.grpcPort | quote }}
   MCI_HTTP_ADDRESS: {{ printf "0.0.0.0:%v" $v.httpPort | quote }}
   MCI_NATS_URL: {{ .root.Values.nats.url | quote }}
+  {{- with .root.Values.nats.caFile }}
+  MCI_NATS_CA_FILE: {{ . | quote }}
+  {{- end }}
   MCI_LOG_LEVEL: {{ .root.Values.logLevel | quote }}
   MCI_DB_POOL_SIZE: {{ .root.Values.dbPoolSize | toString | quote }}
   {{- if eq .component "catalog" }}

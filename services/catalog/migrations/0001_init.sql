@@ -111,6 +111,7 @@ CREATE TABLE outbox (
   id        bigserial PRIMARY KEY,
   event_id  text NOT NULL,
   subject   text NOT NULL,
-  payload   bytea NOT NULL,
+  -- The serialized mci.events.v1.MultiCloudImageEvent, base64.
+  payload   text NOT NULL,
   created   timestamptz NOT NULL DEFAULT now()
 );

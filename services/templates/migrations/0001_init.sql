@@ -58,6 +58,8 @@ CREATE TABLE mci_replica (
   state           smallint NOT NULL,
   -- Last applied per-MCI event sequence; 0 when the row was filled from the catalog.
   sequence        bigint NOT NULL DEFAULT 0,
+  -- Bumped on every change of the row: a catalog answer is written only over the row it read.
+  row_version     bigint NOT NULL DEFAULT 1,
   head_clouds     text[] NOT NULL DEFAULT '{}',
   -- When the MCI was deleted: a later CREATED event under the same name is a new MCI.
   tombstone_time  timestamptz,

@@ -313,8 +313,9 @@ def production():
                                        == d["spec"]["selector"]["matchLabels"] for s in spread))
     for cm in of_kind(docs, "ConfigMap"):
         urls = cm["data"]["MCI_NATS_URL"].split(",")
-        check(f"{scenario}: {component_of(cm)} uses the NATS cluster over TLS",
-              len(urls) == 3 and all(u.startswith("tls://") for u in urls), str(urls))
+        check(f"{scenario}: {component_of(cm)} uses the NATS cluster over TLS with the CA",
+              len(urls) == 3 and all(u.startswith("tls://") for u in urls)
+              and cm["data"].get("MCI_NATS_CA_FILE", "").startswith("/etc/mci/tls/"), str(urls))
 
     scenario = "values-production.yaml without HPA"
     args = ["-f", PRODUCTION]

@@ -291,8 +291,10 @@ TEST_F(MarketplaceTest, ListsComparesAndBringsInAnUpdate) {
   EXPECT_EQ(catalog_.import_calls.back().name(), imported->name());
 
   // Up to date now.
-  ASSERT_TRUE(marketplace_.ListAvailableUpdates(library_, updates_request, &updates).ok());
-  EXPECT_THAT(updates.publications(), IsEmpty());
+  v1::ListAvailableUpdatesResponse after;
+  ASSERT_TRUE(marketplace_.ListAvailableUpdates(library_, updates_request, &after).ok());
+  EXPECT_EQ(after.current_revision(), 2);
+  EXPECT_THAT(after.publications(), IsEmpty());
   EXPECT_EQ(marketplace_.UpdateImportedMultiCloudImage(library_, update, &updated).code(),
             absl::StatusCode::kFailedPrecondition);
 }

@@ -14,17 +14,6 @@
 namespace mci::testing {
 namespace {
 
-// Polls `fn` until it returns true or `timeout` passes.
-template <typename Fn>
-bool Eventually(Fn fn, absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (fn()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return fn();
-}
-
 TEST(TestPostgresTest, CreatesDatabasesAndSurvivesRestart) {
   TestPostgres pg;
   std::string url = pg.CreateDatabase("alpha");
@@ -71,6 +60,10 @@ TEST(ServiceProcessTest, HealthFollowsTheDatabase) {
   auto health = HealthCheck(grpc_address, "");
   ASSERT_TRUE(health.ok()) << health.status();
   EXPECT_EQ(*health, 1);
+  // ServiceHost registers its service name with the health service.
+  EXPECT_EQ(HealthCheck(grpc_address, "mci.fake.v1.FakeService").value_or(-1), 1);
+  EXPECT_EQ(HealthCheck(grpc_address, "no.such.Service").status().code(),
+            absl::StatusCode::kNotFound);
 
   auto services = ListServices(grpc_address);
   ASSERT_TRUE(services.ok()) << services.status();
@@ -84,6 +77,7 @@ TEST(ServiceProcessTest, HealthFollowsTheDatabase) {
   pg.Stop();
   EXPECT_TRUE(Eventually([&] { return HealthCheck(grpc_address, "").value_or(0) == 2; },
                          absl::Seconds(10)));
+  EXPECT_EQ(HealthCheck(grpc_address, "mci.fake.v1.FakeService").value_or(-1), 2);
   EXPECT_TRUE(Eventually(
       [&] {
         auto r = http.Get("/readyz");

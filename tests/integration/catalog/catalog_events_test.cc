@@ -1,0 +1,164 @@
+// MCI_EVENTS as a consumer sees them: every change, in order, exactly once, across NATS outages
+// and catalog restarts (transactional outbox + relay).
+#include <nats/nats.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "mci/events/v1/events.pb.h"
+#include "tests/integration/catalog/catalog_client.h"
+#include "tests/support/stack.h"
+
+namespace mci::testing {
+namespace {
+
+using Event = mci::events::v1::MultiCloudImageEvent;
+using Stub = cpb::CatalogService::Stub;
+using R = auth::Role;
+
+// Reads the whole stream from the start with an ephemeral JetStream consumer.
+class StreamReader {
+ public:
+  explicit StreamReader(const std::string& url) {
+    natsOptions* opts = nullptr;
+    natsOptions_Create(&opts);
+    natsOptions_SetURL(opts, url.c_str());
+    status_ = natsConnection_Connect(&conn_, opts);
+    natsOptions_Destroy(opts);
+    if (status_ == NATS_OK) status_ = natsConnection_JetStream(&js_, conn_, nullptr);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = "MCI_EVENTS";
+    so.Config.DeliverPolicy = js_DeliverAll;
+    so.Config.AckPolicy = js_AckNone;
+    jsErrCode err;
+    if (status_ == NATS_OK) {
+      status_ = js_SubscribeSync(&sub_, js_, "mci.v1.events.>", nullptr, &so, &err);
+    }
+  }
+  ~StreamReader() {
+    if (sub_ != nullptr) natsSubscription_Destroy(sub_);
+    if (js_ != nullptr) jsCtx_Destroy(js_);
+    if (conn_ != nullptr) natsConnection_Destroy(conn_);
+  }
+  bool ok() const { return status_ == NATS_OK; }
+  // Events of `mci` until `count` arrived or `timeout` passed.
+  std::vector<Event> Collect(const std::string& mci, size_t count, absl::Duration timeout) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (events_[mci].size() < count && absl::Now() < deadline) {
+      natsMsg* msg = nullptr;
+      if (natsSubscription_NextMsg(&msg, sub_, 200) != NATS_OK) continue;
+      Event e;
+      if (e.ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))) {
+        e.set_event_id(absl::StrCat(e.event_id(), "|", natsMsg_GetSubject(msg)));
+        events_[e.multi_cloud_image()].push_back(e);
+      }
+      natsMsg_Destroy(msg);
+    }
+    return events_[mci];
+  }
+
+ private:
+  natsStatus status_ = NATS_OK;
+  natsConnection* conn_ = nullptr;
+  jsCtx* js_ = nullptr;
+  natsSubscription* sub_ = nullptr;
+  std::map<std::string, std::vector<Event>> events_;
+};
+
+class CatalogEventsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(stack_.status().ok()) << stack_.status(); }
+  CatalogClient Client(const std::string& account) {
+    return CatalogClient(stack_.Channel(stack_.catalog_address()),
+                         Token(account, {R::kDesigner, R::kLibrary}));
+  }
+  Stack stack_{Stack::Options{}};
+};
+
+void ExpectInOrder(const std::vector<Event>& events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].sequence(), static_cast<int64_t>(i + 1)) << "event " << i;
+  }
+}
+
+TEST_F(CatalogEventsTest, ConsumerSeesEveryChangeInOrder) {
+  CatalogClient c = Client("events");
+  cpb::MultiCloudImage mci = c.Create("events", "Evented");
+  ASSERT_TRUE(c.AddSetting(mci.name(), "aws-us-east-1", "centos-5-4-i386-v5-6", "m1.small").ok());
+  ASSERT_TRUE(c.Tag(mci.name(), "provides:rs_agent_type=right_link").ok());
+  cpb::UpdateMultiCloudImageRequest update;
+  update.mutable_multi_cloud_image()->set_name(mci.name());
+  update.mutable_multi_cloud_image()->set_display_name("Evented v2");
+  update.mutable_update_mask()->add_paths("display_name");
+  cpb::MultiCloudImage out;
+  ASSERT_TRUE(c.Call(&Stub::UpdateMultiCloudImage, update, &out).ok());
+  c.Commit(mci.name(), "one");
+  ASSERT_TRUE(c.AddSetting(mci.name(), "aws-us-west-1", "centos-5-4-i386-v5-6", "m1.small").ok());
+
+  StreamReader reader(stack_.nats().Url());
+  ASSERT_TRUE(reader.ok());
+  std::vector<Event> events = reader.Collect(mci.name(), 6, absl::Seconds(20));
+  ASSERT_EQ(events.size(), 6u);
+  ExpectInOrder(events);
+  std::vector<Event::Type> types;
+  for (const auto& e : events) types.push_back(e.type());
+  EXPECT_EQ(types, (std::vector<Event::Type>{Event::CREATED, Event::SETTINGS_CHANGED,
+                                             Event::TAGS_CHANGED, Event::UPDATED,
+                                             Event::COMMITTED, Event::SETTINGS_CHANGED}));
+  EXPECT_NE(events[0].event_id().find("|mci.v1.events.created"), std::string::npos);
+  // Each event carries the state a consumer needs.
+  const Event& committed = events[4];
+  EXPECT_EQ(committed.revision(), 1);
+  ASSERT_EQ(committed.revisions_size(), 1);
+  EXPECT_EQ(committed.revisions(0).clouds(0), "clouds/aws-us-east-1");
+  EXPECT_EQ(events[5].head_clouds_size(), 2);
+  EXPECT_EQ(events[5].state(), Event::STATE_ACTIVE);
+  EXPECT_EQ(events[5].account(), "events");
+  EXPECT_EQ(events[5].origin_kind(), "CREATED");
+  EXPECT_EQ(events[5].lineage(), mci.name());
+}
+
+TEST_F(CatalogEventsTest, NatsOutageDelaysButLosesNothing) {
+  CatalogClient c = Client("outage");
+  cpb::MultiCloudImage mci = c.Create("outage", "Through the outage");
+  {
+    StreamReader reader(stack_.nats().Url());
+    ASSERT_EQ(reader.Collect(mci.name(), 1, absl::Seconds(20)).size(), 1u);
+  }
+  stack_.nats().Stop();
+  for (int i = 1; i < 100; ++i) {
+    ASSERT_TRUE(c.Tag(mci.name(), absl::StrCat("n:i=", i)).ok()) << i;
+  }
+  stack_.nats().Start();
+  StreamReader reader(stack_.nats().Url());
+  ASSERT_TRUE(reader.ok());
+  std::vector<Event> events = reader.Collect(mci.name(), 100, absl::Seconds(60));
+  ASSERT_EQ(events.size(), 100u);
+  ExpectInOrder(events);
+  // Nothing arrives twice.
+  EXPECT_EQ(reader.Collect(mci.name(), 101, absl::Seconds(2)).size(), 100u);
+}
+
+TEST_F(CatalogEventsTest, CatalogRestartResumesRelay) {
+  CatalogClient c = Client("restart");
+  cpb::MultiCloudImage mci = c.Create("restart", "Across restarts");
+  stack_.nats().Stop();
+  for (int i = 1; i < 20; ++i) ASSERT_TRUE(c.Tag(mci.name(), absl::StrCat("n:i=", i)).ok());
+  stack_.catalog()->Kill();  // events wait in the outbox
+  stack_.nats().Start();
+  stack_.catalog()->Restart();
+  ASSERT_TRUE(stack_.catalog()->WaitServing(stack_.catalog_address(), absl::Seconds(30)).ok());
+  StreamReader reader(stack_.nats().Url());
+  std::vector<Event> events = reader.Collect(mci.name(), 20, absl::Seconds(60));
+  ASSERT_EQ(events.size(), 20u);
+  ExpectInOrder(events);
+  EXPECT_EQ(reader.Collect(mci.name(), 21, absl::Seconds(2)).size(), 20u);
+}
+
+}  // namespace
+}  // namespace mci::testing
