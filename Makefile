@@ -45,7 +45,7 @@ test-integration: build
 # The whole stack on this machine: PostgreSQL + NATS under .local/, the three services on
 # 127.0.0.1:50051-50053 (HTTP 9091-9093). Ctrl-C stops it; data stays for the next run.
 run: build
-	deploy/local/run.sh
+	MCI_BUILD_DIR=$(BUILD_DIR) deploy/local/run.sh
 
 stop:
 	deploy/local/stop.sh

@@ -26,7 +26,8 @@ absl::Status ToStatus(natsStatus s, absl::string_view what) {
 }
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& url,
-                                                        const std::string& name) {
+                                                        const std::string& name,
+                                                        const std::string& ca_file) {
   std::unique_ptr<Client> client(new Client());
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
@@ -37,6 +38,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& url,
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 250);
   if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
+  if (s == NATS_OK && !ca_file.empty()) {
+    s = natsOptions_SetSecure(opts, true);
+    if (s == NATS_OK) s = natsOptions_LoadCATrustedCertificates(opts, ca_file.c_str());
+  }
   if (s == NATS_OK) {
     s = natsConnection_Connect(&client->conn_, opts);
     if (s == NATS_NOT_YET_CONNECTED) {

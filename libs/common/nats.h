@@ -20,8 +20,10 @@ absl::Status ToStatus(natsStatus s, absl::string_view what);
 // not up yet and reconnects forever, so a NATS outage only delays work.
 class Client {
  public:
+  // ca_file: PEM bundle to verify a tls:// server with (cnats does not read the system CAs).
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const std::string& url,
-                                                         const std::string& name);
+                                                         const std::string& name,
+                                                         const std::string& ca_file = "");
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;

@@ -38,12 +38,10 @@ absl::Status ServiceHost::Start() {
         absl::StrCat("Cannot listen for gRPC on ", options_.grpc_address, "."));
   }
   ready_ = options_.ready ? options_.ready() : true;
-  // The default health service knows only "" until a name is set; SetServingStatus(bool) then
-  // updates every known name.
-  if (!options_.service_name.empty()) {
-    server_->GetHealthCheckService()->SetServingStatus(options_.service_name, ready_);
-  }
-  server_->GetHealthCheckService()->SetServingStatus(ready_);
+  // "" and the service's own name report readiness; "liveness" stays SERVING while the process
+  // runs, for liveness probes that must not restart a pod whose database is briefly away.
+  server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
+  SetReadiness(ready_);
   readiness_thread_ = std::thread([this] { ReadinessLoop(); });
 
   if (!options_.http_address.empty()) {
@@ -75,6 +73,13 @@ absl::Status ServiceHost::Start() {
   return absl::OkStatus();
 }
 
+void ServiceHost::SetReadiness(bool ready) {
+  server_->GetHealthCheckService()->SetServingStatus("", ready);
+  if (!options_.service_name.empty()) {
+    server_->GetHealthCheckService()->SetServingStatus(options_.service_name, ready);
+  }
+}
+
 void ServiceHost::ReadinessLoop() {
   while (!stopping_) {
     for (int i = 0; i < 10 && !stopping_; ++i) {
@@ -84,7 +89,7 @@ void ServiceHost::ReadinessLoop() {
     bool now = options_.ready ? options_.ready() : true;
     if (now != ready_.exchange(now)) {
       log::Info(now ? "ready" : "not ready");
-      server_->GetHealthCheckService()->SetServingStatus(now);
+      SetReadiness(now);
     }
   }
 }

@@ -17,6 +17,10 @@ class Server;
 
 namespace mci {
 
+// grpc.health.v1 name that answers SERVING while the process runs (for liveness probes); "" and
+// the service's own name follow readiness.
+inline constexpr char kLivenessService[] = "liveness";
+
 struct ServerOptions {
   // Fully qualified service name, reported by grpc.health.v1 (e.g. mci.catalog.v1.CatalogService).
   std::string service_name;
@@ -47,6 +51,7 @@ class ServiceHost {
 
  private:
   void ReadinessLoop();
+  void SetReadiness(bool ready);
 
   ServerOptions options_;
   std::vector<grpc::Service*> services_;

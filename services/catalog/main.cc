@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   mci::db::Pool pool(database_url, *pool_size, &mci::catalog::Catalog::Prepare);
 
   auto nats = mci::nats::Client::Connect(config->String("nats-url", "nats://127.0.0.1:4222"),
-                                         "catalog-service");
+                                         "catalog-service", config->String("nats-ca-file", ""));
   if (!nats.ok()) return Fail(nats.status().ToString());
 
   mci::auth::Authenticator authenticator(secret);

@@ -39,14 +39,14 @@ absl::StatusOr<std::vector<std::string>> ValidateAudience(
     const auth::Caller& caller, v1::Visibility visibility,
     const google::protobuf::RepeatedPtrField<std::string>& shared_with) {
   switch (visibility) {
-    case v1::VISIBILITY_PUBLIC:
+    case v1::PUBLIC:
       if (!shared_with.empty()) {
         return absl::InvalidArgumentError(
-            "shared_with must be empty for VISIBILITY_PUBLIC (every account sees it); use "
-            "VISIBILITY_SHARED to share with named accounts only.");
+            "shared_with must be empty for PUBLIC (every account sees it); use "
+            "SHARED to share with named accounts only.");
       }
       return std::vector<std::string>();
-    case v1::VISIBILITY_SHARED: {
+    case v1::SHARED: {
       std::set<std::string> accounts;
       for (const std::string& name : shared_with) {
         auto account = ParseAccountName(name, "shared_with");
@@ -55,14 +55,14 @@ absl::StatusOr<std::vector<std::string>> ValidateAudience(
       }
       if (accounts.empty()) {
         return absl::InvalidArgumentError(
-            "VISIBILITY_SHARED needs at least one other account in shared_with "
+            "SHARED needs at least one other account in shared_with "
             "(accounts/{account}).");
       }
       return std::vector<std::string>(accounts.begin(), accounts.end());
     }
     default:
       return absl::InvalidArgumentError(
-          "visibility is required: VISIBILITY_PUBLIC, or VISIBILITY_SHARED with the accounts in "
+          "visibility is required: PUBLIC, or SHARED with the accounts in "
           "shared_with.");
   }
 }
@@ -99,7 +99,7 @@ absl::StatusOr<MultiCloudImageName> OwnMultiCloudImage(const auth::Caller& calle
 }  // namespace
 
 bool CanSee(const auth::Caller& caller, const PublicationRecord& record) {
-  if (record.visibility == v1::VISIBILITY_PUBLIC) return true;
+  if (record.visibility == v1::PUBLIC) return true;
   if (caller.account.empty()) return false;
   if (record.publisher == caller.account) return true;
   return std::binary_search(record.shared_with.begin(), record.shared_with.end(), caller.account);

@@ -116,7 +116,7 @@ absl::StatusOr<PublicationRecord> RowToPublication(const pqxx::row& row) {
   p.revision = row[3].as<int64_t>();
   p.lineage = row[4].as<std::string>();
   p.visibility =
-      row[5].as<std::string>() == "PUBLIC" ? v1::VISIBILITY_PUBLIC : v1::VISIBILITY_SHARED;
+      row[5].as<std::string>() == "PUBLIC" ? v1::PUBLIC : v1::SHARED;
   pqxx::binarystring snapshot(row[6]);
   if (!p.snapshot.ParseFromString(snapshot.str())) {
     return absl::InternalError(absl::StrCat("The snapshot of publication ", p.id,
@@ -139,7 +139,7 @@ absl::StatusOr<std::optional<PublicationRecord>> FirstPublication(const pqxx::re
 }
 
 const char* VisibilityText(v1::Visibility visibility) {
-  return visibility == v1::VISIBILITY_PUBLIC ? "PUBLIC" : "SHARED";
+  return visibility == v1::PUBLIC ? "PUBLIC" : "SHARED";
 }
 
 ImportRecord RowToImport(const pqxx::row& row) {

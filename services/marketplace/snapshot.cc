@@ -49,15 +49,15 @@ v1::ComparePublicationResponse CompareSnapshots(const catalog::v1::MultiCloudIma
     v1::SettingChange change;
     change.set_cloud(cloud);
     if (b == before.end()) {
-      change.set_kind(v1::CHANGE_KIND_ADDED);
+      change.set_kind(v1::ADDED);
       *change.mutable_target() = a->second;
     } else if (a == after.end()) {
-      change.set_kind(v1::CHANGE_KIND_REMOVED);
+      change.set_kind(v1::REMOVED);
       *change.mutable_base() = b->second;
     } else {
       std::vector<std::string> fields = ChangedFields(b->second, a->second);
       if (fields.empty()) continue;
-      change.set_kind(v1::CHANGE_KIND_CHANGED);
+      change.set_kind(v1::CHANGED);
       *change.mutable_base() = b->second;
       *change.mutable_target() = a->second;
       for (auto& f : fields) change.add_changed_fields(std::move(f));
@@ -100,7 +100,7 @@ std::vector<catalog::v1::Finding> PrivateImageWarnings(
       const catalog::v1::Image& image = it->second;
       if (image.visibility() != catalog::v1::PRIVATE || image.owner() != publisher) continue;
       std::string who;
-      if (visibility == v1::VISIBILITY_PUBLIC) {
+      if (visibility == v1::PUBLIC) {
         who = "every account (the publication is public)";
       } else {
         std::set<std::string> has(image.shared_with().begin(), image.shared_with().end());

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "libs/common/log.h"
 #include "services/templates/names.h"
 #include "services/templates/replica.h"
 
@@ -675,6 +676,12 @@ absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
       stored = s;
     }
     ReplicaUpdate update = DecideReplicaUpdate(stored, event);
+    log::Debug("replica update", {{"mci", mci}, {"sequence", std::to_string(event.sequence())},
+                                  {"decision", std::to_string(static_cast<int>(update))},
+                                  {"event_time", absl::FormatTime("%H:%M:%E6S", EventTime(event), absl::UTCTimeZone())},
+                                  {"tombstone", stored && stored->tombstone_time
+                                                    ? absl::FormatTime("%H:%M:%E6S", *stored->tombstone_time, absl::UTCTimeZone())
+                                                    : ""}});
     if (update == ReplicaUpdate::kIgnore) return absl::OkStatus();
     if (update == ReplicaUpdate::kReplace) txn.exec_params(kDeleteReplicaRevisions, mci);
     std::vector<std::string> head_clouds(event.head_clouds().begin(), event.head_clouds().end());

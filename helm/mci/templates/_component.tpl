@@ -113,17 +113,20 @@ spec:
             {{- with $v.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
-          # grpc.health.v1: "" (the whole server) for startup and liveness, the service's own
-          # name for readiness. Both report SERVING only while the database and NATS are reachable.
+          # grpc.health.v1: "liveness" (SERVING while the process runs) for startup and liveness,
+          # the service's own name for readiness (SERVING only while its database and NATS are
+          # reachable), so an outage of a dependency takes pods out of rotation without restarts.
           startupProbe:
             grpc:
               port: {{ $v.grpcPort }}
+              service: liveness
             periodSeconds: {{ $root.Values.probes.startup.periodSeconds }}
             timeoutSeconds: {{ $root.Values.probes.startup.timeoutSeconds }}
             failureThreshold: {{ $root.Values.probes.startup.failureThreshold }}
           livenessProbe:
             grpc:
               port: {{ $v.grpcPort }}
+              service: liveness
             periodSeconds: {{ $root.Values.probes.liveness.periodSeconds }}
             timeoutSeconds: {{ $root.Values.probes.liveness.timeoutSeconds }}
             failureThreshold: {{ $root.Values.probes.liveness.failureThreshold }}

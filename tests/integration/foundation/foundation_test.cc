@@ -94,6 +94,7 @@ TEST_F(FoundationTest, HealthFollowsTheDatabase) {
   EXPECT_TRUE(Eventually([&] { return HttpStatus(http, "/readyz") == 503; }, absl::Seconds(10)))
       << "/readyz answers " << HttpStatus(http, "/readyz");
   EXPECT_EQ(HttpStatus(http, "/healthz"), 200) << "liveness must not depend on the database";
+  EXPECT_EQ(Health("liveness"), kServing) << "gRPC liveness must not depend on the database";
 
   stack_->postgres().Start();
   EXPECT_TRUE(Eventually([&] { return Health("") == kServing; }, absl::Seconds(15)))

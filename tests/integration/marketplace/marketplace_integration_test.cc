@@ -137,7 +137,7 @@ class MarketplaceIntegrationTest : public ::testing::Test {
 
   grpc::Status Publish(const std::string& token, const std::string& name,
                        mpb::PublishMultiCloudImageResponse* response,
-                       mpb::Visibility visibility = mpb::VISIBILITY_PUBLIC,
+                       mpb::Visibility visibility = mpb::PUBLIC,
                        std::vector<std::string> shared_with = {}, bool allow_head = false) {
     mpb::PublishMultiCloudImageRequest request;
     request.set_multi_cloud_image(name);
@@ -192,7 +192,7 @@ TEST_F(MarketplaceIntegrationTest, PublishImportCompareAndUpdateAcrossAccounts) 
   ASSERT_EQ(Commit(ta, mci), 2);
   mpb::PublishMultiCloudImageResponse rev2;
   ASSERT_GRPC_OK(
-      Publish(ta, mci + "@2", &rev2, mpb::VISIBILITY_SHARED, {"accounts/" + b}));
+      Publish(ta, mci + "@2", &rev2, mpb::SHARED, {"accounts/" + b}));
 
   mpb::ListAvailableUpdatesRequest updates_request;
   updates_request.set_multi_cloud_image(imported.name());
@@ -209,7 +209,7 @@ TEST_F(MarketplaceIntegrationTest, PublishImportCompareAndUpdateAcrossAccounts) 
   ASSERT_GRPC_OK(market_->ComparePublication(Context(tb).get(), compare_request, &diff));
   ASSERT_THAT(diff.setting_changes(), SizeIs(1));
   EXPECT_EQ(diff.setting_changes(0).cloud(), "clouds/aws-us-west-1");
-  EXPECT_EQ(diff.setting_changes(0).kind(), mpb::CHANGE_KIND_ADDED);
+  EXPECT_EQ(diff.setting_changes(0).kind(), mpb::ADDED);
   EXPECT_EQ(diff.base_revision(), 1);
   EXPECT_EQ(diff.target_revision(), 2);
 
@@ -256,7 +256,7 @@ TEST_F(MarketplaceIntegrationTest, RefusesWithTheCodesThatSayWhy) {
   EXPECT_EQ(head.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(head.error_message(), HasSubstr("allow_head"));
 
-  ASSERT_GRPC_OK(Publish(ta, mci + "@1", &response, mpb::VISIBILITY_SHARED, {"accounts/" + b}));
+  ASSERT_GRPC_OK(Publish(ta, mci + "@1", &response, mpb::SHARED, {"accounts/" + b}));
   const std::string shared = response.publication().name();
   mpb::PublishMultiCloudImageResponse twice;
   EXPECT_EQ(Publish(ta, mci + "@1", &twice).error_code(), grpc::StatusCode::ALREADY_EXISTS);
@@ -308,7 +308,7 @@ TEST_F(MarketplaceIntegrationTest, WarnsAboutAPrivateImageNotSharedWithTheTarget
   ASSERT_EQ(Commit(ta, mci), 1);
   mpb::PublishMultiCloudImageResponse published;
   ASSERT_GRPC_OK(
-      Publish(ta, mci + "@1", &published, mpb::VISIBILITY_SHARED, {"accounts/" + b}));
+      Publish(ta, mci + "@1", &published, mpb::SHARED, {"accounts/" + b}));
   ASSERT_THAT(published.warnings(), SizeIs(1));
   EXPECT_EQ(published.warnings(0).code(), "PRIVATE_IMAGE_NOT_SHARED");
   EXPECT_THAT(published.warnings(0).message(), HasSubstr("accounts/" + b));
@@ -321,13 +321,13 @@ TEST_F(MarketplaceIntegrationTest, WarnsAboutAPrivateImageNotSharedWithTheTarget
   ASSERT_GRPC_OK(catalog_->ShareImage(Context(ta).get(), share, &shared_image));
   mpb::UpdatePublicationSharingRequest sharing;
   sharing.set_name(published.publication().name());
-  sharing.set_visibility(mpb::VISIBILITY_SHARED);
+  sharing.set_visibility(mpb::SHARED);
   sharing.add_shared_with("accounts/" + b);
   sharing.set_etag(published.publication().etag());
   mpb::UpdatePublicationSharingResponse resharing;
   ASSERT_GRPC_OK(market_->UpdatePublicationSharing(Context(ta).get(), sharing, &resharing));
   EXPECT_THAT(resharing.warnings(), IsEmpty());
-  sharing.set_visibility(mpb::VISIBILITY_PUBLIC);
+  sharing.set_visibility(mpb::PUBLIC);
   sharing.clear_shared_with();
   EXPECT_EQ(market_->UpdatePublicationSharing(Context(ta).get(), sharing, &resharing).error_code(),
             grpc::StatusCode::ABORTED)
@@ -343,7 +343,7 @@ TEST_F(MarketplaceIntegrationTest, AHeadPublicationIsAFrozenSnapshot) {
   const std::string mci = CreateMci(ta, a, "Work in progress");
   AddSetting(ta, mci, "clouds/aws-us-east-1");
   mpb::PublishMultiCloudImageResponse published;
-  ASSERT_GRPC_OK(Publish(ta, mci, &published, mpb::VISIBILITY_PUBLIC, {}, /*allow_head=*/true));
+  ASSERT_GRPC_OK(Publish(ta, mci, &published, mpb::PUBLIC, {}, /*allow_head=*/true));
   EXPECT_EQ(published.publication().revision(), 0);
   EXPECT_THAT(published.warnings(), Contains(::testing::Property(
                                         &cpb::Finding::code, "HEAD_PUBLISHED")));
@@ -377,7 +377,7 @@ TEST_F(MarketplaceIntegrationTest, ListsOnlyWhatTheCallerMaySeePageByPage) {
     ASSERT_EQ(Commit(ta, mci), revision);
     mpb::PublishMultiCloudImageResponse published;
     ASSERT_GRPC_OK(Publish(ta, absl::StrCat(mci, "@", revision), &published,
-                           mpb::VISIBILITY_SHARED, {"accounts/" + b}));
+                           mpb::SHARED, {"accounts/" + b}));
   }
   mpb::ListPublicationsRequest request;
   request.set_publisher("accounts/" + a);

@@ -34,7 +34,7 @@ class PgRepositoryTest : public ::testing::Test {
   }
 
   PublicationRecord Record(const std::string& id, int64_t revision,
-                           v1::Visibility visibility = v1::VISIBILITY_PUBLIC,
+                           v1::Visibility visibility = v1::PUBLIC,
                            std::vector<std::string> shared_with = {}) {
     PublicationRecord p;
     p.id = id;
@@ -89,9 +89,9 @@ TEST_F(PgRepositoryTest, StoresTheSnapshotAndPublishesEachRevisionOnce) {
 TEST_F(PgRepositoryTest, ListsWhatTheViewerMaySeeNewestFirstInPages) {
   ASSERT_TRUE(repository_->InsertPublication(Record("p1", 1), "").ok());
   ASSERT_TRUE(
-      repository_->InsertPublication(Record("p2", 2, v1::VISIBILITY_SHARED, {"b"}), "").ok());
+      repository_->InsertPublication(Record("p2", 2, v1::SHARED, {"b"}), "").ok());
   ASSERT_TRUE(
-      repository_->InsertPublication(Record("p3", 3, v1::VISIBILITY_SHARED, {"b", "c"}), "").ok());
+      repository_->InsertPublication(Record("p3", 3, v1::SHARED, {"b", "c"}), "").ok());
   auto ids = [&](PublicationQuery q) {
     std::vector<std::string> out;
     auto listed = repository_->ListPublications(q);
@@ -133,17 +133,17 @@ TEST_F(PgRepositoryTest, ListsWhatTheViewerMaySeeNewestFirstInPages) {
 
 TEST_F(PgRepositoryTest, ChangesSharingUnderAnEtag) {
   ASSERT_TRUE(repository_->InsertPublication(Record("p1", 1), "").ok());
-  auto updated = repository_->UpdateSharing("p1", v1::VISIBILITY_SHARED, {"b"}, 1);
+  auto updated = repository_->UpdateSharing("p1", v1::SHARED, {"b"}, 1);
   ASSERT_TRUE(updated.ok()) << updated.status();
-  EXPECT_EQ(updated->visibility, v1::VISIBILITY_SHARED);
+  EXPECT_EQ(updated->visibility, v1::SHARED);
   EXPECT_THAT(updated->shared_with, ElementsAre("b"));
   EXPECT_EQ(updated->version, 2);
-  EXPECT_EQ(repository_->UpdateSharing("p1", v1::VISIBILITY_PUBLIC, {}, 1).status().code(),
+  EXPECT_EQ(repository_->UpdateSharing("p1", v1::PUBLIC, {}, 1).status().code(),
             absl::StatusCode::kAborted);
-  auto unconditional = repository_->UpdateSharing("p1", v1::VISIBILITY_PUBLIC, {}, 0);
+  auto unconditional = repository_->UpdateSharing("p1", v1::PUBLIC, {}, 0);
   ASSERT_TRUE(unconditional.ok());
   EXPECT_THAT(unconditional->shared_with, IsEmpty());
-  EXPECT_EQ(repository_->UpdateSharing("nope", v1::VISIBILITY_PUBLIC, {}, 0).status().code(),
+  EXPECT_EQ(repository_->UpdateSharing("nope", v1::PUBLIC, {}, 0).status().code(),
             absl::StatusCode::kNotFound);
 }
 

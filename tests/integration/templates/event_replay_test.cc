@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
 #include "libs/common/nats.h"
 #include "mci/events/v1/events.pb.h"
@@ -49,7 +50,8 @@ class EventReplayTest : public ::testing::Test {
     e.set_multi_cloud_image(mci);
     e.set_account(kReplayAccount);
     e.set_sequence(sequence);
-    *e.mutable_event_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+    *e.mutable_event_time() =
+        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
     e.set_state(type == Event::DELETED            ? Event::STATE_DELETED
                 : type == Event::DELETION_STARTED ? Event::STATE_DELETING
                                                   : Event::STATE_ACTIVE);

@@ -60,7 +60,7 @@ absl::StatusOr<std::vector<PublicationRecord>> FakeRepository::ListPublications(
   std::vector<PublicationRecord> out;
   for (auto it = publications_.rbegin(); it != publications_.rend(); ++it) {
     const PublicationRecord& p = *it;
-    bool visible = p.visibility == v1::VISIBILITY_PUBLIC || p.publisher == q.viewer ||
+    bool visible = p.visibility == v1::PUBLIC || p.publisher == q.viewer ||
                    std::count(p.shared_with.begin(), p.shared_with.end(), q.viewer) > 0;
     if (!visible) continue;
     if (!q.lineage.empty() && p.lineage != q.lineage) continue;

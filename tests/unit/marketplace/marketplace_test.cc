@@ -55,7 +55,7 @@ class MarketplaceTest : public ::testing::Test {
   }
 
   absl::StatusOr<v1::PublishMultiCloudImageResponse> Publish(
-      const std::string& name, v1::Visibility visibility = v1::VISIBILITY_PUBLIC,
+      const std::string& name, v1::Visibility visibility = v1::PUBLIC,
       std::vector<std::string> shared_with = {}, bool allow_head = false) {
     v1::PublishMultiCloudImageRequest request;
     request.set_multi_cloud_image(name);
@@ -113,7 +113,7 @@ TEST_F(MarketplaceTest, RefusesHeadWithoutTheFlagAndWarnsWithIt) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr("allow_head"));
 
-  auto head = Publish("accounts/a/multiCloudImages/centos", v1::VISIBILITY_PUBLIC, {}, true);
+  auto head = Publish("accounts/a/multiCloudImages/centos", v1::PUBLIC, {}, true);
   ASSERT_TRUE(head.ok()) << head.status();
   EXPECT_EQ(head->publication().revision(), 0);
   ASSERT_THAT(head->warnings(), SizeIs(1));
@@ -131,7 +131,7 @@ TEST_F(MarketplaceTest, RetryWithTheSameRequestIdReturnsTheFirstPublication) {
   Commit("a", "centos", 1, {Setting("aws-us-east-1", "rightimage-x64")});
   v1::PublishMultiCloudImageRequest request;
   request.set_multi_cloud_image("accounts/a/multiCloudImages/centos@1");
-  request.set_visibility(v1::VISIBILITY_PUBLIC);
+  request.set_visibility(v1::PUBLIC);
   request.set_request_id("r-1");
   v1::PublishMultiCloudImageResponse first, second;
   ASSERT_TRUE(marketplace_.PublishMultiCloudImage(publisher_, request, &first).ok());
@@ -158,13 +158,13 @@ TEST_F(MarketplaceTest, ValidatesTheAudience) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::VISIBILITY_SHARED).status().code(),
+  EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::SHARED).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::VISIBILITY_SHARED, {"b"})
+  EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::SHARED, {"b"})
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::VISIBILITY_PUBLIC,
+  EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::PUBLIC,
                     {"accounts/b"})
                 .status()
                 .code(),
@@ -179,7 +179,7 @@ TEST_F(MarketplaceTest, WarnsAboutPrivateImagesNotSharedWithTheTargets) {
   image.add_shared_with("accounts/b");
   catalog_.images.push_back(image);
   Commit("a", "golden", 1, {Setting("openstack-private", "golden")});
-  auto published = Publish("accounts/a/multiCloudImages/golden@1", v1::VISIBILITY_SHARED,
+  auto published = Publish("accounts/a/multiCloudImages/golden@1", v1::SHARED,
                            {"accounts/b", "accounts/c"});
   ASSERT_TRUE(published.ok()) << published.status();
   ASSERT_THAT(published->warnings(), SizeIs(1));
@@ -192,7 +192,7 @@ TEST_F(MarketplaceTest, WarnsAboutPrivateImagesNotSharedWithTheTargets) {
 TEST_F(MarketplaceTest, APublicationNotSharedWithTheCallerIsNotFound) {
   Commit("a", "centos", 1, {Setting("aws-us-east-1", "rightimage-x64")});
   auto published =
-      Publish("accounts/a/multiCloudImages/centos@1", v1::VISIBILITY_SHARED, {"accounts/b"});
+      Publish("accounts/a/multiCloudImages/centos@1", v1::SHARED, {"accounts/b"});
   ASSERT_TRUE(published.ok()) << published.status();
   const std::string name = published->publication().name();
 
@@ -273,7 +273,7 @@ TEST_F(MarketplaceTest, ListsComparesAndBringsInAnUpdate) {
   ASSERT_TRUE(marketplace_.ComparePublication(library_, compare_request, &diff).ok());
   ASSERT_THAT(diff.setting_changes(), SizeIs(1));
   EXPECT_EQ(diff.setting_changes(0).cloud(), "clouds/aws-us-west-1");
-  EXPECT_EQ(diff.setting_changes(0).kind(), v1::CHANGE_KIND_ADDED);
+  EXPECT_EQ(diff.setting_changes(0).kind(), v1::ADDED);
   EXPECT_EQ(diff.description().target(), "now with us-west-1");
   EXPECT_EQ(diff.base_revision(), 1);
   EXPECT_EQ(diff.target_revision(), 2);
@@ -330,7 +330,7 @@ TEST_F(MarketplaceTest, OnlyThePublisherChangesSharing) {
   ASSERT_TRUE(published.ok());
   v1::UpdatePublicationSharingRequest request;
   request.set_name(published->publication().name());
-  request.set_visibility(v1::VISIBILITY_SHARED);
+  request.set_visibility(v1::SHARED);
   request.add_shared_with("accounts/b");
   v1::UpdatePublicationSharingResponse response;
   auto other_publisher = CallerOf("c", {auth::Role::kPublisher});
@@ -341,7 +341,7 @@ TEST_F(MarketplaceTest, OnlyThePublisherChangesSharing) {
             absl::StatusCode::kAborted);
   request.set_etag(published->publication().etag());
   ASSERT_TRUE(marketplace_.UpdatePublicationSharing(publisher_, request, &response).ok());
-  EXPECT_EQ(response.publication().visibility(), v1::VISIBILITY_SHARED);
+  EXPECT_EQ(response.publication().visibility(), v1::SHARED);
   v1::GetPublicationRequest get;
   get.set_name(published->publication().name());
   v1::Publication read;

@@ -42,13 +42,13 @@ TEST(CompareSnapshotsTest, NamesSettingsAddedRemovedAndChangedPerCloud) {
   auto diff = CompareSnapshots(base, target);
   ASSERT_THAT(diff.setting_changes(), SizeIs(3));
   EXPECT_EQ(diff.setting_changes(0).cloud(), "clouds/aws-eu-west-1");
-  EXPECT_EQ(diff.setting_changes(0).kind(), v1::CHANGE_KIND_REMOVED);
+  EXPECT_EQ(diff.setting_changes(0).kind(), v1::REMOVED);
   EXPECT_FALSE(diff.setting_changes(0).has_target());
   EXPECT_EQ(diff.setting_changes(1).cloud(), "clouds/aws-us-east-1");
-  EXPECT_EQ(diff.setting_changes(1).kind(), v1::CHANGE_KIND_CHANGED);
+  EXPECT_EQ(diff.setting_changes(1).kind(), v1::CHANGED);
   EXPECT_THAT(diff.setting_changes(1).changed_fields(), ElementsAre("image", "user_data"));
   EXPECT_EQ(diff.setting_changes(2).cloud(), "clouds/aws-us-west-1");
-  EXPECT_EQ(diff.setting_changes(2).kind(), v1::CHANGE_KIND_ADDED);
+  EXPECT_EQ(diff.setting_changes(2).kind(), v1::ADDED);
   EXPECT_EQ(diff.setting_changes(2).target().image(), "clouds/aws-us-west-1/images/v1");
   EXPECT_EQ(diff.description().base(), "old");
   EXPECT_EQ(diff.description().target(), "new");
@@ -91,7 +91,7 @@ class PrivateImageWarningsTest : public ::testing::Test {
 };
 
 TEST_F(PrivateImageWarningsTest, WarnsForAccountsThatCannotUseTheImage) {
-  auto findings = PrivateImageWarnings(snapshot_, "accounts/a", v1::VISIBILITY_SHARED,
+  auto findings = PrivateImageWarnings(snapshot_, "accounts/a", v1::SHARED,
                                        {"accounts/b", "accounts/c"}, images_);
   ASSERT_THAT(findings, SizeIs(1));
   EXPECT_EQ(findings[0].cloud(), "clouds/openstack-private");
@@ -101,19 +101,19 @@ TEST_F(PrivateImageWarningsTest, WarnsForAccountsThatCannotUseTheImage) {
 }
 
 TEST_F(PrivateImageWarningsTest, NoWarningWhenEveryTargetHasTheImage) {
-  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::VISIBILITY_SHARED, {"accounts/b"},
+  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::SHARED, {"accounts/b"},
                                    images_),
               IsEmpty());
 }
 
 TEST_F(PrivateImageWarningsTest, APublicPublicationOfAPrivateImageWarns) {
-  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::VISIBILITY_PUBLIC, {}, images_),
+  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::PUBLIC, {}, images_),
               SizeIs(1));
 }
 
 TEST_F(PrivateImageWarningsTest, KernelAndRamdiskImagesCountToo) {
   snapshot_.mutable_settings(1)->set_kernel_image("clouds/openstack-private/images/golden");
-  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::VISIBILITY_PUBLIC, {}, images_),
+  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::PUBLIC, {}, images_),
               SizeIs(2));
 }
 
