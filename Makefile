@@ -5,12 +5,16 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-# Every Debian package the build, the local stack and the tests need.
+# Every Debian package the build, the local stack and the tests need (the golang-* ones are what
+# ../shared/tools/chart-check builds itself from, for the chart test).
 DEB_PACKAGES := build-essential cmake pkg-config ccache git ca-certificates \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libpqxx-dev libnats-dev nats-server libabsl-dev libgtest-dev libgmock-dev \
   libssl-dev libcpp-httplib-dev postgresql postgresql-contrib curl python3 python3-yaml \
-  clang-format clang-tidy
+  clang-format clang-tidy \
+  golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev \
+  golang-github-xeipuuv-gojsonschema-dev golang-github-burntsushi-toml-dev \
+  golang-github-gobwas-glob-dev
 
 .PHONY: deps build test test-unit test-integration run stop format lint clean
 

@@ -42,8 +42,8 @@ absl::StatusOr<std::vector<std::string>> ValidateAudience(
     case v1::PUBLIC:
       if (!shared_with.empty()) {
         return absl::InvalidArgumentError(
-            "shared_with must be empty for PUBLIC (every account sees it); use "
-            "SHARED to share with named accounts only.");
+            "shared_with must be empty when visibility is PUBLIC (every account sees it); "
+            "use visibility SHARED to share with named accounts only.");
       }
       return std::vector<std::string>();
     case v1::SHARED: {
@@ -55,7 +55,7 @@ absl::StatusOr<std::vector<std::string>> ValidateAudience(
       }
       if (accounts.empty()) {
         return absl::InvalidArgumentError(
-            "SHARED needs at least one other account in shared_with "
+            "visibility SHARED needs at least one other account in shared_with "
             "(accounts/{account}).");
       }
       return std::vector<std::string>(accounts.begin(), accounts.end());

@@ -25,10 +25,15 @@ if [[ ! -f "$chart/Chart.yaml" ]]; then
   echo "0 passed, 1 failed"
   exit 1
 fi
-if ! python3 -c 'import yaml' 2>/dev/null; then
+# Debian's python3-yaml serves /usr/bin/python3, which another python3 on PATH may shadow.
+python=""
+for candidate in python3 /usr/bin/python3; do
+  if "$candidate" -c 'import yaml' 2>/dev/null; then python="$candidate"; break; fi
+done
+if [[ -z "$python" ]]; then
   echo "chart_test: python3 with PyYAML is required: apt-get install -y python3-yaml" >&2
   echo "0 passed, 1 failed"
   exit 1
 fi
 
-exec python3 "$here/chart_test.py" "$chart_check" "$chart"
+exec "$python" "$here/chart_test.py" "$chart_check" "$chart"
