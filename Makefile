@@ -61,7 +61,7 @@ format:
 
 lint:
 	clang-format --dry-run --Werror $(SOURCES)
-	@if command -v npx >/dev/null; then npx --yes @bufbuild/buf lint proto; \
+	@if command -v npx >/dev/null; then npx --yes @bufbuild/buf lint; \
 	else echo "npx not found: skipping buf lint (npm install @bufbuild/buf)"; fi
 	clang-tidy -p $(BUILD_DIR) --quiet $(shell git ls-files 'services/*.cc' 'libs/*.cc')
 
