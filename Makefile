@@ -11,12 +11,12 @@ DEB_PACKAGES := build-essential cmake pkg-config ccache git ca-certificates \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libpqxx-dev libnats-dev nats-server libabsl-dev libgtest-dev libgmock-dev \
   libssl-dev libcpp-httplib-dev postgresql postgresql-contrib curl python3 python3-yaml \
-  clang-format clang-tidy \
+  clang-format clang-tidy linux-perf \
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev \
   golang-github-xeipuuv-gojsonschema-dev golang-github-burntsushi-toml-dev \
   golang-github-gobwas-glob-dev
 
-.PHONY: deps build test test-unit test-integration run stop format lint clean
+.PHONY: deps build test test-unit test-integration run stop format lint clean bench
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
@@ -67,3 +67,10 @@ lint:
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# Benchmark of every path against baselines measured in the same run (echo gRPC server, pgbench):
+# a Release build in build-release, its own PostgreSQL + NATS + services on free loopback ports,
+# a seeded catalog (BENCH_SCALE MCIs, default 10000), a table on stdout and JSON in bench/results/.
+# See docs/performance.md.
+bench:
+	bench/run.sh build-release

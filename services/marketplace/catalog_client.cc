@@ -22,8 +22,8 @@ class GrpcCatalogClient : public CatalogClient {
     request.set_name(name);
     catalog::v1::MultiCloudImage response;
     auto context = Context(token);
-    absl::Status status = FromGrpcStatus(stub_->GetMultiCloudImage(context.get(), request,
-                                                                   &response), kPeer);
+    absl::Status status =
+        FromGrpcStatus(stub_->GetMultiCloudImage(context.get(), request, &response), kPeer);
     if (!status.ok()) return status;
     return response;
   }

@@ -122,8 +122,7 @@ void LineageConsumer::Consume(natsSubscription* subscription) {
         natsMsg_Ack(msg, nullptr);
       } else {
         log::Warn("cannot apply event; it will be redelivered",
-                  {{"multi_cloud_image", event->multi_cloud_image},
-                   {"error", applied.ToString()}});
+                  {{"multi_cloud_image", event->multi_cloud_image}, {"error", applied.ToString()}});
         natsMsg_Nak(msg, nullptr);
         backoff = true;
       }

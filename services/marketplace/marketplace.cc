@@ -1,10 +1,10 @@
 #include "services/marketplace/marketplace.h"
 
+#include <google/protobuf/util/time_util.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
-
-#include <google/protobuf/util/time_util.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -24,6 +24,7 @@ constexpr int kMaxPageSize = 100;
 constexpr int kMaxUpdates = 100;
 // How far ListAvailableUpdates follows a clone back to the import it descends from.
 constexpr int kMaxCloneHops = 16;
+constexpr size_t kMaxRequestId = 128;
 
 absl::Status NotFound(absl::string_view what) {
   return absl::NotFoundError(absl::StrCat(what, " not found."));
@@ -71,9 +72,10 @@ absl::StatusOr<int64_t> ParseEtag(const std::string& etag) {
   if (etag.empty()) return 0;
   int64_t version = 0;
   if (!absl::SimpleAtoi(etag, &version) || version <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "etag \"", etag, "\" is not one this service issued; pass the etag of the publication "
-                         "as read, or none."));
+    return absl::InvalidArgumentError(
+        absl::StrCat("etag \"", etag,
+                     "\" is not one this service issued; pass the etag of the publication "
+                     "as read, or none."));
   }
   return version;
 }
@@ -153,6 +155,7 @@ absl::StatusOr<std::vector<catalog::v1::Finding>> Marketplace::ImageWarnings(
     for (auto& image : *listed) images[image.name()] = std::move(image);
   }
   std::vector<std::string> targets;
+  targets.reserve(accounts.size());
   for (const auto& account : accounts) targets.push_back(AccountName(account));
   return PrivateImageWarnings(snapshot, caller.AccountName(), visibility, targets, images);
 }
@@ -172,6 +175,10 @@ absl::Status Marketplace::PublishMultiCloudImage(const auth::Caller& caller,
   if (!accounts.ok()) return accounts.status();
   if (!request.publication_id().empty()) {
     if (auto s = ValidatePublicationId(request.publication_id()); !s.ok()) return s;
+  }
+  if (request.request_id().size() > kMaxRequestId) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id is longer than ", kMaxRequestId, " characters."));
   }
   if (source->account != caller.account) {
     return NotFound(absl::StrCat("MultiCloud Image ", request.multi_cloud_image()));
@@ -203,9 +210,12 @@ absl::Status Marketplace::PublishMultiCloudImage(const auth::Caller& caller,
           "); only MCIs created or cloned in your account can be published. Clone it, then "
           "commit and publish the clone."));
     }
+    if (mci->state() == MultiCloudImage::DELETING) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(source->Head(), " is being deleted; it cannot be published."));
+    }
     PublicationRecord record;
-    record.id =
-        request.publication_id().empty() ? NewPublicationId() : request.publication_id();
+    record.id = request.publication_id().empty() ? NewPublicationId() : request.publication_id();
     record.publisher = caller.account;
     record.multi_cloud_image = source->Head();
     record.revision = source->revision;
@@ -266,8 +276,8 @@ absl::Status Marketplace::ListPublications(const auth::Caller& caller,
   if (request.page_size() < 0) {
     return absl::InvalidArgumentError("page_size must not be negative (0 means the default, 50).");
   }
-  int page_size = request.page_size() == 0 ? kDefaultPageSize
-                                           : std::min(request.page_size(), kMaxPageSize);
+  int page_size =
+      request.page_size() == 0 ? kDefaultPageSize : std::min(request.page_size(), kMaxPageSize);
   PublicationQuery query;
   query.viewer = caller.account;
   if (!request.lineage().empty()) {
@@ -306,9 +316,9 @@ absl::Status Marketplace::UpdatePublicationSharing(
   auto record = LoadVisible(caller, request.name(), "name");
   if (!record.ok()) return record.status();
   if (record->publisher != caller.account) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "Only the publisher (", AccountName(record->publisher), ") can change who sees ",
-        request.name(), "."));
+    return absl::PermissionDeniedError(absl::StrCat("Only the publisher (",
+                                                    AccountName(record->publisher),
+                                                    ") can change who sees ", request.name(), "."));
   }
   auto accounts = ValidateAudience(caller, request.visibility(), request.shared_with());
   if (!accounts.ok()) return accounts.status();
@@ -316,8 +326,8 @@ absl::Status Marketplace::UpdatePublicationSharing(
   if (!version.ok()) return version.status();
   auto updated = repository_->UpdateSharing(record->id, request.visibility(), *accounts, *version);
   if (!updated.ok()) return updated.status();
-  auto warnings = ImageWarnings(caller, updated->snapshot, updated->visibility,
-                                updated->shared_with);
+  auto warnings =
+      ImageWarnings(caller, updated->snapshot, updated->visibility, updated->shared_with);
   if (!warnings.ok()) return warnings.status();
   for (auto& w : *warnings) response->add_warnings()->Swap(&w);
   *response->mutable_publication() = ToProto(*updated, caller);
@@ -331,8 +341,8 @@ absl::Status Marketplace::ImportPublication(const auth::Caller& caller,
     auto account = ParseAccountName(request.parent(), "parent");
     if (!account.ok()) return account.status();
     if (*account != caller.account) {
-      return absl::PermissionDeniedError(absl::StrCat(
-          "You can import only into your own account (", caller.AccountName(), ")."));
+      return absl::PermissionDeniedError(
+          absl::StrCat("You can import only into your own account (", caller.AccountName(), ")."));
     }
   }
   auto publication = LoadVisible(caller, request.name(), "name");
@@ -355,9 +365,8 @@ absl::Status Marketplace::ImportPublication(const auth::Caller& caller,
   *import.mutable_snapshot() = ImportSnapshot(ToProto(*publication, caller));
   // The same for every attempt at this import, so that the catalog answers a retry (or a
   // concurrent duplicate) with the MCI it created first.
-  import.set_request_id(
-      absl::StrCat("marketplace-import-", publication->id, "-", caller.account, "-",
-                   record->attempt));
+  import.set_request_id(absl::StrCat("marketplace-import-", publication->id, "-", caller.account,
+                                     "-", record->attempt));
   auto imported = catalog_->ImportMultiCloudImage(caller.token, import);
   if (!imported.ok()) return imported.status();
   if (auto s = repository_->FinishImport(caller.account, publication->id, HeadOf(imported->name()));
@@ -371,8 +380,8 @@ absl::Status Marketplace::ImportPublication(const auth::Caller& caller,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Marketplace::ImportOrigin> Marketplace::FindImportOrigin(
-    const auth::Caller& caller, const std::string& name) {
+absl::StatusOr<Marketplace::ImportOrigin> Marketplace::FindImportOrigin(const auth::Caller& caller,
+                                                                        const std::string& name) {
   auto own = OwnMultiCloudImage(caller, name, "multi_cloud_image");
   if (!own.ok()) return own.status();
   std::string current = own->Full();
@@ -408,8 +417,9 @@ absl::StatusOr<Marketplace::ImportOrigin> Marketplace::FindImportOrigin(
     current = source->Full();
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      name, " was not imported from the marketplace (nor cloned from an import), so it has no "
-            "published updates."));
+      name,
+      " was not imported from the marketplace (nor cloned from an import), so it has no "
+      "published updates."));
 }
 
 absl::Status Marketplace::ListAvailableUpdates(const auth::Caller& caller,
@@ -449,7 +459,7 @@ absl::Status Marketplace::ComparePublication(const auth::Caller& caller,
     auto mci = catalog_->GetMultiCloudImage(caller.token, own->Full());
     if (!mci.ok()) return mci.status();
     base_name = own->Full();
-    base_revision = own->revision > 0 ? own->revision
+    base_revision = own->revision > 0                          ? own->revision
                     : mci->origin().kind() == Origin::IMPORTED ? mci->origin().source_revision()
                                                                : mci->latest_revision();
     base = std::move(*mci);
@@ -479,15 +489,16 @@ absl::Status Marketplace::UpdateImportedMultiCloudImage(
   auto own = OwnMultiCloudImage(caller, request.multi_cloud_image(), "multi_cloud_image");
   if (!own.ok()) return own.status();
   if (own->revision != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "multi_cloud_image must be the HEAD name of the imported MCI (", own->Head(),
-        "); committed revisions never change."));
+    return absl::InvalidArgumentError(
+        absl::StrCat("multi_cloud_image must be the HEAD name of the imported MCI (", own->Head(),
+                     "); committed revisions never change."));
   }
   auto mci = catalog_->GetMultiCloudImage(caller.token, own->Head());
   if (!mci.ok()) return mci.status();
   if (mci->origin().kind() != Origin::IMPORTED) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        own->Head(), " is not an imported MCI; only imports are updated from the marketplace. "
+    return absl::FailedPreconditionError(
+        absl::StrCat(own->Head(),
+                     " is not an imported MCI; only imports are updated from the marketplace. "
                      "To follow an update in a clone, update the import and clone it again."));
   }
   auto origin = FindImportOrigin(caller, own->Head());
@@ -504,15 +515,16 @@ absl::Status Marketplace::UpdateImportedMultiCloudImage(
       return absl::OkStatus();
     }
     if (chosen->multi_cloud_image != current.multi_cloud_image) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          request.publication(), " publishes ", chosen->multi_cloud_image, ", not ",
-          current.multi_cloud_image, " which ", own->Head(), " was imported from."));
+      return absl::FailedPreconditionError(
+          absl::StrCat(request.publication(), " publishes ", chosen->multi_cloud_image, ", not ",
+                       current.multi_cloud_image, " which ", own->Head(), " was imported from."));
     }
     if (chosen->revision <= current.revision) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          request.publication(), " (revision ", chosen->revision, ") is not newer than revision ",
-          current.revision, " that ", own->Head(), " holds; pick a newer one from "
-                                                   "ListAvailableUpdates."));
+      return absl::FailedPreconditionError(
+          absl::StrCat(request.publication(), " (revision ", chosen->revision,
+                       ") is not newer than revision ", current.revision, " that ", own->Head(),
+                       " holds; pick a newer one from "
+                       "ListAvailableUpdates."));
     }
     target = std::move(*chosen);
   } else {
@@ -524,9 +536,9 @@ absl::Status Marketplace::UpdateImportedMultiCloudImage(
     auto records = repository_->ListPublications(query);
     if (!records.ok()) return records.status();
     if (records->empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          own->Head(), " is up to date: no publication of ", current.multi_cloud_image,
-          " newer than revision ", current.revision, " is available to you."));
+      return absl::FailedPreconditionError(
+          absl::StrCat(own->Head(), " is up to date: no publication of ", current.multi_cloud_image,
+                       " newer than revision ", current.revision, " is available to you."));
     }
     // Newest first by publication; bring in the highest revision.
     target = *std::max_element(records->begin(), records->end(),
@@ -539,8 +551,8 @@ absl::Status Marketplace::UpdateImportedMultiCloudImage(
   update.set_parent(caller.AccountName());
   update.set_name(own->Head());
   *update.mutable_snapshot() = ImportSnapshot(ToProto(*target, caller));
-  update.set_request_id(absl::StrCat("marketplace-update-", own->account, "-", own->id, "-",
-                                     target->id));
+  update.set_request_id(
+      absl::StrCat("marketplace-update-", own->account, "-", own->id, "-", target->id));
   auto updated = catalog_->ImportMultiCloudImage(caller.token, update);
   if (!updated.ok()) return updated.status();
   if (auto s = repository_->FinishImport(caller.account, target->id, own->Head()); !s.ok()) {

@@ -49,8 +49,8 @@ class Marketplace {
 
  private:
   // The publication if the caller may see it; NOT_FOUND otherwise, the same as for none.
-  absl::StatusOr<PublicationRecord> LoadVisible(const auth::Caller& caller,
-                                                const std::string& name, absl::string_view field);
+  absl::StatusOr<PublicationRecord> LoadVisible(const auth::Caller& caller, const std::string& name,
+                                                absl::string_view field);
   // The publication an imported MCI (or a clone of one, followed back within the account) came
   // from, and the revision it mirrors.
   struct ImportOrigin {

@@ -36,11 +36,11 @@ std::string MultiCloudImageName::Full() const {
 }
 
 absl::StatusOr<MultiCloudImageName> ParseMultiCloudImageName(absl::string_view name,
-                                                              absl::string_view field) {
+                                                             absl::string_view field) {
   auto bad = [&] {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, " must be accounts/{account}/multiCloudImages/{mci} or ...@{revision}, got \"",
-        name, "\"."));
+        field, " must be accounts/{account}/multiCloudImages/{mci} or ...@{revision}, got \"", name,
+        "\"."));
   };
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
   if (parts.size() != 4 || parts[0] != "accounts" || parts[2] != "multiCloudImages" ||
@@ -48,18 +48,18 @@ absl::StatusOr<MultiCloudImageName> ParseMultiCloudImageName(absl::string_view n
     return bad();
   }
   MultiCloudImageName out;
-  out.account = std::string(parts[1]);
+  out.account = std::string{parts[1]};
   absl::string_view id = parts[3];
   if (auto at = id.find('@'); at != absl::string_view::npos) {
     if (!absl::SimpleAtoi(id.substr(at + 1), &out.revision) || out.revision < 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " names revision \"", id.substr(at + 1),
-          "\"; committed revisions are numbered 1, 2, ... (omit @ for HEAD)."));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " names revision \"", id.substr(at + 1),
+                       "\"; committed revisions are numbered 1, 2, ... (omit @ for HEAD)."));
     }
     id = id.substr(0, at);
   }
   if (!IsResourceId(id)) return bad();
-  out.id = std::string(id);
+  out.id = std::string{id};
   return out;
 }
 
@@ -68,7 +68,7 @@ absl::StatusOr<std::string> ParsePublicationName(absl::string_view name, absl::s
     return absl::InvalidArgumentError(
         absl::StrCat(field, " must be publications/{publication}, got \"", name, "\"."));
   }
-  return std::string(name);
+  return std::string{name};
 }
 
 absl::StatusOr<std::string> ParseAccountName(absl::string_view name, absl::string_view field) {
@@ -77,7 +77,7 @@ absl::StatusOr<std::string> ParseAccountName(absl::string_view name, absl::strin
     return absl::InvalidArgumentError(
         absl::StrCat(field, " must be accounts/{account}, got \"", name, "\"."));
   }
-  return std::string(rest);
+  return std::string{rest};
 }
 
 absl::Status ValidatePublicationId(absl::string_view id) {

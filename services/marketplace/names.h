@@ -22,7 +22,7 @@ struct MultiCloudImageName {
 
 // `field` names the request field in error messages.
 absl::StatusOr<MultiCloudImageName> ParseMultiCloudImageName(absl::string_view name,
-                                                              absl::string_view field);
+                                                             absl::string_view field);
 // publications/{publication} -> {publication}
 absl::StatusOr<std::string> ParsePublicationName(absl::string_view name, absl::string_view field);
 // accounts/{account} -> {account}

@@ -9,11 +9,11 @@ namespace mci::marketplace {
 namespace {
 
 // Columns of every publication read, in the order RowToPublication expects.
-#define MCI_PUBLICATION_COLUMNS                                                             \
-  "p.id, p.publisher, p.multi_cloud_image, p.revision, p.lineage, p.visibility, "           \
-  "p.snapshot, p.version, (extract(epoch FROM p.create_time) * 1000000)::bigint, "         \
-  "(extract(epoch FROM p.update_time) * 1000000)::bigint, p.seq, "                          \
-  "(SELECT coalesce(string_agg(s.account, ',' ORDER BY s.account), '') "                   \
+#define MCI_PUBLICATION_COLUMNS                                                    \
+  "p.id, p.publisher, p.multi_cloud_image, p.revision, p.lineage, p.visibility, "  \
+  "p.snapshot, p.version, (extract(epoch FROM p.create_time) * 1000000)::bigint, " \
+  "(extract(epoch FROM p.update_time) * 1000000)::bigint, p.seq, "                 \
+  "(SELECT coalesce(string_agg(s.account, ',' ORDER BY s.account), '') "           \
   "   FROM publication_shares s WHERE s.publication_id = p.id)"
 
 constexpr char kInsertPublication[] =
@@ -58,7 +58,8 @@ constexpr char kSelectImport[] =
     "WHERE account = $1 AND publication_id = $2";
 constexpr char kFinishImport[] =
     "INSERT INTO imports (account, publication_id, multi_cloud_image) VALUES ($1, $2, $3) "
-    "ON CONFLICT (account, publication_id) DO UPDATE SET multi_cloud_image = EXCLUDED.multi_cloud_image";
+    "ON CONFLICT (account, publication_id) DO UPDATE SET multi_cloud_image = "
+    "EXCLUDED.multi_cloud_image";
 constexpr char kRestartImport[] =
     "UPDATE imports SET multi_cloud_image = NULL, attempt = attempt + 1 "
     "WHERE account = $1 AND publication_id = $2 "
@@ -98,7 +99,8 @@ constexpr char kUpsertLineage[] =
     "INSERT INTO lineage_mcis (multi_cloud_image, account, lineage, origin_kind, origin_source,"
     " sequence, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7) "
     "ON CONFLICT (multi_cloud_image) DO UPDATE SET account = EXCLUDED.account,"
-    " lineage = CASE WHEN EXCLUDED.lineage = '' THEN lineage_mcis.lineage ELSE EXCLUDED.lineage END,"
+    " lineage = CASE WHEN EXCLUDED.lineage = '' THEN lineage_mcis.lineage ELSE EXCLUDED.lineage "
+    "END,"
     " origin_kind = CASE WHEN EXCLUDED.origin_kind = '' THEN lineage_mcis.origin_kind"
     "                    ELSE EXCLUDED.origin_kind END,"
     " origin_source = CASE WHEN EXCLUDED.origin_kind = '' THEN lineage_mcis.origin_source"
@@ -115,12 +117,11 @@ absl::StatusOr<PublicationRecord> RowToPublication(const pqxx::row& row) {
   p.multi_cloud_image = row[2].as<std::string>();
   p.revision = row[3].as<int64_t>();
   p.lineage = row[4].as<std::string>();
-  p.visibility =
-      row[5].as<std::string>() == "PUBLIC" ? v1::PUBLIC : v1::SHARED;
+  p.visibility = row[5].as<std::string>() == "PUBLIC" ? v1::PUBLIC : v1::SHARED;
   pqxx::binarystring snapshot(row[6]);
   if (!p.snapshot.ParseFromString(snapshot.str())) {
-    return absl::InternalError(absl::StrCat("The snapshot of publication ", p.id,
-                                            " cannot be read."));
+    return absl::InternalError(
+        absl::StrCat("The snapshot of publication ", p.id, " cannot be read."));
   }
   p.version = row[7].as<int64_t>();
   p.create_time = absl::FromUnixMicros(row[8].as<int64_t>());
@@ -143,8 +144,8 @@ const char* VisibilityText(v1::Visibility visibility) {
 }
 
 ImportRecord RowToImport(const pqxx::row& row) {
-  return ImportRecord{row[0].as<std::string>(), row[1].as<std::string>(),
-                      row[2].as<std::string>(), row[3].as<int>()};
+  return ImportRecord{row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                      row[3].as<int>()};
 }
 
 }  // namespace
@@ -185,7 +186,9 @@ absl::StatusOr<PublicationRecord> PgRepository::GetPublication(const std::string
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
-  if (!out) return absl::NotFoundError(absl::StrCat("Publication publications/", id, " not found."));
+  if (!out) {
+    return absl::NotFoundError(absl::StrCat("Publication publications/", id, " not found."));
+  }
   return std::move(*out);
 }
 
@@ -245,9 +248,9 @@ absl::StatusOr<PublicationRecord> PgRepository::UpdateSharing(
       return absl::NotFoundError(absl::StrCat("Publication publications/", id, " not found."));
     }
     if (expected_version > 0 && current[0][0].as<int64_t>() != expected_version) {
-      return absl::AbortedError(absl::StrCat(
-          "Publication publications/", id,
-          " changed since you read it (etag mismatch); get it again and retry."));
+      return absl::AbortedError(
+          absl::StrCat("Publication publications/", id,
+                       " changed since you read it (etag mismatch); get it again and retry."));
     }
     txn.exec_params(kUpdateVisibility, id, VisibilityText(visibility));
     txn.exec_params(kDeleteShares, id);
@@ -302,9 +305,8 @@ absl::StatusOr<UsageRecord> PgRepository::GetUsage(const std::string& publicatio
       out.importing_accounts.push_back(row[0].as<std::string>());
     }
     out.import_count = txn.exec_params(kCountImports, publication_id)[0][0].as<int>();
-    for (const auto& row :
-         txn.exec_params(kSelectClones, publication_id, absl::StrCat("publications/",
-                                                                     publication_id))) {
+    for (const auto& row : txn.exec_params(kSelectClones, publication_id,
+                                           absl::StrCat("publications/", publication_id))) {
       out.clones.push_back(row[0].as<std::string>());
     }
     return absl::OkStatus();

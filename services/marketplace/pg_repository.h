@@ -21,8 +21,7 @@ class PgRepository : public Repository {
       const std::string& multi_cloud_image, int64_t revision) override;
   absl::StatusOr<std::vector<PublicationRecord>> ListPublications(
       const PublicationQuery& query) override;
-  absl::StatusOr<PublicationRecord> UpdateSharing(const std::string& id,
-                                                  v1::Visibility visibility,
+  absl::StatusOr<PublicationRecord> UpdateSharing(const std::string& id, v1::Visibility visibility,
                                                   const std::vector<std::string>& accounts,
                                                   int64_t expected_version) override;
   absl::StatusOr<ImportRecord> BeginImport(const std::string& account,

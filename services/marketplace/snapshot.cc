@@ -117,10 +117,10 @@ std::vector<catalog::v1::Finding> PrivateImageWarnings(
       finding.set_severity(catalog::v1::Finding::WARNING);
       finding.set_code("PRIVATE_IMAGE_NOT_SHARED");
       finding.set_cloud(setting.cloud());
-      finding.set_message(absl::StrCat(
-          "The setting for ", setting.cloud(), " references ", *ref, provider,
-          ", an image private to ", publisher, " and not shared with ", who,
-          ": they cannot launch it. Share the image with them (ShareImage) as well."));
+      finding.set_message(
+          absl::StrCat("The setting for ", setting.cloud(), " references ", *ref, provider,
+                       ", an image private to ", publisher, " and not shared with ", who,
+                       ": they cannot launch it. Share the image with them (ShareImage) as well."));
       findings.push_back(std::move(finding));
     }
   }

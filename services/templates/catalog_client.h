@@ -3,10 +3,10 @@
 // The catalog as seen by the template-reference service: calls made on a caller's behalf, with
 // its token forwarded and a deadline.
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"

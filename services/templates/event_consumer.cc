@@ -20,7 +20,9 @@ void Sleep(const std::atomic<bool>& stopping, int64_t ms) {
 
 }  // namespace
 
-void EventConsumer::Start() { thread_ = std::thread([this] { Run(); }); }
+void EventConsumer::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void EventConsumer::Stop() {
   stopping_ = true;
@@ -57,7 +59,8 @@ bool EventConsumer::Handle(natsMsg* msg) {
   if (!event.ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)) ||
       event.multi_cloud_image().empty()) {
     // Redelivering it would not make it parseable.
-    log::Error("dropping an MCI event that cannot be parsed", {{"subject", natsMsg_GetSubject(msg)}});
+    log::Error("dropping an MCI event that cannot be parsed",
+               {{"subject", natsMsg_GetSubject(msg)}});
     natsMsg_Term(msg, nullptr);
     return true;
   }
@@ -71,8 +74,8 @@ bool EventConsumer::Handle(natsMsg* msg) {
   natsStatus s = natsMsg_Ack(msg, nullptr);
   if (s != NATS_OK) {
     // Redelivered after the ack wait and ignored then by its sequence.
-    log::Warn("cannot ack MCI event", {{"event_id", event.event_id()},
-                                       {"error", natsStatus_GetText(s)}});
+    log::Warn("cannot ack MCI event",
+              {{"event_id", event.event_id()}, {"error", natsStatus_GetText(s)}});
   }
   log::Debug("applied MCI event", {{"event_id", event.event_id()},
                                    {"mci", event.multi_cloud_image()},

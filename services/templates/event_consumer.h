@@ -3,11 +3,11 @@
 // Feeds the MCI replica from the MCI_EVENTS JetStream stream: a durable pull consumer, each event
 // applied in one transaction and acked only after it committed.
 
+#include <nats/nats.h>
+
 #include <atomic>
 #include <string>
 #include <thread>
-
-#include <nats/nats.h>
 
 #include "absl/status/status.h"
 #include "libs/common/nats.h"

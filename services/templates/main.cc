@@ -1,9 +1,9 @@
 // template-reference-service: ServerTemplates, their MCI references, the replica of MCI state and
 // the template side of the MCI deletion saga. Wiring only.
+#include <grpcpp/grpcpp.h>
+
 #include <iostream>
 #include <memory>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/time/time.h"
 #include "libs/common/auth.h"

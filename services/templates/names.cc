@@ -40,8 +40,8 @@ bool SplitRevision(absl::string_view text, absl::string_view* base, int64_t* rev
 }
 
 absl::Status BadName(absl::string_view field, absl::string_view name, absl::string_view pattern) {
-  return absl::InvalidArgumentError(absl::StrCat(field, " \"", name, "\" is not a valid name; use ",
-                                                 pattern, "."));
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " \"", name, "\" is not a valid name; use ", pattern, "."));
 }
 
 }  // namespace
@@ -161,8 +161,8 @@ std::string EncodePageToken(absl::string_view kind, const std::vector<int64_t>& 
   return absl::WebSafeBase64Escape(absl::StrCat(kind, ":", absl::StrJoin(key, ":")));
 }
 
-absl::StatusOr<std::vector<int64_t>> DecodePageToken(absl::string_view kind, absl::string_view token,
-                                                     size_t size) {
+absl::StatusOr<std::vector<int64_t>> DecodePageToken(absl::string_view kind,
+                                                     absl::string_view token, size_t size) {
   std::vector<int64_t> key(size, 0);
   if (token.empty()) return key;
   absl::Status bad = absl::InvalidArgumentError(
@@ -193,10 +193,10 @@ std::string BumpVersion(absl::string_view display_name) {
   absl::string_view last =
       space == absl::string_view::npos ? display_name : display_name.substr(space + 1);
   int64_t n = 0;
-  if (last.size() >= 2 && (last[0] == 'v' || last[0] == 'V') &&
-      absl::ascii_isdigit(last[1]) && absl::SimpleAtoi(last.substr(1), &n)) {
-    return absl::StrCat(display_name.substr(0, display_name.size() - last.size()), last.substr(0, 1),
-                        n + 1);
+  if (last.size() >= 2 && (last[0] == 'v' || last[0] == 'V') && absl::ascii_isdigit(last[1]) &&
+      absl::SimpleAtoi(last.substr(1), &n)) {
+    return absl::StrCat(display_name.substr(0, display_name.size() - last.size()),
+                        last.substr(0, 1), n + 1);
   }
   return absl::StrCat(display_name, " v2");
 }

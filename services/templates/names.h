@@ -59,8 +59,8 @@ absl::StatusOr<int64_t> ParseEtag(absl::string_view etag);
 // Opaque keyset page tokens carrying the sort key of the last row returned.
 std::string EncodePageToken(absl::string_view kind, const std::vector<int64_t>& key);
 // An empty token gives a key of `size` zeros.
-absl::StatusOr<std::vector<int64_t>> DecodePageToken(absl::string_view kind, absl::string_view token,
-                                                     size_t size);
+absl::StatusOr<std::vector<int64_t>> DecodePageToken(absl::string_view kind,
+                                                     absl::string_view token, size_t size);
 // page_size: 0 -> default, capped at the maximum, negative -> INVALID_ARGUMENT.
 absl::StatusOr<int> PageSize(int32_t requested);
 

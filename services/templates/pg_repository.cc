@@ -107,8 +107,7 @@ constexpr char kListUsages[] =
 
 constexpr char kSelectFence[] =
     "SELECT deletion_id FROM mci_deletions WHERE mci = $1 AND state = 1";
-constexpr char kSelectDeletion[] =
-    "SELECT mci, state FROM mci_deletions WHERE deletion_id = $1";
+constexpr char kSelectDeletion[] = "SELECT mci, state FROM mci_deletions WHERE deletion_id = $1";
 constexpr char kUpsertDeletion[] =
     "INSERT INTO mci_deletions (deletion_id, mci, state) VALUES ($1, $2, $3::smallint)"
     " ON CONFLICT (deletion_id) DO UPDATE SET state = $3::smallint, update_time = now()";
@@ -187,9 +186,8 @@ std::string JoinClouds(const std::vector<std::string>& clouds) {
 
 absl::Status TemplateNotFound(const std::string& account, const std::string& id,
                               int64_t revision = 0) {
-  return absl::NotFoundError(absl::StrCat("ServerTemplate ",
-                                          TemplateResourceName(account, id, revision),
-                                          " was not found."));
+  return absl::NotFoundError(absl::StrCat(
+      "ServerTemplate ", TemplateResourceName(account, id, revision), " was not found."));
 }
 
 absl::Status EtagMismatch(const std::string& account, const std::string& id) {
@@ -343,9 +341,9 @@ absl::StatusOr<TemplateRecord> PgRepository::CreateTemplate(const NewTemplate& t
       }
     }
     if (!txn.exec_params(kTemplateExists, t.account, t.template_id).empty()) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "ServerTemplate ", TemplateResourceName(t.account, t.template_id, 0),
-          " already exists; choose another server_template_id."));
+      return absl::AlreadyExistsError(
+          absl::StrCat("ServerTemplate ", TemplateResourceName(t.account, t.template_id, 0),
+                       " already exists; choose another server_template_id."));
     }
     if (absl::Status s = LockAndCheckAll(txn, t.references); !s.ok()) return s;
     int64_t row_id = txn.exec_params1(kInsertTemplate, t.account, t.template_id, t.display_name,
@@ -353,8 +351,7 @@ absl::StatusOr<TemplateRecord> PgRepository::CreateTemplate(const NewTemplate& t
                          .as<int64_t>();
     int position = 0;
     for (const auto& r : t.references) {
-      txn.exec_params(kInsertReference, row_id, 0, r.mci, r.mci_revision, ++position,
-                      r.is_default);
+      txn.exec_params(kInsertReference, row_id, 0, r.mci, r.mci_revision, ++position, r.is_default);
     }
     if (!t.request_id.empty()) txn.exec_params(kInsertRequestId, t.account, t.request_id, row_id);
     auto created = LoadTemplate(txn, t.account, t.template_id, 0);
@@ -462,8 +459,8 @@ absl::StatusOr<TemplateRecord> PgRepository::CommitTemplate(
     }
     if (absl::Status s = LockAndCheckAll(txn, pinned); !s.ok()) return s;
     int64_t revision = head->latest_revision + 1;
-    txn.exec_params(kInsertRevision, head->row_id, revision, head->display_name,
-                    head->description, head->cloned_from, message);
+    txn.exec_params(kInsertRevision, head->row_id, revision, head->display_name, head->description,
+                    head->cloned_from, message);
     int position = 0;
     for (const auto& r : pinned) {
       txn.exec_params(kInsertReference, head->row_id, revision, r.mci, r.mci_revision, ++position,
@@ -526,10 +523,10 @@ absl::StatusOr<TemplateRecord> PgRepository::RemoveReference(const std::string& 
     pqxx::result removed =
         txn.exec_params(kDeleteReference, head->row_id, reference.mci, reference.mci_revision);
     if (removed.empty()) {
-      return absl::NotFoundError(absl::StrCat(
-          "ServerTemplate ", TemplateResourceName(account, template_id, 0),
-          " does not reference MultiCloud Image ",
-          MultiCloudImageResourceName(reference.mci, reference.mci_revision), "."));
+      return absl::NotFoundError(
+          absl::StrCat("ServerTemplate ", TemplateResourceName(account, template_id, 0),
+                       " does not reference MultiCloud Image ",
+                       MultiCloudImageResourceName(reference.mci, reference.mci_revision), "."));
     }
     if (removed[0][0].as<bool>()) txn.exec_params(kPromoteFirstReference, head->row_id);
     txn.exec_params(kTouchHead, head->row_id);
@@ -552,11 +549,11 @@ absl::StatusOr<TemplateRecord> PgRepository::SetDefaultReference(const std::stri
     pqxx::result existing =
         txn.exec_params(kSelectReference, head->row_id, reference.mci, reference.mci_revision);
     if (existing.empty()) {
-      return absl::NotFoundError(absl::StrCat(
-          "ServerTemplate ", TemplateResourceName(account, template_id, 0),
-          " does not reference MultiCloud Image ",
-          MultiCloudImageResourceName(reference.mci, reference.mci_revision),
-          "; add it with AddMultiCloudImage first."));
+      return absl::NotFoundError(
+          absl::StrCat("ServerTemplate ", TemplateResourceName(account, template_id, 0),
+                       " does not reference MultiCloud Image ",
+                       MultiCloudImageResourceName(reference.mci, reference.mci_revision),
+                       "; add it with AddMultiCloudImage first."));
     }
     if (!existing[0][0].as<bool>()) {
       txn.exec_params(kSetDefault, head->row_id, reference.mci, reference.mci_revision);
@@ -624,9 +621,9 @@ absl::Status PgRepository::RecordCatalogState(const CatalogState& state,
       txn.exec_params(kInsertCatalogReplica, state.mci, state.account, state.display_name,
                       head_clouds);
     } else if (state.revision == 0) {
-      pqxx::result revived = txn.exec_params(kReviveReplica, state.mci, state.account,
-                                             state.display_name, head_clouds,
-                                             *expected_row_version);
+      pqxx::result revived =
+          txn.exec_params(kReviveReplica, state.mci, state.account, state.display_name, head_clouds,
+                          *expected_row_version);
       if (revived.affected_rows() > 0) {
         txn.exec_params(kDeleteReplicaRevisions, state.mci);
       } else {
@@ -676,21 +673,18 @@ absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
       stored = s;
     }
     ReplicaUpdate update = DecideReplicaUpdate(stored, event);
-    log::Debug("replica update", {{"mci", mci}, {"sequence", std::to_string(event.sequence())},
-                                  {"decision", std::to_string(static_cast<int>(update))},
-                                  {"event_time", absl::FormatTime("%H:%M:%E6S", EventTime(event), absl::UTCTimeZone())},
-                                  {"tombstone", stored && stored->tombstone_time
-                                                    ? absl::FormatTime("%H:%M:%E6S", *stored->tombstone_time, absl::UTCTimeZone())
-                                                    : ""}});
+    log::Debug("replica update", {{"mci", mci},
+                                  {"sequence", std::to_string(event.sequence())},
+                                  {"decision", std::to_string(static_cast<int>(update))}});
     if (update == ReplicaUpdate::kIgnore) return absl::OkStatus();
     if (update == ReplicaUpdate::kReplace) txn.exec_params(kDeleteReplicaRevisions, mci);
     std::vector<std::string> head_clouds(event.head_clouds().begin(), event.head_clouds().end());
     std::string account = event.account().empty() ? AccountOfMci(mci) : event.account();
     ReplicaState state = EventState(event);
-    txn.exec_params(kUpsertReplicaFromEvent, mci, account, event.display_name(),
-                    static_cast<int>(state), event.sequence(), JoinClouds(head_clouds),
-                    state == ReplicaState::kDeleted ? absl::ToUnixMicros(EventTime(event))
-                                                    : int64_t{-1});
+    txn.exec_params(
+        kUpsertReplicaFromEvent, mci, account, event.display_name(), static_cast<int>(state),
+        event.sequence(), JoinClouds(head_clouds),
+        state == ReplicaState::kDeleted ? absl::ToUnixMicros(EventTime(event)) : int64_t{-1});
     for (const auto& rev : event.revisions()) {
       std::vector<std::string> clouds(rev.clouds().begin(), rev.clouds().end());
       txn.exec_params(kInsertReplicaRevision, mci, rev.revision(), JoinClouds(clouds));

@@ -7,13 +7,17 @@ using mci::events::v1::MultiCloudImageEvent;
 ReplicaState EventState(const MultiCloudImageEvent& event) {
   if (event.type() == MultiCloudImageEvent::DELETED) return ReplicaState::kDeleted;
   switch (event.state()) {
-    case MultiCloudImageEvent::STATE_ACTIVE: return ReplicaState::kActive;
-    case MultiCloudImageEvent::STATE_DELETING: return ReplicaState::kDeleting;
-    case MultiCloudImageEvent::STATE_DELETED: return ReplicaState::kDeleted;
-    default: break;
+    case MultiCloudImageEvent::STATE_ACTIVE:
+      return ReplicaState::kActive;
+    case MultiCloudImageEvent::STATE_DELETING:
+      return ReplicaState::kDeleting;
+    case MultiCloudImageEvent::STATE_DELETED:
+      return ReplicaState::kDeleted;
+    default:
+      break;
   }
   return event.type() == MultiCloudImageEvent::DELETION_STARTED ? ReplicaState::kDeleting
-                                                                 : ReplicaState::kActive;
+                                                                : ReplicaState::kActive;
 }
 
 absl::Time EventTime(const MultiCloudImageEvent& event) {

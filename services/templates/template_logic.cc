@@ -29,8 +29,7 @@ absl::Status MciNotFound(absl::string_view name) {
 
 absl::Status BeingDeleted(absl::string_view mci) {
   return absl::FailedPreconditionError(absl::StrCat(
-      "MultiCloud Image ", mci,
-      " is being deleted; it cannot be referenced by a ServerTemplate."));
+      "MultiCloud Image ", mci, " is being deleted; it cannot be referenced by a ServerTemplate."));
 }
 
 absl::Status ValidateDisplayName(absl::string_view name) {
@@ -39,9 +38,9 @@ absl::Status ValidateDisplayName(absl::string_view name) {
         "server_template.display_name is required: give the ServerTemplate a nickname.");
   }
   if (name.size() > kMaxDisplayName) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "server_template.display_name is ", name.size(), " bytes long; at most ", kMaxDisplayName,
-        " are allowed."));
+    return absl::InvalidArgumentError(absl::StrCat("server_template.display_name is ", name.size(),
+                                                   " bytes long; at most ", kMaxDisplayName,
+                                                   " are allowed."));
   }
   return absl::OkStatus();
 }
@@ -57,8 +56,8 @@ absl::Status ValidateDescription(absl::string_view description) {
 
 absl::Status ValidateRequestId(absl::string_view request_id) {
   if (request_id.size() > kMaxRequestId) {
-    return absl::InvalidArgumentError(absl::StrCat("request_id is longer than ", kMaxRequestId,
-                                                   " characters; use a UUID."));
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id is longer than ", kMaxRequestId, " characters; use a UUID."));
   }
   return absl::OkStatus();
 }
@@ -130,9 +129,9 @@ absl::StatusOr<TemplateRecord> ServerTemplateLogic::Load(const auth::Caller& cal
   auto parsed = ParseTemplateName(name, field);
   if (!parsed.ok()) return parsed.status();
   if (head_only && parsed->revision != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, " \"", name, "\" names committed revision ", parsed->revision,
-        ", which cannot be changed; use the template HEAD ", parsed->Head(), "."));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " \"", name, "\" names committed revision ", parsed->revision,
+                     ", which cannot be changed; use the template HEAD ", parsed->Head(), "."));
   }
   if (!auth::OwnsAccount(caller, parsed->account)) return TemplateNotFound(name);
   return repository_->GetTemplate(parsed->account, parsed->template_id, parsed->revision);
@@ -150,8 +149,10 @@ absl::Status ServerTemplateLogic::Fill(const TemplateRecord& t, v1::ServerTempla
   out->set_commit_message(t.commit_message);
   out->set_cloned_from(t.cloned_from);
   if (t.revision == 0) out->set_etag(Etag(t.version));
-  *out->mutable_create_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t.create_time));
-  *out->mutable_update_time() = TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t.update_time));
+  *out->mutable_create_time() =
+      TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t.create_time));
+  *out->mutable_update_time() =
+      TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t.update_time));
   for (const auto& r : t.references) {
     auto* ref = out->add_multi_cloud_images();
     ref->set_multi_cloud_image(MultiCloudImageResourceName(r.mci, r.mci_revision));
@@ -207,17 +208,18 @@ absl::Status ServerTemplateLogic::GetServerTemplate(const auth::Caller& caller,
   return Fill(*t, response);
 }
 
-absl::Status ServerTemplateLogic::ListServerTemplates(
-    const auth::Caller& caller, const v1::ListServerTemplatesRequest& request,
-    v1::ListServerTemplatesResponse* response) {
+absl::Status ServerTemplateLogic::ListServerTemplates(const auth::Caller& caller,
+                                                      const v1::ListServerTemplatesRequest& request,
+                                                      v1::ListServerTemplatesResponse* response) {
   auto account = ParseAccountName(request.parent(), "parent");
   if (!account.ok()) return account.status();
   auto size = PageSize(request.page_size());
   if (!size.ok()) return size.status();
   auto key = DecodePageToken("st", request.page_token(), 1);
   if (!key.ok()) return key.status();
-  // Another account's templates are invisible: an empty list, as for an account without any.
-  if (!auth::OwnsAccount(caller, *account)) return absl::OkStatus();
+  if (!auth::OwnsAccount(caller, *account)) {
+    return absl::NotFoundError(absl::StrCat("Account ", request.parent(), " was not found."));
+  }
   auto page = repository_->ListTemplates(*account, (*key)[0], *size + 1);
   if (!page.ok()) return page.status();
   bool more = static_cast<int>(page->size()) > *size;
@@ -236,10 +238,10 @@ absl::Status ServerTemplateLogic::UpdateServerTemplate(
   auto name = ParseTemplateName(t.name(), "server_template.name");
   if (!name.ok()) return name.status();
   if (name->revision != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "server_template.name \"", t.name(),
-        "\" is a committed revision, which cannot be changed; update the HEAD ", name->Head(),
-        "."));
+    return absl::InvalidArgumentError(
+        absl::StrCat("server_template.name \"", t.name(),
+                     "\" is a committed revision, which cannot be changed; update the HEAD ",
+                     name->Head(), "."));
   }
   if (!auth::OwnsAccount(caller, name->account)) return TemplateNotFound(t.name());
   auto version = ParseEtag(t.etag());
@@ -285,9 +287,9 @@ absl::Status ServerTemplateLogic::DeleteServerTemplate(
   return repository_->DeleteTemplate(name->account, name->template_id, *version);
 }
 
-absl::Status ServerTemplateLogic::CloneServerTemplate(
-    const auth::Caller& caller, const v1::CloneServerTemplateRequest& request,
-    v1::ServerTemplate* response) {
+absl::Status ServerTemplateLogic::CloneServerTemplate(const auth::Caller& caller,
+                                                      const v1::CloneServerTemplateRequest& request,
+                                                      v1::ServerTemplate* response) {
   if (absl::Status s = ValidateRequestId(request.request_id()); !s.ok()) return s;
   auto source = Load(caller, request.name(), "name", /*head_only=*/false);
   if (!source.ok()) return source.status();
@@ -319,9 +321,9 @@ absl::Status ServerTemplateLogic::CommitServerTemplate(
   auto head = Load(caller, request.name(), "name", /*head_only=*/true);
   if (!head.ok()) return head.status();
   if (*version != 0 && *version != head->version) {
-    return absl::AbortedError(absl::StrCat(
-        "The etag does not match the current ServerTemplate ", request.name(),
-        ": it changed since it was read; read it again and retry with the new etag."));
+    return absl::AbortedError(
+        absl::StrCat("The etag does not match the current ServerTemplate ", request.name(),
+                     ": it changed since it was read; read it again and retry with the new etag."));
   }
   std::vector<std::string> heads;
   for (const auto& r : head->references) {
@@ -498,15 +500,15 @@ absl::Status ServerTemplateLogic::ListMultiCloudImageUsages(
   for (const auto& u : *usages) FillUsage(u, response->add_usages());
   if (more) {
     const Usage& last = usages->back();
-    response->set_next_page_token(EncodePageToken(
-        "xref", {last.template_row_id, last.template_revision, last.mci_revision}));
+    response->set_next_page_token(
+        EncodePageToken("xref", {last.template_row_id, last.template_revision, last.mci_revision}));
   }
   return absl::OkStatus();
 }
 
-absl::Status ServerTemplateLogic::ListSupportedClouds(
-    const auth::Caller& caller, const v1::ListSupportedCloudsRequest& request,
-    v1::ListSupportedCloudsResponse* response) {
+absl::Status ServerTemplateLogic::ListSupportedClouds(const auth::Caller& caller,
+                                                      const v1::ListSupportedCloudsRequest& request,
+                                                      v1::ListSupportedCloudsResponse* response) {
   auto t = Load(caller, request.name(), "name", /*head_only=*/false);
   if (!t.ok()) return t.status();
   auto replicas = repository_->GetReplicas(MciNames(t->references));
@@ -540,10 +542,10 @@ absl::Status ServerTemplateLogic::ResolveLaunch(const auth::Caller& caller,
   if (!t.ok()) return t.status();
   std::string name = TemplateResourceName(t->account, t->template_id, t->revision);
   if (t->references.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "ServerTemplate ", name,
-        " references no MultiCloud Image, so it cannot launch anywhere; add one with "
-        "AddMultiCloudImage."));
+    return absl::FailedPreconditionError(
+        absl::StrCat("ServerTemplate ", name,
+                     " references no MultiCloud Image, so it cannot launch anywhere; add one with "
+                     "AddMultiCloudImage."));
   }
   auto replicas = repository_->GetReplicas(MciNames(t->references));
   if (!replicas.ok()) return replicas.status();

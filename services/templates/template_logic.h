@@ -17,8 +17,6 @@
 
 namespace mci::templates {
 
-namespace v1 = mci::templates::v1;
-
 // Clouds covered by the references, sorted and without duplicates.
 std::vector<std::string> CoveredClouds(const std::vector<Reference>& refs,
                                        const std::map<std::string, ReplicaRecord>& replicas);

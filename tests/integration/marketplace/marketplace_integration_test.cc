@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -17,27 +18,29 @@ namespace {
 
 namespace cpb = catalog::v1;
 namespace mpb = marketplace::v1;
+using auth::Role;
+using mci::testing::Context;
+using mci::testing::Stack;
+using mci::testing::Token;
 using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-using auth::Role;
-using mci::testing::Context;
-using mci::testing::Stack;
-using mci::testing::Token;
 
-#define ASSERT_GRPC_OK(expr)                                                    \
-  do {                                                                          \
-    grpc::Status _s = (expr);                                                   \
+#define ASSERT_GRPC_OK(expr)                                                               \
+  do {                                                                                     \
+    grpc::Status _s = (expr);                                                              \
     ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.error_code() << " " << _s.error_message(); \
   } while (0)
 
 class MarketplaceIntegrationTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
+  static void SetUpTestSuite() { StartStack(/*templates=*/false); }
+  static void StartStack(bool templates) {
     Stack::Options options;
     options.catalog = true;
+    options.templates = templates;
     options.marketplace = true;
     stack_ = new Stack(options);
   }
@@ -106,8 +109,8 @@ class MarketplaceIntegrationTest : public ::testing::Test {
   }
 
   // Adds a setting for `cloud` and returns the image it uses.
-  std::string AddSetting(const std::string& token, const std::string& mci,
-                         const std::string& cloud, std::string image = "") {
+  std::string AddSetting(const std::string& token, const std::string& mci, const std::string& cloud,
+                         std::string image = "") {
     std::string instance_type;
     if (image.empty()) {
       PickImage(cloud, &image, &instance_type, token);
@@ -120,7 +123,8 @@ class MarketplaceIntegrationTest : public ::testing::Test {
     request.mutable_setting()->set_image(image);
     request.mutable_setting()->set_instance_type(instance_type);
     cpb::MultiCloudImageSetting setting;
-    grpc::Status s = catalog_->CreateMultiCloudImageSetting(Context(token).get(), request, &setting);
+    grpc::Status s =
+        catalog_->CreateMultiCloudImageSetting(Context(token).get(), request, &setting);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return image;
   }
@@ -191,8 +195,7 @@ TEST_F(MarketplaceIntegrationTest, PublishImportCompareAndUpdateAcrossAccounts) 
   const std::string west_image = AddSetting(ta, mci, "clouds/aws-us-west-1");
   ASSERT_EQ(Commit(ta, mci), 2);
   mpb::PublishMultiCloudImageResponse rev2;
-  ASSERT_GRPC_OK(
-      Publish(ta, mci + "@2", &rev2, mpb::SHARED, {"accounts/" + b}));
+  ASSERT_GRPC_OK(Publish(ta, mci + "@2", &rev2, mpb::SHARED, {"accounts/" + b}));
 
   mpb::ListAvailableUpdatesRequest updates_request;
   updates_request.set_multi_cloud_image(imported.name());
@@ -307,8 +310,7 @@ TEST_F(MarketplaceIntegrationTest, WarnsAboutAPrivateImageNotSharedWithTheTarget
   AddSetting(ta, mci, "clouds/openstack-private", registered.name());
   ASSERT_EQ(Commit(ta, mci), 1);
   mpb::PublishMultiCloudImageResponse published;
-  ASSERT_GRPC_OK(
-      Publish(ta, mci + "@1", &published, mpb::SHARED, {"accounts/" + b}));
+  ASSERT_GRPC_OK(Publish(ta, mci + "@1", &published, mpb::SHARED, {"accounts/" + b}));
   ASSERT_THAT(published.warnings(), SizeIs(1));
   EXPECT_EQ(published.warnings(0).code(), "PRIVATE_IMAGE_NOT_SHARED");
   EXPECT_THAT(published.warnings(0).message(), HasSubstr("accounts/" + b));
@@ -345,8 +347,8 @@ TEST_F(MarketplaceIntegrationTest, AHeadPublicationIsAFrozenSnapshot) {
   mpb::PublishMultiCloudImageResponse published;
   ASSERT_GRPC_OK(Publish(ta, mci, &published, mpb::PUBLIC, {}, /*allow_head=*/true));
   EXPECT_EQ(published.publication().revision(), 0);
-  EXPECT_THAT(published.warnings(), Contains(::testing::Property(
-                                        &cpb::Finding::code, "HEAD_PUBLISHED")));
+  EXPECT_THAT(published.warnings(),
+              Contains(::testing::Property(&cpb::Finding::code, "HEAD_PUBLISHED")));
 
   cpb::UpdateMultiCloudImageRequest edit;
   edit.mutable_multi_cloud_image()->set_name(mci);
@@ -376,8 +378,8 @@ TEST_F(MarketplaceIntegrationTest, ListsOnlyWhatTheCallerMaySeePageByPage) {
   for (int revision = 1; revision <= 3; ++revision) {
     ASSERT_EQ(Commit(ta, mci), revision);
     mpb::PublishMultiCloudImageResponse published;
-    ASSERT_GRPC_OK(Publish(ta, absl::StrCat(mci, "@", revision), &published,
-                           mpb::SHARED, {"accounts/" + b}));
+    ASSERT_GRPC_OK(
+        Publish(ta, absl::StrCat(mci, "@", revision), &published, mpb::SHARED, {"accounts/" + b}));
   }
   mpb::ListPublicationsRequest request;
   request.set_publisher("accounts/" + a);
@@ -399,8 +401,7 @@ TEST_F(MarketplaceIntegrationTest, ListsOnlyWhatTheCallerMaySeePageByPage) {
   EXPECT_THAT(stranger.publications(), IsEmpty());
 
   request.set_page_token("garbage");
-  EXPECT_EQ(market_->ListPublications(Context(Token(b, {})).get(), request, &stranger)
-                .error_code(),
+  EXPECT_EQ(market_->ListPublications(Context(Token(b, {})).get(), request, &stranger).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
@@ -469,9 +470,180 @@ TEST_F(MarketplaceIntegrationTest, ReportsImportsAndClonesDescendingFromThem) {
   mpb::UpdateImportedMultiCloudImageRequest update;
   update.set_multi_cloud_image(grandchild.name());
   cpb::MultiCloudImage updated;
-  EXPECT_EQ(market_->UpdateImportedMultiCloudImage(Context(tb).get(), update, &updated)
-                .error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(
+      market_->UpdateImportedMultiCloudImage(Context(tb).get(), update, &updated).error_code(),
+      grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// Deleting MCIs needs the template-reference service (the deletion saga asks it first).
+class MarketplaceDeletionTest : public MarketplaceIntegrationTest {
+ protected:
+  static void SetUpTestSuite() { StartStack(/*templates=*/true); }
+
+  void Delete(const std::string& token, const std::string& name) {
+    cpb::DeleteMultiCloudImageRequest request;
+    request.set_name(name);
+    google::protobuf::Empty empty;
+    ASSERT_GRPC_OK(catalog_->DeleteMultiCloudImage(Context(token).get(), request, &empty));
+  }
+
+  // Polls the usage until `done` holds or a minute passes (events arrive asynchronously).
+  mpb::PublicationUsage UsageWhen(const std::string& token, const std::string& publication,
+                                  const std::function<bool(const mpb::PublicationUsage&)>& done) {
+    mpb::GetPublicationUsageRequest request;
+    request.set_name(publication);
+    mpb::PublicationUsage usage;
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (true) {
+      usage.Clear();
+      grpc::Status s = market_->GetPublicationUsage(Context(token).get(), request, &usage);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      if (!s.ok() || done(usage) || absl::Now() > deadline) return usage;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+};
+
+TEST_F(MarketplaceDeletionTest, DeletingTheSourceLeavesThePublicationIntact) {
+  const std::string a = Account("publisher"), b = Account("library");
+  const std::string ta = Token(a, {Role::kDesigner, Role::kPublisher});
+  const std::string mci = CreateMci(ta, a, "Short-lived");
+  const std::string image = AddSetting(ta, mci, "clouds/aws-us-east-1");
+  ASSERT_EQ(Commit(ta, mci), 1);
+  mpb::PublishMultiCloudImageResponse published;
+  ASSERT_GRPC_OK(Publish(ta, mci + "@1", &published));
+  Delete(ta, mci);
+
+  mpb::GetPublicationRequest get;
+  get.set_name(published.publication().name());
+  mpb::Publication read;
+  ASSERT_GRPC_OK(market_->GetPublication(Context(Token(b, {})).get(), get, &read));
+  ASSERT_EQ(read.snapshot().settings_size(), 1);
+  EXPECT_EQ(read.snapshot().settings(0).image(), image);
+  cpb::MultiCloudImage imported;
+  ASSERT_GRPC_OK(Import(Token(b, {Role::kLibrary}), read.name(), &imported));
+  cpb::ResolveImageRequest resolve;
+  resolve.set_name(imported.name());
+  resolve.set_cloud("clouds/aws-us-east-1");
+  cpb::ResolveImageResponse resolved;
+  ASSERT_GRPC_OK(catalog_->ResolveImage(Context(Token(b, {})).get(), resolve, &resolved));
+  EXPECT_EQ(resolved.setting().image(), image);
+}
+
+TEST_F(MarketplaceDeletionTest, ADeletedCloneOrImportNoLongerCounts) {
+  const std::string a = Account("publisher"), b = Account("library");
+  const std::string ta = Token(a, {Role::kDesigner, Role::kPublisher});
+  const std::string tb = Token(b, {Role::kDesigner, Role::kLibrary});
+  const std::string mci = CreateMci(ta, a, "Counted");
+  AddSetting(ta, mci, "clouds/aws-us-east-1");
+  ASSERT_EQ(Commit(ta, mci), 1);
+  mpb::PublishMultiCloudImageResponse published;
+  ASSERT_GRPC_OK(Publish(ta, mci + "@1", &published));
+  const std::string publication = published.publication().name();
+  cpb::MultiCloudImage imported;
+  ASSERT_GRPC_OK(Import(tb, publication, &imported));
+  cpb::CloneMultiCloudImageRequest clone_request;
+  clone_request.set_name(imported.name());
+  cpb::MultiCloudImage clone;
+  ASSERT_GRPC_OK(catalog_->CloneMultiCloudImage(Context(tb).get(), clone_request, &clone));
+
+  auto usage = UsageWhen(ta, publication, [](const auto& u) { return u.clone_count() == 1; });
+  ASSERT_EQ(usage.clone_count(), 1);
+  Delete(tb, clone.name());
+  usage = UsageWhen(ta, publication, [](const auto& u) { return u.clone_count() == 0; });
+  EXPECT_EQ(usage.clone_count(), 0);
+  Delete(tb, imported.name());
+  usage = UsageWhen(ta, publication, [](const auto& u) { return u.import_count() == 0; });
+  EXPECT_EQ(usage.import_count(), 0);
+  EXPECT_EQ(usage.importing_account_count(), 1) << "the account did import it once";
+
+  // Imported again after the deletion: a fresh MCI, not the deleted one.
+  cpb::MultiCloudImage reimported;
+  ASSERT_GRPC_OK(Import(tb, publication, &reimported));
+  EXPECT_NE(reimported.name(), imported.name());
+}
+
+// Outages get a stack of their own.
+class MarketplaceOutageTest : public MarketplaceIntegrationTest {
+ protected:
+  // Polls the marketplace's health until it reports `serving` (1 SERVING, 2 NOT_SERVING) or a
+  // minute passes; returns the last answer.
+  int HealthWhen(int serving) {
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    int last = 0;
+    while (absl::Now() < deadline) {
+      auto health = mci::testing::HealthCheck(stack_->marketplace_address(),
+                                              "mci.marketplace.v1.MarketplaceService");
+      last = health.ok() ? *health : 0;
+      if (last == serving) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return last;
+  }
+};
+
+TEST_F(MarketplaceOutageTest, ANatsOutageMakesItUnreadyAndOnlyDelaysLineage) {
+  const std::string a = Account("publisher"), b = Account("library");
+  const std::string ta = Token(a, {Role::kDesigner, Role::kPublisher});
+  const std::string tb = Token(b, {Role::kDesigner, Role::kLibrary});
+  const std::string mci = CreateMci(ta, a, "Resilient");
+  AddSetting(ta, mci, "clouds/aws-us-east-1");
+  ASSERT_EQ(Commit(ta, mci), 1);
+  mpb::PublishMultiCloudImageResponse published;
+  ASSERT_GRPC_OK(Publish(ta, mci + "@1", &published));
+  cpb::MultiCloudImage imported;
+  ASSERT_GRPC_OK(Import(tb, published.publication().name(), &imported));
+  ASSERT_EQ(HealthWhen(1), 1);
+
+  stack_->nats().Stop();
+  EXPECT_EQ(HealthWhen(2), 2) << "NOT_SERVING while NATS is down";
+  // Publications are still served from the database, and the catalog still takes clones.
+  mpb::GetPublicationRequest get;
+  get.set_name(published.publication().name());
+  mpb::Publication read;
+  ASSERT_GRPC_OK(market_->GetPublication(Context(tb).get(), get, &read));
+  cpb::CloneMultiCloudImageRequest clone_request;
+  clone_request.set_name(imported.name());
+  cpb::MultiCloudImage clone;
+  ASSERT_GRPC_OK(catalog_->CloneMultiCloudImage(Context(tb).get(), clone_request, &clone));
+
+  stack_->nats().Start();
+  EXPECT_EQ(HealthWhen(1), 1) << "SERVING again once NATS is back";
+  mpb::GetPublicationUsageRequest usage_request;
+  usage_request.set_name(published.publication().name());
+  mpb::PublicationUsage usage;
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (true) {
+    usage.Clear();
+    ASSERT_GRPC_OK(market_->GetPublicationUsage(Context(ta).get(), usage_request, &usage));
+    if (usage.clone_count() >= 1 || absl::Now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_THAT(usage.clones(), ElementsAre(clone.name()))
+      << "the clone made during the outage arrives after it";
+}
+
+TEST_F(MarketplaceOutageTest, ADatabaseOutageMakesItUnreadyAndUnavailableUntilBack) {
+  const std::string a = Account("publisher");
+  const std::string ta = Token(a, {Role::kDesigner, Role::kPublisher});
+  const std::string mci = CreateMci(ta, a, "Durable");
+  AddSetting(ta, mci, "clouds/aws-us-east-1");
+  ASSERT_EQ(Commit(ta, mci), 1);
+  mpb::PublishMultiCloudImageResponse published;
+  ASSERT_GRPC_OK(Publish(ta, mci + "@1", &published));
+  mpb::GetPublicationRequest get;
+  get.set_name(published.publication().name());
+  mpb::Publication read;
+
+  stack_->postgres().Stop();
+  EXPECT_EQ(HealthWhen(2), 2) << "NOT_SERVING while the database is down";
+  grpc::Status down = market_->GetPublication(Context(ta).get(), get, &read);
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
+
+  stack_->postgres().Start();
+  EXPECT_EQ(HealthWhen(1), 1) << "SERVING again once the database is back";
+  ASSERT_GRPC_OK(market_->GetPublication(Context(ta).get(), get, &read));
+  EXPECT_EQ(read.name(), published.publication().name());
 }
 
 }  // namespace

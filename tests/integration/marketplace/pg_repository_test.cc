@@ -88,10 +88,8 @@ TEST_F(PgRepositoryTest, StoresTheSnapshotAndPublishesEachRevisionOnce) {
 
 TEST_F(PgRepositoryTest, ListsWhatTheViewerMaySeeNewestFirstInPages) {
   ASSERT_TRUE(repository_->InsertPublication(Record("p1", 1), "").ok());
-  ASSERT_TRUE(
-      repository_->InsertPublication(Record("p2", 2, v1::SHARED, {"b"}), "").ok());
-  ASSERT_TRUE(
-      repository_->InsertPublication(Record("p3", 3, v1::SHARED, {"b", "c"}), "").ok());
+  ASSERT_TRUE(repository_->InsertPublication(Record("p2", 2, v1::SHARED, {"b"}), "").ok());
+  ASSERT_TRUE(repository_->InsertPublication(Record("p3", 3, v1::SHARED, {"b", "c"}), "").ok());
   auto ids = [&](PublicationQuery q) {
     std::vector<std::string> out;
     auto listed = repository_->ListPublications(q);

@@ -2,11 +2,11 @@
 // "Delete a MultiCloud Image" procedure, concurrent references racing a delete, a catalog crash
 // between the reservation and the delete, and a template-reference outage.
 
-#include <atomic>
-#include <thread>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "tests/integration/templates/helpers.h"
@@ -35,8 +35,7 @@ class DeletionSagaTest : public ::testing::Test {
   // Polls until the MCI is gone from the catalog (NOT_FOUND) or the timeout passes.
   bool EventuallyGone(const std::string& mci, absl::Duration timeout = absl::Seconds(30)) {
     return Eventually(
-        [&] { return clients_.GetMci(mci).error_code() == grpc::StatusCode::NOT_FOUND; },
-        timeout);
+        [&] { return clients_.GetMci(mci).error_code() == grpc::StatusCode::NOT_FOUND; }, timeout);
   }
   bool EventuallyActive(const std::string& mci, absl::Duration timeout = absl::Seconds(30)) {
     return Eventually(
@@ -78,8 +77,8 @@ TEST_F(DeletionSagaTest, DeleteProcedureOfTheSeed) {
 
   // Only a committed template revision uses revision 1.
   std::string pinned_user = clients_.CreateTemplate("pinned-user");
-  ASSERT_TRUE(Eventually([&] { return clients_.Add(pinned_user, mci_at_1).ok(); },
-                         absl::Seconds(10)));
+  ASSERT_TRUE(
+      Eventually([&] { return clients_.Add(pinned_user, mci_at_1).ok(); }, absl::Seconds(10)));
   tpb::ServerTemplate committed;
   ASSERT_TRUE(clients_.Commit(pinned_user, false, &committed).ok());
   EXPECT_EQ(committed.name(), pinned_user + "@1");
@@ -116,7 +115,8 @@ TEST_F(DeletionSagaTest, ConcurrentReferencesNeverOutliveADelete) {
   constexpr int kRounds = 12;
   constexpr int kAdders = 6;
   std::vector<std::string> templates;
-  for (int i = 0; i < kAdders; ++i) templates.push_back(clients_.CreateTemplate(absl::StrCat("race-", i)));
+  for (int i = 0; i < kAdders; ++i)
+    templates.push_back(clients_.CreateTemplate(absl::StrCat("race-", i)));
   int deleted_rounds = 0, refused_rounds = 0;
   for (int round = 0; round < kRounds; ++round) {
     std::string mci = clients_.CreateMci(absl::StrCat("race-mci-", round), {kEast});
@@ -127,14 +127,14 @@ TEST_F(DeletionSagaTest, ConcurrentReferencesNeverOutliveADelete) {
     for (int i = 0; i < kAdders; ++i) {
       threads.emplace_back([&, i] {
         while (!go) std::this_thread::yield();
-        // Stagger a little so that adds land before, during and after the reservation.
-        if (i % 2 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(3 * i));
+        // Stagger by round and adder so that adds land before, during and after the
+        // reservation: both outcomes of the delete occur, the invariant must hold for each.
+        std::this_thread::sleep_for(std::chrono::milliseconds((round % 4) * 4 + (i % 3) * 2));
         adds[i] = clients_.Add(templates[i], mci);
       });
     }
     threads.emplace_back([&] {
       while (!go) std::this_thread::yield();
-      if (round % 3 == 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
       del = clients_.DeleteMci(mci);
     });
     go = true;
@@ -148,8 +148,8 @@ TEST_F(DeletionSagaTest, ConcurrentReferencesNeverOutliveADelete) {
       ASSERT_TRUE(clients_.GetTemplate(templates[i], &t).ok());
       bool holds = false;
       for (const auto& r : References(t)) holds = holds || r == mci;
-      EXPECT_EQ(holds, adds[i].ok()) << "round " << round << " adder " << i << ": "
-                                     << adds[i].error_message();
+      EXPECT_EQ(holds, adds[i].ok())
+          << "round " << round << " adder " << i << ": " << adds[i].error_message();
       if (holds) ++referencing;
     }
     if (del.ok()) {
@@ -219,22 +219,21 @@ TEST(DeletionCrashTest, CatalogCrashAfterReservationFinishesAfterRestart) {
   auto common = [&](const std::string& db) {
     return std::vector<std::string>{
         absl::StrCat("--http-address=127.0.0.1:", mci::testing::FreePort()), "--database-url=" + db,
-                                    "--nats-url=" + nats.Url(),
-                                    std::string("--jwt-secret=") + mci::testing::kTestSecret};
+        "--nats-url=" + nats.Url(), std::string("--jwt-secret=") + mci::testing::kTestSecret};
   };
   std::vector<std::string> catalog_args = common(catalog_db);
   catalog_args.push_back("--grpc-address=" + catalog_address);
   catalog_args.push_back("--templates-address=" + templates_address);
-  catalog_args.push_back(std::string("--inventory-file=") + MCI_SOURCE_DIR "/deploy/inventory.json");
+  catalog_args.push_back(std::string("--inventory-file=") + MCI_SOURCE_DIR
+                         "/deploy/inventory.json");
   std::vector<std::string> templates_args = common(templates_db);
   templates_args.push_back("--grpc-address=" + templates_address);
   templates_args.push_back("--catalog-address=" + catalog_address);
   std::vector<std::string> crashing_args = catalog_args;
   crashing_args.push_back("--fault-injection=crash-after-reserve");
 
-  mci::testing::ServiceProcess templates("templates",
-                                         MCI_BIN_DIR "/services/templates/template-reference-service",
-                                         templates_args);
+  mci::testing::ServiceProcess templates(
+      "templates", MCI_BIN_DIR "/services/templates/template-reference-service", templates_args);
   auto catalog = std::make_unique<mci::testing::ServiceProcess>(
       "catalog-crashing", MCI_BIN_DIR "/services/catalog/catalog-service", crashing_args);
   ASSERT_TRUE(catalog->WaitServing(catalog_address, absl::Seconds(30)).ok());
@@ -255,14 +254,14 @@ TEST(DeletionCrashTest, CatalogCrashAfterReservationFinishesAfterRestart) {
   catalog = std::make_unique<mci::testing::ServiceProcess>(
       "catalog", MCI_BIN_DIR "/services/catalog/catalog-service", catalog_args);
   ASSERT_TRUE(catalog->WaitServing(catalog_address, absl::Seconds(30)).ok());
-  EXPECT_TRUE(Eventually(
-      [&] { return clients.GetMci(mci).error_code() == grpc::StatusCode::NOT_FOUND; },
-      absl::Seconds(30)))
+  EXPECT_TRUE(
+      Eventually([&] { return clients.GetMci(mci).error_code() == grpc::StatusCode::NOT_FOUND; },
+                 absl::Seconds(30)))
       << "the recovery loop did not finish the deletion";
   // Released: not refused as being deleted any more, but unknown.
-  EXPECT_TRUE(Eventually(
-      [&] { return clients.Add(tmpl, mci).error_code() == grpc::StatusCode::NOT_FOUND; },
-      absl::Seconds(15)));
+  EXPECT_TRUE(
+      Eventually([&] { return clients.Add(tmpl, mci).error_code() == grpc::StatusCode::NOT_FOUND; },
+                 absl::Seconds(15)));
   EXPECT_THAT(clients.Usages(mci, true), IsEmpty());
   tpb::ServerTemplate t;
   ASSERT_TRUE(clients.GetTemplate(tmpl, &t).ok());

@@ -68,12 +68,12 @@ class EventReplayTest : public ::testing::Test {
   // Every publish gets a fresh Nats-Msg-Id, so JetStream's own de-duplication does not hide a
   // redelivery from the consumer: the consumer itself must ignore it.
   void Publish(const Event& e) {
-    static const char* kSubjects[] = {"", "created", "updated", "settings_changed", "tags_changed",
-                                      "committed", "deletion_started", "deletion_aborted",
-                                      "deleted"};
-    absl::Status s = nats_->Publish(absl::StrCat("mci.v1.events.", kSubjects[e.type()]),
-                                    e.SerializeAsString(), absl::StrCat(e.event_id(), "-pub"),
-                                    absl::Seconds(5));
+    static const char* kSubjects[] = {
+        "",          "created",          "updated",          "settings_changed", "tags_changed",
+        "committed", "deletion_started", "deletion_aborted", "deleted"};
+    absl::Status s =
+        nats_->Publish(absl::StrCat("mci.v1.events.", kSubjects[e.type()]), e.SerializeAsString(),
+                       absl::StrCat(e.event_id(), "-pub"), absl::Seconds(5));
     ASSERT_TRUE(s.ok()) << s;
   }
 
@@ -81,8 +81,8 @@ class EventReplayTest : public ::testing::Test {
     tpb::ListSupportedCloudsRequest req;
     req.set_name(tmpl);
     tpb::ListSupportedCloudsResponse resp;
-    grpc::Status s =
-        clients_.templates().ListSupportedClouds(Context(Observer(kReplayAccount)).get(), req, &resp);
+    grpc::Status s = clients_.templates().ListSupportedClouds(
+        Context(Observer(kReplayAccount)).get(), req, &resp);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return {resp.clouds().begin(), resp.clouds().end()};
   }
@@ -93,8 +93,8 @@ class EventReplayTest : public ::testing::Test {
     req.set_server_template_id(id);
     req.mutable_server_template()->set_display_name(id);
     tpb::ServerTemplate t;
-    grpc::Status s = clients_.templates().CreateServerTemplate(
-        Context(Designer(kReplayAccount)).get(), req, &t);
+    grpc::Status s =
+        clients_.templates().CreateServerTemplate(Context(Designer(kReplayAccount)).get(), req, &t);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return t.name();
   }
@@ -177,9 +177,9 @@ TEST_F(EventReplayTest, TombstoneAndRecreationUnderTheSameName) {
   Publish(MakeEvent(name, Event::DELETION_STARTED, 2, {kEast}));
   Publish(MakeEvent(name, Event::DELETED, 3, {}));
   // Unknown to the catalog as well, so NOT_FOUND once the tombstone is in.
-  ASSERT_TRUE(Eventually(
-      [&] { return Add(tmpl, name).error_code() == grpc::StatusCode::NOT_FOUND; },
-      absl::Seconds(20)));
+  ASSERT_TRUE(
+      Eventually([&] { return Add(tmpl, name).error_code() == grpc::StatusCode::NOT_FOUND; },
+                 absl::Seconds(20)));
   // A stale redelivery does not bring it back.
   Publish(MakeEvent(name, Event::SETTINGS_CHANGED, 2, {kEast}));
   const std::string sentinel = MciName("phoenix-sentinel", kReplayAccount);
@@ -193,6 +193,72 @@ TEST_F(EventReplayTest, TombstoneAndRecreationUnderTheSameName) {
   ASSERT_TRUE(Eventually([&] { return (last = Add(tmpl, name)).ok(); }, absl::Seconds(20)))
       << last.error_code() << " " << last.error_message();
   EXPECT_THAT(SupportedClouds(tmpl), UnorderedElementsAre(kWest));
+}
+
+// End to end through the real catalog's outbox relay: a setting added in the catalog reaches the
+// replica (the replica row exists, so only the event can tell).
+TEST_F(EventReplayTest, CatalogEventsReachTheReplica) {
+  std::string mci = clients_.CreateMci("evented", {kEast});
+  std::string tmpl = clients_.CreateTemplate("evented-user");
+  ASSERT_TRUE(clients_.Add(tmpl, mci).ok());
+  cpb::CreateMultiCloudImageSettingRequest req;
+  req.set_parent(mci);
+  *req.mutable_setting() = SettingFor(kWest);
+  cpb::MultiCloudImageSetting setting;
+  ASSERT_TRUE(clients_.catalog()
+                  .CreateMultiCloudImageSetting(Context(Designer()).get(), req, &setting)
+                  .ok());
+  tpb::ListSupportedCloudsRequest list;
+  list.set_name(tmpl);
+  EXPECT_TRUE(Eventually(
+      [&] {
+        tpb::ListSupportedCloudsResponse resp;
+        return clients_.templates()
+                   .ListSupportedClouds(Context(Observer()).get(), list, &resp)
+                   .ok() &&
+               resp.clouds_size() == 2;
+      },
+      absl::Seconds(20)))
+      << "the catalog's SETTINGS_CHANGED event did not reach the template-reference replica";
+}
+
+// A NATS outage makes the service NOT_SERVING and only delays events: the durable consumer picks
+// up what the catalog published meanwhile.
+TEST_F(EventReplayTest, NatsOutageOnlyDelaysEvents) {
+  std::string mci = clients_.CreateMci("outage", {kEast});
+  std::string tmpl = clients_.CreateTemplate("outage-user");
+  ASSERT_TRUE(clients_.Add(tmpl, mci).ok());
+  const std::string service = "mci.templates.v1.ServerTemplateService";
+  auto serving = [&](int want) {
+    auto health = mci::testing::HealthCheck(stack_.templates_address(), service);
+    return health.ok() && *health == want;
+  };
+  nats_.reset();
+  stack_.nats().Stop();
+  EXPECT_TRUE(Eventually([&] { return serving(2); }, absl::Seconds(20)))
+      << "still SERVING without NATS";
+  // The catalog keeps the change in its outbox until NATS is back.
+  cpb::CreateMultiCloudImageSettingRequest req;
+  req.set_parent(mci);
+  *req.mutable_setting() = SettingFor(kWest);
+  cpb::MultiCloudImageSetting setting;
+  ASSERT_TRUE(clients_.catalog()
+                  .CreateMultiCloudImageSetting(Context(Designer()).get(), req, &setting)
+                  .ok());
+  stack_.nats().Start();
+  EXPECT_TRUE(Eventually([&] { return serving(1); }, absl::Seconds(30)));
+  tpb::ListSupportedCloudsRequest list;
+  list.set_name(tmpl);
+  EXPECT_TRUE(Eventually(
+      [&] {
+        tpb::ListSupportedCloudsResponse resp;
+        return clients_.templates()
+                   .ListSupportedClouds(Context(Observer()).get(), list, &resp)
+                   .ok() &&
+               resp.clouds_size() == 2;
+      },
+      absl::Seconds(30)))
+      << "the event published after the outage did not reach the replica";
 }
 
 }  // namespace

@@ -3,12 +3,12 @@
 // Shared helpers of the template-reference integration tests: typed stubs for the catalog and
 // the template-reference service, and MCIs with settings built from the seeded inventory.
 
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -46,8 +46,8 @@ inline cpb::MultiCloudImageSetting SettingFor(const std::string& cloud) {
   cpb::MultiCloudImageSetting s;
   s.set_cloud(cloud);
   s.set_image(absl::StrCat(cloud, "/images/centos-5-4-x64-v5-6"));
-  s.set_instance_type(absl::StrCat(
-      cloud, "/instanceTypes/", absl::StartsWith(id, "google") ? "n1-standard-2" : "m1.large"));
+  s.set_instance_type(absl::StrCat(cloud, "/instanceTypes/",
+                                   absl::StartsWith(id, "google") ? "n1-standard-2" : "m1.large"));
   return s;
 }
 

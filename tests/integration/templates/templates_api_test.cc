@@ -2,10 +2,10 @@
 // templates (CRUD, paging, etags, request ids, clone, commit), MCI references, the Xref, launch
 // resolution, roles, and the internal deletion calls.
 
-#include <set>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "libs/common/auth.h"
@@ -72,8 +72,7 @@ TEST_F(TemplatesApiTest, CreateGetListUpdateDelete) {
   grpc::Status s = Create("web", "", &t);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("display_name"));
-  EXPECT_EQ(Create("web", "Web", &t, Observer()).error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Create("web", "Web", &t, Observer()).error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Create("web", "Web", &t, "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(Create("web", "Web", &t, Designer(), "", "accounts/other").error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
@@ -123,6 +122,9 @@ TEST_F(TemplatesApiTest, CreateGetListUpdateDelete) {
   tpb::ListServerTemplatesResponse resp;
   EXPECT_EQ(api().ListServerTemplates(Context(Observer()).get(), bad, &resp).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  bad.set_page_token("");
+  EXPECT_EQ(api().ListServerTemplates(Context(Observer("other")).get(), bad, &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 
   // Update with etags.
   get.set_name(TemplateName("web"));
@@ -146,8 +148,7 @@ TEST_F(TemplatesApiTest, CreateGetListUpdateDelete) {
   ASSERT_TRUE(clients_.DeleteTemplate(TemplateName("web")).ok());
   EXPECT_EQ(api().GetServerTemplate(Context(Observer()).get(), get, &t).error_code(),
             grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(clients_.DeleteTemplate(TemplateName("web")).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(clients_.DeleteTemplate(TemplateName("web")).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 // References: the first MCI becomes the default; other accounts', unknown MCIs and revisions are
@@ -160,6 +161,13 @@ TEST_F(TemplatesApiTest, References) {
   ASSERT_TRUE(clients_.Add(tmpl, base, false, &t).ok());
   ASSERT_EQ(t.multi_cloud_images_size(), 1);
   EXPECT_TRUE(t.multi_cloud_images(0).is_default());
+  // The clouds come from the replica, which follows the catalog's events.
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return clients_.GetTemplate(tmpl, &t).ok() && t.multi_cloud_images_size() == 1 &&
+               t.multi_cloud_images(0).clouds_size() == 2;
+      },
+      absl::Seconds(20)));
   EXPECT_THAT(t.multi_cloud_images(0).clouds(), ElementsAre(kEast, kWest));
 
   EXPECT_EQ(clients_.Add(tmpl, MciName("base", "other")).error_code(), grpc::StatusCode::NOT_FOUND);
@@ -291,7 +299,8 @@ TEST_F(TemplatesApiTest, ListSupportedCloudsAndResolveLaunch) {
   clone.set_name(east_west);
   clone.set_multi_cloud_image_id("east-west-google");
   cpb::MultiCloudImage cloned;
-  ASSERT_TRUE(clients_.catalog().CloneMultiCloudImage(Context(Designer()).get(), clone, &cloned).ok());
+  ASSERT_TRUE(
+      clients_.catalog().CloneMultiCloudImage(Context(Designer()).get(), clone, &cloned).ok());
   cpb::CreateMultiCloudImageSettingRequest setting;
   setting.set_parent(cloned.name());
   *setting.mutable_setting() = SettingFor(kGoogle);
@@ -319,19 +328,22 @@ TEST_F(TemplatesApiTest, DeletionReservationsAreInternalAndIdempotent) {
   reserve.set_multi_cloud_image(mci);
   reserve.set_deletion_id("del-test-1");
   tpb::ReserveMultiCloudImageDeletionResponse reserved;
-  EXPECT_EQ(api().ReserveMultiCloudImageDeletion(Context(Designer()).get(), reserve, &reserved)
+  EXPECT_EQ(api()
+                .ReserveMultiCloudImageDeletion(Context(Designer()).get(), reserve, &reserved)
                 .error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(api().ReserveMultiCloudImageDeletion(
-                     Context(authenticator.ServiceToken("marketplace-service")).get(), reserve,
-                     &reserved)
-                .error_code(),
-            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(
+      api()
+          .ReserveMultiCloudImageDeletion(
+              Context(authenticator.ServiceToken("marketplace-service")).get(), reserve, &reserved)
+          .error_code(),
+      grpc::StatusCode::PERMISSION_DENIED);
 
   for (int i = 0; i < 2; ++i) {
-    ASSERT_TRUE(api().ReserveMultiCloudImageDeletion(Context(catalog_token).get(), reserve,
-                                                     &reserved)
-                    .ok());
+    ASSERT_TRUE(
+        api()
+            .ReserveMultiCloudImageDeletion(Context(catalog_token).get(), reserve, &reserved)
+            .ok());
     EXPECT_TRUE(reserved.reserved());
   }
   grpc::Status fenced = clients_.Add(tmpl, mci);

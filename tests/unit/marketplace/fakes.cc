@@ -160,8 +160,8 @@ absl::StatusOr<catalog::v1::MultiCloudImage> FakeCatalog::GetMultiCloudImage(
   return it->second;
 }
 
-absl::StatusOr<std::vector<catalog::v1::Image>> FakeCatalog::ListImages(
-    const std::string& token, const std::string& parent) {
+absl::StatusOr<std::vector<catalog::v1::Image>> FakeCatalog::ListImages(const std::string& token,
+                                                                        const std::string& parent) {
   std::vector<catalog::v1::Image> out;
   for (const auto& image : images) {
     bool visible = image.visibility() == catalog::v1::PUBLIC ||

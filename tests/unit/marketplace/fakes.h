@@ -22,8 +22,7 @@ class FakeRepository : public Repository {
       const std::string& multi_cloud_image, int64_t revision) override;
   absl::StatusOr<std::vector<PublicationRecord>> ListPublications(
       const PublicationQuery& query) override;
-  absl::StatusOr<PublicationRecord> UpdateSharing(const std::string& id,
-                                                  v1::Visibility visibility,
+  absl::StatusOr<PublicationRecord> UpdateSharing(const std::string& id, v1::Visibility visibility,
                                                   const std::vector<std::string>& accounts,
                                                   int64_t expected_version) override;
   absl::StatusOr<ImportRecord> BeginImport(const std::string& account,
@@ -48,8 +47,8 @@ class FakeRepository : public Repository {
 // images by name, and imports that honour request ids and mirror the published revision.
 class FakeCatalog : public CatalogClient {
  public:
-  absl::StatusOr<catalog::v1::MultiCloudImage> GetMultiCloudImage(
-      const std::string& token, const std::string& name) override;
+  absl::StatusOr<catalog::v1::MultiCloudImage> GetMultiCloudImage(const std::string& token,
+                                                                  const std::string& name) override;
   absl::StatusOr<std::vector<catalog::v1::Image>> ListImages(const std::string& token,
                                                              const std::string& parent) override;
   absl::StatusOr<catalog::v1::MultiCloudImage> ImportMultiCloudImage(

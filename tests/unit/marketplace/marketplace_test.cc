@@ -9,12 +9,12 @@
 namespace mci::marketplace {
 namespace {
 
+using catalog::v1::MultiCloudImage;
+using catalog::v1::Origin;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-using catalog::v1::MultiCloudImage;
-using catalog::v1::Origin;
 
 auth::Caller CallerOf(const std::string& account, std::set<auth::Role> roles) {
   // The fake catalog takes the account id as the token.
@@ -154,21 +154,16 @@ TEST_F(MarketplaceTest, AnotherAccountsMultiCloudImageIsNotFound) {
 
 TEST_F(MarketplaceTest, ValidatesTheAudience) {
   Commit("a", "centos", 1, {Setting("aws-us-east-1", "rightimage-x64")});
-  EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::VISIBILITY_UNSPECIFIED)
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      Publish("accounts/a/multiCloudImages/centos@1", v1::VISIBILITY_UNSPECIFIED).status().code(),
+      absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::SHARED).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::SHARED, {"b"})
-                .status()
-                .code(),
+  EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::SHARED, {"b"}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(Publish("accounts/a/multiCloudImages/centos@1", v1::PUBLIC,
-                    {"accounts/b"})
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      Publish("accounts/a/multiCloudImages/centos@1", v1::PUBLIC, {"accounts/b"}).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(MarketplaceTest, WarnsAboutPrivateImagesNotSharedWithTheTargets) {
@@ -179,8 +174,8 @@ TEST_F(MarketplaceTest, WarnsAboutPrivateImagesNotSharedWithTheTargets) {
   image.add_shared_with("accounts/b");
   catalog_.images.push_back(image);
   Commit("a", "golden", 1, {Setting("openstack-private", "golden")});
-  auto published = Publish("accounts/a/multiCloudImages/golden@1", v1::SHARED,
-                           {"accounts/b", "accounts/c"});
+  auto published =
+      Publish("accounts/a/multiCloudImages/golden@1", v1::SHARED, {"accounts/b", "accounts/c"});
   ASSERT_TRUE(published.ok()) << published.status();
   ASSERT_THAT(published->warnings(), SizeIs(1));
   EXPECT_EQ(published->warnings(0).code(), "PRIVATE_IMAGE_NOT_SHARED");
@@ -191,8 +186,7 @@ TEST_F(MarketplaceTest, WarnsAboutPrivateImagesNotSharedWithTheTargets) {
 
 TEST_F(MarketplaceTest, APublicationNotSharedWithTheCallerIsNotFound) {
   Commit("a", "centos", 1, {Setting("aws-us-east-1", "rightimage-x64")});
-  auto published =
-      Publish("accounts/a/multiCloudImages/centos@1", v1::SHARED, {"accounts/b"});
+  auto published = Publish("accounts/a/multiCloudImages/centos@1", v1::SHARED, {"accounts/b"});
   ASSERT_TRUE(published.ok()) << published.status();
   const std::string name = published->publication().name();
 
@@ -201,8 +195,7 @@ TEST_F(MarketplaceTest, APublicationNotSharedWithTheCallerIsNotFound) {
   v1::Publication read;
   EXPECT_TRUE(marketplace_.GetPublication(library_, get, &read).ok());
   EXPECT_THAT(read.shared_with(), IsEmpty()) << "only the publisher sees the audience";
-  EXPECT_EQ(marketplace_.GetPublication(stranger_, get, &read).code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(marketplace_.GetPublication(stranger_, get, &read).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Import(stranger_, name).status().code(), absl::StatusCode::kNotFound);
 
   v1::ListPublicationsRequest list;
@@ -299,6 +292,37 @@ TEST_F(MarketplaceTest, ListsComparesAndBringsInAnUpdate) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(MarketplaceTest, ComparesTwoPublicationsOrRefusesAnAmbiguousBase) {
+  Commit("a", "centos", 1, {Setting("aws-us-east-1", "rightimage-x64")});
+  auto rev1 = Publish("accounts/a/multiCloudImages/centos@1");
+  ASSERT_TRUE(rev1.ok());
+  Commit("a", "centos", 2, {Setting("aws-us-east-1", "rightimage-x64-v2")});
+  auto rev2 = Publish("accounts/a/multiCloudImages/centos@2");
+  ASSERT_TRUE(rev2.ok());
+
+  v1::ComparePublicationRequest request;
+  request.set_name(rev2->publication().name());
+  v1::ComparePublicationResponse diff;
+  EXPECT_EQ(marketplace_.ComparePublication(library_, request, &diff).code(),
+            absl::StatusCode::kInvalidArgument);
+  request.set_base_publication(rev1->publication().name());
+  request.set_multi_cloud_image("accounts/b/multiCloudImages/x");
+  EXPECT_EQ(marketplace_.ComparePublication(library_, request, &diff).code(),
+            absl::StatusCode::kInvalidArgument);
+  request.clear_multi_cloud_image();
+  ASSERT_TRUE(marketplace_.ComparePublication(library_, request, &diff).ok());
+  EXPECT_EQ(diff.base(), rev1->publication().name());
+  EXPECT_EQ(diff.base_revision(), 1);
+  ASSERT_THAT(diff.setting_changes(), SizeIs(1));
+  EXPECT_EQ(diff.setting_changes(0).kind(), v1::CHANGED);
+  EXPECT_THAT(diff.setting_changes(0).changed_fields(), ElementsAre("image"));
+  // Another account's MCI is not a base the caller may read.
+  request.clear_base_publication();
+  request.set_multi_cloud_image("accounts/a/multiCloudImages/centos");
+  EXPECT_EQ(marketplace_.ComparePublication(library_, request, &diff).code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(MarketplaceTest, PagesThroughPublicationsWithOpaqueTokens) {
   for (int revision = 1; revision <= 5; ++revision) {
     Commit("a", "centos", revision, {Setting("aws-us-east-1", "rightimage-x64")});
@@ -355,11 +379,20 @@ TEST_F(MarketplaceTest, CountsImportsAndTheClonesDescendingFromThem) {
   ASSERT_TRUE(published.ok());
   auto imported = Import(library_, published->publication().name());
   ASSERT_TRUE(imported.ok());
-  LineageEvent clone{"accounts/b/multiCloudImages/clone", "b", "accounts/a/multiCloudImages/centos",
-                     "CLONED", imported->name() + "@1", 1, false};
-  LineageEvent grandchild{"accounts/b/multiCloudImages/clone2", "b",
-                          "accounts/a/multiCloudImages/centos", "CLONED",
-                          "accounts/b/multiCloudImages/clone", 1, false};
+  LineageEvent clone{"accounts/b/multiCloudImages/clone",
+                     "b",
+                     "accounts/a/multiCloudImages/centos",
+                     "CLONED",
+                     imported->name() + "@1",
+                     1,
+                     false};
+  LineageEvent grandchild{"accounts/b/multiCloudImages/clone2",
+                          "b",
+                          "accounts/a/multiCloudImages/centos",
+                          "CLONED",
+                          "accounts/b/multiCloudImages/clone",
+                          1,
+                          false};
   ASSERT_TRUE(repository_.ApplyLineageEvent(clone).ok());
   ASSERT_TRUE(repository_.ApplyLineageEvent(grandchild).ok());
 

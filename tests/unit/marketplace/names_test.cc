@@ -19,9 +19,10 @@ TEST(NamesTest, ParsesHeadAndRevisionNames) {
 }
 
 TEST(NamesTest, RejectsMalformedNamesSayingWhatToFix) {
-  for (const char* bad : {"", "accounts/a", "accounts/a/templates/x", "accounts//multiCloudImages/x",
-                          "accounts/a/multiCloudImages/x@0", "accounts/a/multiCloudImages/x@two",
-                          "accounts/a/multiCloudImages/x/settings/c"}) {
+  for (const char* bad :
+       {"", "accounts/a", "accounts/a/templates/x", "accounts//multiCloudImages/x",
+        "accounts/a/multiCloudImages/x@0", "accounts/a/multiCloudImages/x@two",
+        "accounts/a/multiCloudImages/x/settings/c"}) {
     auto parsed = ParseMultiCloudImageName(bad, "multi_cloud_image");
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(parsed.status().message().find("multi_cloud_image"), absl::string_view::npos);

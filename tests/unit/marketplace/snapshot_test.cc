@@ -6,14 +6,14 @@
 namespace mci::marketplace {
 namespace {
 
+using catalog::v1::MultiCloudImage;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-using catalog::v1::MultiCloudImage;
 
 catalog::v1::MultiCloudImageSetting* AddSetting(MultiCloudImage* mci, const std::string& cloud,
-                                               const std::string& image) {
+                                                const std::string& image) {
   auto* s = mci->add_settings();
   s->set_name(mci->name() + "/settings/" + cloud);
   s->set_cloud("clouds/" + cloud);
@@ -101,20 +101,17 @@ TEST_F(PrivateImageWarningsTest, WarnsForAccountsThatCannotUseTheImage) {
 }
 
 TEST_F(PrivateImageWarningsTest, NoWarningWhenEveryTargetHasTheImage) {
-  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::SHARED, {"accounts/b"},
-                                   images_),
+  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::SHARED, {"accounts/b"}, images_),
               IsEmpty());
 }
 
 TEST_F(PrivateImageWarningsTest, APublicPublicationOfAPrivateImageWarns) {
-  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::PUBLIC, {}, images_),
-              SizeIs(1));
+  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::PUBLIC, {}, images_), SizeIs(1));
 }
 
 TEST_F(PrivateImageWarningsTest, KernelAndRamdiskImagesCountToo) {
   snapshot_.mutable_settings(1)->set_kernel_image("clouds/openstack-private/images/golden");
-  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::PUBLIC, {}, images_),
-              SizeIs(2));
+  EXPECT_THAT(PrivateImageWarnings(snapshot_, "accounts/a", v1::PUBLIC, {}, images_), SizeIs(2));
 }
 
 TEST(ImportSnapshotTest, CarriesTheContentAndTheImportedOrigin) {

@@ -30,10 +30,8 @@ TEST(ReplicaTest, DuplicatesAndOlderEventsAreIgnored) {
   StoredReplica stored{ReplicaState::kActive, 4, std::nullopt};
   EXPECT_EQ(DecideReplicaUpdate(stored, MakeEvent(Event::SETTINGS_CHANGED, 4, kT0)),
             ReplicaUpdate::kIgnore);
-  EXPECT_EQ(DecideReplicaUpdate(stored, MakeEvent(Event::CREATED, 1, kT0)),
-            ReplicaUpdate::kIgnore);
-  EXPECT_EQ(DecideReplicaUpdate(stored, MakeEvent(Event::DELETED, 3, kT0)),
-            ReplicaUpdate::kIgnore);
+  EXPECT_EQ(DecideReplicaUpdate(stored, MakeEvent(Event::CREATED, 1, kT0)), ReplicaUpdate::kIgnore);
+  EXPECT_EQ(DecideReplicaUpdate(stored, MakeEvent(Event::DELETED, 3, kT0)), ReplicaUpdate::kIgnore);
   EXPECT_EQ(DecideReplicaUpdate(stored, MakeEvent(Event::COMMITTED, 5, kT0)),
             ReplicaUpdate::kApply);
   // A gap (events lost or still to come) is fine: every event carries the full state.
@@ -51,14 +49,14 @@ TEST(ReplicaTest, TombstonesOnlyGiveWayToANewMciCreatedAfterThem) {
   StoredReplica tombstone{ReplicaState::kDeleted, 7, kT0};
   EXPECT_EQ(DecideReplicaUpdate(tombstone, MakeEvent(Event::SETTINGS_CHANGED, 8, kT0)),
             ReplicaUpdate::kIgnore);
-  EXPECT_EQ(DecideReplicaUpdate(tombstone,
-                                MakeEvent(Event::CREATED, 1, kT0 - absl::Milliseconds(5))),
-            ReplicaUpdate::kIgnore);
+  EXPECT_EQ(
+      DecideReplicaUpdate(tombstone, MakeEvent(Event::CREATED, 1, kT0 - absl::Milliseconds(5))),
+      ReplicaUpdate::kIgnore);
   EXPECT_EQ(DecideReplicaUpdate(tombstone, MakeEvent(Event::CREATED, 1, kT0)),
             ReplicaUpdate::kIgnore);
-  EXPECT_EQ(DecideReplicaUpdate(tombstone,
-                                MakeEvent(Event::CREATED, 1, kT0 + absl::Milliseconds(5))),
-            ReplicaUpdate::kReplace);
+  EXPECT_EQ(
+      DecideReplicaUpdate(tombstone, MakeEvent(Event::CREATED, 1, kT0 + absl::Milliseconds(5))),
+      ReplicaUpdate::kReplace);
 }
 
 TEST(ReplicaTest, EventStates) {

@@ -1,0 +1,1417 @@
+// mci-bench: starts PostgreSQL, NATS, the three services and the echo ceiling on free loopback
+// ports, seeds a catalog, drives every scenario with the asynchronous gRPC client of load.h and
+// prints each result next to the baseline measured in this same run (echo for reads, pgbench for
+// writes). See docs/performance.md. Configuration from the environment:
+//   BENCH_SCALE      MCIs in the catalog (default 10000); above 10000 the read scenarios also
+//                    run at 10000 first and the table compares both scales.
+//   BENCH_TEMPLATES  ServerTemplates (default 1000)
+//   BENCH_SECONDS    measured seconds per scenario (default 5), BENCH_WARMUP (default 1)
+//   BENCH_CHANNELS   client channels (default 4)
+//   BENCH_LAUNCH_SET MCIs that ResolveImage and GetMultiCloudImage pick from (default 1000)
+//   BENCH_PERF       operation prefix to profile with perf record (into BENCH_RESULTS)
+//   BENCH_ONLY       comma-separated scenario prefixes to run (default all)
+//   BENCH_RESULTS    directory for the JSON (default bench/results)
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <pqxx/pqxx>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "bench/load.h"
+#include "bench/procstat.h"
+#include "mci/bench/v1/echo.grpc.pb.h"
+#include "mci/catalog/v1/catalog.grpc.pb.h"
+#include "mci/templates/v1/templates.grpc.pb.h"
+#include "tests/support/stack.h"
+
+namespace mci::bench {
+namespace {
+
+namespace cpb = ::mci::catalog::v1;
+namespace tpb = ::mci::templates::v1;
+namespace epb = ::mci::bench::v1;
+using mci::testing::ServiceProcess;
+using mci::testing::Stack;
+
+constexpr char kAccount[] = "bench";
+constexpr char kWriteAccount[] = "benchw";
+constexpr char kAgentTag[] = "provides:rs_agent_type=right_link";
+
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
+}
+double EnvDouble(const char* name, double fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atof(v) : fallback;
+}
+std::string EnvString(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+
+void Log(const std::string& line) {
+  std::fprintf(stderr, "[bench %s] %s\n", absl::FormatTime("%H:%M:%S", absl::Now(),
+                                                            absl::LocalTimeZone()).c_str(),
+               line.c_str());
+}
+
+std::string MciName(const std::string& account, const std::string& id, int64_t revision = 0) {
+  std::string n = absl::StrCat("accounts/", account, "/multiCloudImages/", id);
+  if (revision > 0) absl::StrAppend(&n, "@", revision);
+  return n;
+}
+
+// One row of the table.
+struct Row {
+  std::string op;
+  std::string group;  // echo, read, list, write, event, memory
+  int in_flight = 0;
+  bool ran = false;
+  std::string not_run;
+  LoadResult r;
+  double server_cpu_us = 0;  // service processes' CPU per operation
+  double server_cores = 0;   // service processes' CPU per wall second
+  double pg_cpu_us = 0;      // PostgreSQL's CPU per operation
+  std::string baseline;      // name of the baseline row
+  double baseline_qps = 0, baseline_p99 = 0, baseline_p50 = 0;
+  double ratio_qps = 0, ratio_p99 = 0;
+  std::string target;
+  std::string verdict;  // met / NOT met / -
+  std::string note;
+};
+
+struct Setting {
+  std::string cloud, image, type;
+};
+
+class Bench {
+ public:
+  Bench() {
+    scale_ = std::max(100, EnvInt("BENCH_SCALE", 10000));
+    templates_n_ = std::max(10, EnvInt("BENCH_TEMPLATES", 1000));
+    seconds_ = EnvDouble("BENCH_SECONDS", 5);
+    warmup_ = EnvDouble("BENCH_WARMUP", 1);
+    channels_n_ = std::max(1, EnvInt("BENCH_CHANNELS", 4));
+    launch_set_ = std::max(10, EnvInt("BENCH_LAUNCH_SET", 1000));
+    for (auto part : absl::StrSplit(EnvString("BENCH_ONLY", ""), ',', absl::SkipEmpty())) {
+      only_.emplace_back(part);
+    }
+    results_dir_ = EnvString("BENCH_RESULTS", std::string(MCI_BENCH_DIR) + "/results");
+    bearer_ = "Bearer " + mci::testing::Token(kAccount, {auth::Role::kObserver,
+                                                          auth::Role::kDesigner});
+    write_bearer_ = "Bearer " + mci::testing::Token(kWriteAccount, {auth::Role::kObserver,
+                                                                     auth::Role::kDesigner});
+  }
+
+  int Run();
+
+ private:
+  bool Wanted(const std::string& op) const {
+    if (only_.empty()) return true;
+    for (const auto& p : only_) {
+      if (op.rfind(p, 0) == 0) return true;
+    }
+    return false;
+  }
+  bool Start();
+  void Durable();
+  void SeedSql(int from, int to);
+  bool SeedApi();
+  void Memory(const std::string& when);
+  std::vector<pid_t> PgPids();
+  double PgCpu();
+  Row Measure(const std::string& op, const std::string& group, int in_flight,
+              const std::vector<pid_t>& servers, const Issue& issue, int64_t max_ops = 0);
+  void Reads(const std::string& suffix);
+  void Lists(const std::string& suffix);
+  void Writes();
+  void Events();
+  Row Pgbench(const std::string& op, const std::string& database, const std::string& script,
+              const std::vector<std::string>& defines, int clients);
+  void Judge();
+  void Print();
+  void WriteJson();
+
+  std::vector<std::shared_ptr<grpc::Channel>> Channels(const std::string& address) {
+    std::vector<std::shared_ptr<grpc::Channel>> out;
+    for (int i = 0; i < channels_n_; ++i) {
+      grpc::ChannelArguments args;
+      // Distinct arguments and a local subchannel pool: one TCP connection per channel.
+      args.SetInt("mci.bench.channel", i);
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      auto ch = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+      ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      out.push_back(ch);
+    }
+    return out;
+  }
+  void Prepare(grpc::ClientContext* ctx, const std::string& bearer) const {
+    ctx->AddMetadata("authorization", bearer);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  }
+  std::unique_ptr<grpc::ClientContext> SyncContext(const std::string& bearer) const {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    Prepare(ctx.get(), bearer);
+    return ctx;
+  }
+  Setting SettingFor(int cloud_index) const {
+    return settings_[static_cast<size_t>(cloud_index) % settings_.size()];
+  }
+
+  int scale_, templates_n_, channels_n_, launch_set_;
+  double seconds_, warmup_;
+  std::vector<std::string> only_;
+  std::string results_dir_;
+  std::string bearer_, write_bearer_;
+
+  std::unique_ptr<Stack> stack_;
+  std::unique_ptr<ServiceProcess> echo_;
+  std::string echo_address_;
+  pid_t catalog_pid_ = -1, templates_pid_ = -1, marketplace_pid_ = -1, echo_pid_ = -1;
+  bool templates_up_ = false, marketplace_up_ = false;
+  std::string templates_down_why_, marketplace_down_why_;
+  std::vector<std::unique_ptr<cpb::CatalogService::Stub>> catalog_;
+  std::vector<std::unique_ptr<tpb::ServerTemplateService::Stub>> templates_;
+  std::vector<std::unique_ptr<epb::EchoService::Stub>> echo_stubs_;
+
+  std::vector<Setting> settings_;  // one valid setting per cloud
+  int seeded_ = 0;                 // seed-1..seed-N in account bench
+  int64_t max_seed_row_id_ = 0;
+  std::string popular_;       // HEAD name of the MCI every template references
+  std::string prop_mci_;      // HEAD name of the MCI toggled for event propagation
+  std::string prop_template_; // a template referencing prop_mci_
+  int prop_cloud_ = 0;
+  std::vector<std::string> template_names_;
+  std::vector<std::string> created_;  // MCIs created by the write scenario (HEAD names)
+  std::mutex created_mu_;
+  std::atomic<int64_t> counter_{0};
+  size_t resolve_request_bytes_ = 60, resolve_response_bytes_ = 400;
+
+  std::vector<Row> rows_;
+  std::map<std::string, double> facts_;
+  std::string started_at_;
+};
+
+// A unary call through the callback API: `start` begins it, `then` sees the status and reply.
+template <typename Req, typename Resp>
+struct CallState {
+  grpc::ClientContext ctx;
+  Req req;
+  Resp resp;
+};
+
+template <typename Req, typename Resp, typename StartFn, typename ThenFn>
+void Unary(const std::string& bearer, Req req, StartFn start, ThenFn then) {
+  auto* c = new CallState<Req, Resp>();
+  c->req = std::move(req);
+  c->ctx.AddMetadata("authorization", bearer);
+  c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  start(&c->ctx, &c->req, &c->resp, [c, then = std::move(then)](grpc::Status s) mutable {
+    then(s, c->resp);
+    delete c;
+  });
+}
+
+bool Bench::Start() {
+  started_at_ = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
+  const std::string bin = MCI_BIN_DIR;
+  Stack::Options options;
+  options.catalog = true;
+  std::string templates_bin = bin + "/services/templates/template-reference-service";
+  std::string marketplace_bin = bin + "/services/marketplace/marketplace-service";
+  options.templates = access(templates_bin.c_str(), X_OK) == 0;
+  options.marketplace = access(marketplace_bin.c_str(), X_OK) == 0;
+  if (!options.templates) templates_down_why_ = "template-reference-service was not built";
+  if (!options.marketplace) marketplace_down_why_ = "marketplace-service was not built";
+  options.catalog_flags = {"--log-level=warn"};
+  options.templates_flags = {"--log-level=warn"};
+  options.marketplace_flags = {"--log-level=warn"};
+  Log("starting PostgreSQL, NATS and the services");
+  stack_ = std::make_unique<Stack>(options);
+  if (mci::testing::HealthCheck(stack_->catalog_address(), "").value_or(0) != 1) {
+    Log("the catalog did not start: " + stack_->status().ToString());
+    return false;
+  }
+  if (options.templates) {
+    templates_up_ = mci::testing::HealthCheck(stack_->templates_address(), "").value_or(0) == 1;
+    if (!templates_up_) templates_down_why_ = "template-reference-service did not start";
+  }
+  if (options.marketplace) {
+    marketplace_up_ =
+        mci::testing::HealthCheck(stack_->marketplace_address(), "").value_or(0) == 1;
+    if (!marketplace_up_) marketplace_down_why_ = "marketplace-service did not start";
+  }
+  echo_address_ = absl::StrCat("127.0.0.1:", mci::testing::FreePort());
+  echo_ = std::make_unique<ServiceProcess>("echo", bin + "/bench/mci-echo-server",
+                                           std::vector<std::string>{"--grpc-address=" +
+                                                                    echo_address_});
+  if (auto s = echo_->WaitServing(echo_address_, absl::Seconds(20)); !s.ok()) {
+    Log("the echo server did not start: " + s.ToString());
+    return false;
+  }
+  auto pid_of = [](const std::string& exe) {
+    auto pids = ChildrenNamed(getpid(), exe);
+    return pids.empty() ? -1 : pids[0];
+  };
+  catalog_pid_ = pid_of("catalog-service");
+  templates_pid_ = templates_up_ ? pid_of("template-reference-service") : -1;
+  marketplace_pid_ = marketplace_up_ ? pid_of("marketplace-service") : -1;
+  echo_pid_ = pid_of("mci-echo-server");
+  for (auto& ch : Channels(stack_->catalog_address())) {
+    catalog_.push_back(cpb::CatalogService::NewStub(ch));
+  }
+  if (templates_up_) {
+    for (auto& ch : Channels(stack_->templates_address())) {
+      templates_.push_back(tpb::ServerTemplateService::NewStub(ch));
+    }
+  }
+  for (auto& ch : Channels(echo_address_)) echo_stubs_.push_back(epb::EchoService::NewStub(ch));
+  Durable();
+  return true;
+}
+
+// The harness starts PostgreSQL without durability (fsync off) for speed; the benchmark measures
+// the real thing: fsync, synchronous commit and full-page writes on, as in production.
+void Bench::Durable() {
+  pqxx::connection conn(stack_->postgres().Url("postgres"));
+  pqxx::nontransaction txn(conn);
+  txn.exec("ALTER SYSTEM SET fsync = on");
+  txn.exec("ALTER SYSTEM SET synchronous_commit = on");
+  txn.exec("ALTER SYSTEM SET full_page_writes = on");
+  txn.exec("SELECT pg_reload_conf()");
+}
+
+std::vector<pid_t> Bench::PgPids() {
+  std::vector<pid_t> out = ChildrenNamed(getpid(), "postgres");
+  if (out.empty()) return out;
+  auto d = Descendants(out[0]);
+  out.insert(out.end(), d.begin(), d.end());
+  return out;
+}
+
+// PostgreSQL's CPU time: the postmaster with its reaped children and the live backends.
+double Bench::PgCpu() {
+  auto pids = ChildrenNamed(getpid(), "postgres");
+  if (pids.empty()) return 0;
+  double total = 0;
+  {
+    std::ifstream in("/proc/" + std::to_string(pids[0]) + "/stat");
+    std::string line;
+    std::getline(in, line);
+    size_t close = line.rfind(')');
+    if (close != std::string::npos) {
+      std::istringstream rest(line.substr(close + 2));
+      std::vector<std::string> f;
+      std::string x;
+      while (rest >> x) f.push_back(x);
+      static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+      if (f.size() > 14) {
+        total += (std::atof(f[11].c_str()) + std::atof(f[12].c_str()) + std::atof(f[13].c_str()) +
+                  std::atof(f[14].c_str())) /
+                 ticks;
+      }
+    }
+  }
+  return total + CpuSeconds(Descendants(pids[0]));
+}
+
+void Bench::Memory(const std::string& when) {
+  for (auto [name, pid] : {std::pair<std::string, pid_t>{"catalog", catalog_pid_},
+                           {"templates", templates_pid_},
+                           {"marketplace", marketplace_pid_}}) {
+    Row row;
+    row.op = absl::StrCat("RSS ", name, " ", when);
+    row.group = "memory";
+    if (pid <= 0) {
+      row.not_run = name == "templates"     ? templates_down_why_
+                    : name == "marketplace" ? marketplace_down_why_
+                                            : "not running";
+    } else {
+      row.ran = true;
+      row.r.mean_ms = RssMiB(pid);  // MiB, shown in its own column
+      if (when == "idle") row.target = "<= 64 MB";
+    }
+    rows_.push_back(row);
+  }
+}
+
+// Bulk-loads seed-<from>..seed-<to> into account "bench" straight into the catalog's tables,
+// with 3-5 settings on HEAD and the same on committed revision 1: the shape the API would give
+// (Create + settings + Commit), at a speed that makes a million MCIs practical.
+void Bench::SeedSql(int from, int to) {
+  pqxx::connection conn(stack_->postgres().Url("catalog"));
+  const int clouds = static_cast<int>(settings_.size());
+  {
+    pqxx::work txn(conn);
+    txn.exec("CREATE TABLE IF NOT EXISTS bench_clouds (ord int PRIMARY KEY, cloud_id text,"
+             " image_id text, type_id text)");
+    txn.exec("TRUNCATE bench_clouds");
+    for (int i = 0; i < clouds; ++i) {
+      txn.exec_params("INSERT INTO bench_clouds VALUES ($1, $2, $3, $4)", i, settings_[i].cloud,
+                      settings_[i].image, settings_[i].type);
+    }
+    txn.commit();
+  }
+  const int chunk = 50000;
+  for (int lo = from; lo <= to; lo += chunk) {
+    int hi = std::min(to, lo + chunk - 1);
+    pqxx::work txn(conn);
+    // MCI n covers 3 + n % 3 consecutive clouds starting at cloud n % C.
+    const std::string covers = absl::StrCat("((c.ord - (g % ", clouds, ") + ", clouds, ") % ",
+                                            clouds, ") < 3 + (g % 3)");
+    txn.exec_params(
+        absl::StrCat(
+            "INSERT INTO mcis (account, mci_id, display_name, description, tags, origin_kind,"
+            " lineage, latest_revision, head_clouds)"
+            " SELECT $1, 'seed-' || g, 'Seed ' || g, 'Seeded by the benchmark', ARRAY[$2],"
+            " 1, 'accounts/' || $1 || '/multiCloudImages/seed-' || g, 1,"
+            " ARRAY(SELECT c.cloud_id FROM bench_clouds c WHERE ",
+            covers, " ORDER BY c.cloud_id) FROM generate_series($3::int, $4::int) g"),
+        kAccount, kAgentTag, lo, hi);
+    txn.exec_params(
+        "INSERT INTO mci_revisions (mci, revision, display_name, description, tags,"
+        " commit_message) SELECT id, 1, display_name, description, tags, 'seeded'"
+        " FROM mcis WHERE account = $1 AND mci_id = ANY(ARRAY(SELECT 'seed-' || g"
+        " FROM generate_series($2::int, $3::int) g))",
+        kAccount, lo, hi);
+    txn.exec_params(
+        absl::StrCat("INSERT INTO mci_settings (mci, revision, cloud_id, image_id, instance_type)"
+                     " SELECT m.id, r.rev, c.cloud_id, c.image_id, c.type_id"
+                     " FROM generate_series($2::int, $3::int) g"
+                     " JOIN mcis m ON m.account = $1 AND m.mci_id = 'seed-' || g"
+                     " CROSS JOIN (VALUES (0), (1)) r(rev) JOIN bench_clouds c ON ",
+                     covers),
+        kAccount, lo, hi);
+    txn.commit();
+    if (to - from > chunk) Log(absl::StrCat("  seeded ", hi, " MCIs"));
+  }
+  pqxx::nontransaction txn(conn);
+  txn.exec("ANALYZE mcis");
+  txn.exec("ANALYZE mci_settings");
+  txn.exec("ANALYZE mci_revisions");
+  max_seed_row_id_ =
+      txn.exec_params("SELECT max(id) FROM mcis WHERE account = $1", kAccount)[0][0].as<int64_t>();
+  seeded_ = to;
+}
+
+// Through the API: the MCIs that templates reference (so that the template-reference replica
+// hears of them by events) and the templates.
+bool Bench::SeedApi() {
+  // One valid setting per cloud: a 64-bit machine image and an instance type for it.
+  {
+    cpb::ListImagesRequest req;
+    req.set_parent("clouds/-");
+    req.set_kind(cpb::MACHINE);
+    req.set_page_size(1000);
+    cpb::ListImagesResponse images;
+    auto ctx = SyncContext(bearer_);
+    if (!catalog_[0]->ListImages(ctx.get(), req, &images).ok()) return false;
+    cpb::ListCloudsRequest creq;
+    cpb::ListCloudsResponse clouds;
+    auto cctx = SyncContext(bearer_);
+    if (!catalog_[0]->ListClouds(cctx.get(), creq, &clouds).ok()) return false;
+    for (const auto& cloud : clouds.clouds()) {
+      cpb::ListInstanceTypesRequest treq;
+      treq.set_parent(cloud.name());
+      cpb::ListInstanceTypesResponse types;
+      auto tctx = SyncContext(bearer_);
+      if (!catalog_[0]->ListInstanceTypes(tctx.get(), treq, &types).ok()) continue;
+      for (const auto& image : images.images()) {
+        if (image.name().rfind(cloud.name() + "/", 0) != 0) continue;
+        std::string type;
+        for (const auto& t : types.instance_types()) {
+          for (int a : t.architectures()) {
+            if (a == image.architecture() && type.empty()) type = t.name();
+          }
+        }
+        if (type.empty()) continue;
+        auto id = [](const std::string& full) { return full.substr(full.rfind('/') + 1); };
+        settings_.push_back({id(cloud.name()), id(image.name()), id(type)});
+        break;
+      }
+    }
+  }
+  if (settings_.size() < 5) {
+    Log(absl::StrCat("the inventory has ", settings_.size(), " usable clouds; 5 are needed"));
+    return false;
+  }
+  Log(absl::StrCat("seeding ", std::min(scale_, 10000), " MCIs (SQL bulk load)"));
+  SeedSql(1, std::min(scale_, 10000));
+
+  // Two MCIs through the API: the one every template references, and the one toggled to measure
+  // event propagation.
+  auto create = [&](const std::string& id, int clouds) -> bool {
+    cpb::CreateMultiCloudImageRequest req;
+    req.set_parent(absl::StrCat("accounts/", kAccount));
+    req.set_multi_cloud_image_id(id);
+    req.mutable_multi_cloud_image()->set_display_name(id);
+    req.mutable_multi_cloud_image()->add_tags(kAgentTag);
+    cpb::MultiCloudImage out;
+    auto ctx = SyncContext(bearer_);
+    grpc::Status s = catalog_[0]->CreateMultiCloudImage(ctx.get(), req, &out);
+    if (!s.ok()) {
+      Log("create " + id + ": " + s.error_message());
+      return false;
+    }
+    for (int c = 0; c < clouds; ++c) {
+      cpb::CreateMultiCloudImageSettingRequest sreq;
+      sreq.set_parent(out.name());
+      Setting st = SettingFor(c);
+      sreq.mutable_setting()->set_cloud("clouds/" + st.cloud);
+      sreq.mutable_setting()->set_image("clouds/" + st.cloud + "/images/" + st.image);
+      sreq.mutable_setting()->set_instance_type("clouds/" + st.cloud + "/instanceTypes/" + st.type);
+      cpb::MultiCloudImageSetting sout;
+      auto sctx = SyncContext(bearer_);
+      if (!catalog_[0]->CreateMultiCloudImageSetting(sctx.get(), sreq, &sout).ok()) return false;
+    }
+    cpb::CommitMultiCloudImageRequest creq;
+    creq.set_name(out.name());
+    creq.set_message("bench");
+    auto cctx = SyncContext(bearer_);
+    return catalog_[0]->CommitMultiCloudImage(cctx.get(), creq, &out).ok();
+  };
+  popular_ = MciName(kAccount, "popular");
+  prop_mci_ = MciName(kAccount, "propagation");
+  if (!create("popular", 4) || !create("propagation", 3)) return false;
+  prop_cloud_ = 4;  // not among its first three clouds
+
+  {
+    cpb::ResolveImageRequest req;
+    req.set_name(MciName(kAccount, "seed-1"));
+    req.set_cloud("clouds/" + SettingFor(1).cloud);
+    cpb::ResolveImageResponse resp;
+    auto ctx = SyncContext(bearer_);
+    if (catalog_[0]->ResolveImage(ctx.get(), req, &resp).ok()) {
+      resolve_request_bytes_ = req.ByteSizeLong();
+      resolve_response_bytes_ = resp.ByteSizeLong();
+    }
+  }
+
+  if (!templates_up_) return true;
+  Log(absl::StrCat("seeding ", templates_n_, " ServerTemplates through the API"));
+  std::atomic<int> next{1};
+  std::atomic<int> failures{0};
+  std::string first_error;
+  std::mutex error_mu;
+  std::vector<std::thread> workers;
+  template_names_.resize(static_cast<size_t>(templates_n_));
+  for (int w = 0; w < 8; ++w) {
+    workers.emplace_back([&, w] {
+      auto* stub = templates_[static_cast<size_t>(w) % templates_.size()].get();
+      for (int i = next++; i <= templates_n_; i = next++) {
+        auto fail = [&](const grpc::Status& s) {
+          ++failures;
+          std::lock_guard<std::mutex> lock(error_mu);
+          if (first_error.empty()) first_error = s.error_message();
+        };
+        tpb::CreateServerTemplateRequest req;
+        req.set_parent(absl::StrCat("accounts/", kAccount));
+        req.set_server_template_id(absl::StrCat("t-", i));
+        req.mutable_server_template()->set_display_name(absl::StrCat("Template ", i));
+        tpb::ServerTemplate t;
+        auto ctx = SyncContext(bearer_);
+        grpc::Status s = stub->CreateServerTemplate(ctx.get(), req, &t);
+        if (!s.ok()) {
+          fail(s);
+          continue;
+        }
+        template_names_[static_cast<size_t>(i - 1)] = t.name();
+        for (const std::string& mci :
+             {popular_, MciName(kAccount, absl::StrCat("seed-", 1 + (i * 7919) % seeded_), 1),
+              i == 1 ? prop_mci_ : std::string()}) {
+          if (mci.empty()) continue;
+          tpb::AddMultiCloudImageRequest a;
+          a.set_server_template(t.name());
+          a.set_multi_cloud_image(mci);
+          a.set_make_default(mci == popular_);
+          auto actx = SyncContext(bearer_);
+          s = stub->AddMultiCloudImage(actx.get(), a, &t);
+          if (!s.ok()) fail(s);
+        }
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  if (failures > 0) {
+    Log(absl::StrCat(failures.load(), " template seeding calls failed; first: ", first_error));
+  }
+  prop_template_ = template_names_.empty() ? "" : template_names_[0];
+  return true;
+}
+
+Row Bench::Measure(const std::string& op, const std::string& group, int in_flight,
+                   const std::vector<pid_t>& servers, const Issue& issue, int64_t max_ops) {
+  Row row;
+  row.op = op;
+  row.group = group;
+  row.in_flight = in_flight;
+  LoadOptions options;
+  options.in_flight = in_flight;
+  options.warmup_s = warmup_;
+  options.duration_s = seconds_;
+  options.max_ops = max_ops;
+  double cpu0 = 0, cpu1 = 0, pg0 = 0, pg1 = 0;
+  Log(absl::StrCat("running ", op, " with ", in_flight, " in flight"));
+  // BENCH_PERF=<operation prefix>: a perf profile of the servers during that scenario's window.
+  std::string perf = EnvString("BENCH_PERF", "");
+  bool profile = !perf.empty() && op.rfind(perf, 0) == 0;
+  row.r = RunLoad(
+      options, issue,
+      [&] {
+        cpu0 = CpuSeconds(servers);
+        pg0 = PgCpu();
+        if (profile) {
+          std::string pids;
+          for (pid_t p : servers) absl::StrAppend(&pids, pids.empty() ? "" : ",", p);
+          std::string out = absl::StrCat(results_dir_, "/perf-", in_flight, "-",
+                                         absl::StrReplaceAll(op, {{" ", "_"}, {"@", "at"}}),
+                                         ".data");
+          Log("profiling into " + out);
+          std::system(absl::StrCat("perf record -F 1999 ", EnvString("BENCH_PERF_ARGS", ""),
+                                   " -p ", pids, " -o ", out, " -- sleep ",
+                                   static_cast<int>(seconds_), " > /dev/null 2>&1 &")
+                          .c_str());
+        }
+      },
+      [&] {
+        cpu1 = CpuSeconds(servers);
+        pg1 = PgCpu();
+      });
+  row.ran = true;
+  int64_t ops = row.r.ok + row.r.errors;
+  if (ops > 0) {
+    row.server_cpu_us = (cpu1 - cpu0) / static_cast<double>(ops) * 1e6;
+    row.pg_cpu_us = (pg1 - pg0) / static_cast<double>(ops) * 1e6;
+  }
+  if (row.r.seconds > 0) row.server_cores = (cpu1 - cpu0) / row.r.seconds;
+  if (row.r.errors > 0) {
+    row.note = absl::StrCat(row.r.errors, " errors (", row.r.first_error.substr(0, 120), ")");
+  }
+  return row;
+}
+
+void Bench::Reads(const std::string& suffix) {
+  std::vector<pid_t> catalog = {catalog_pid_};
+  const int launch_set = std::min(seeded_, launch_set_);
+  // Launches come from a hot set: resolve each (MCI, cloud, HEAD or @1) of it once, so that the
+  // measured window sees the resolve cache's steady state rather than its filling.
+  if (Wanted("ResolveImage")) {
+    Log(absl::StrCat("warming the resolve cache: ", launch_set, " MCIs x 3 clouds x HEAD/@1"));
+    auto next = std::make_shared<std::atomic<int64_t>>(0);
+    LoadOptions warm;
+    warm.in_flight = 32;
+    warm.warmup_s = 0;
+    warm.duration_s = 60;
+    warm.max_ops = int64_t{launch_set} * 6;
+    RunLoad(warm, [&, next](int slot, Done done) {
+      int64_t k = (*next)++;
+      int n = 1 + static_cast<int>(k / 6 % launch_set);
+      cpb::ResolveImageRequest req;
+      req.set_name(MciName(kAccount, absl::StrCat("seed-", n), k % 2));
+      req.set_cloud("clouds/" + SettingFor(n + static_cast<int>(k / 2 % 3)).cloud);
+      auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+      Unary<cpb::ResolveImageRequest, cpb::ResolveImageResponse>(
+          bearer_, std::move(req),
+          [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+            stub->async()->ResolveImage(ctx, rq, rs, std::move(cb));
+          },
+          [done](const grpc::Status& s, const cpb::ResolveImageResponse&) { done(s); });
+    });
+  }
+  for (int in_flight : {16, 64}) {
+    if (Wanted("echo")) {
+      std::string payload(resolve_request_bytes_, 'r');
+      int response_bytes = static_cast<int>(resolve_response_bytes_);
+      Row row = Measure("echo" + suffix, "echo", in_flight, {echo_pid_}, [&, payload,
+                                                                          response_bytes](
+                                                                             int slot, Done done) {
+        epb::EchoRequest req;
+        req.set_payload(payload);
+        req.set_response_bytes(response_bytes);
+        auto* stub = echo_stubs_[static_cast<size_t>(slot) % echo_stubs_.size()].get();
+        Unary<epb::EchoRequest, epb::EchoResponse>(
+            bearer_, std::move(req),
+            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+              stub->async()->Echo(ctx, rq, rs, std::move(cb));
+            },
+            [done](const grpc::Status& s, const epb::EchoResponse&) { done(s); });
+      });
+      rows_.push_back(row);
+    }
+    for (int64_t revision : {int64_t{0}, int64_t{1}}) {
+      std::string op = revision == 0 ? "ResolveImage HEAD" : "ResolveImage @N";
+      if (!Wanted(op) && !Wanted("ResolveImage")) continue;
+      Row row = Measure(op + suffix, "read", in_flight, catalog, [&, revision](int slot, Done done) {
+        thread_local std::mt19937 rng{std::random_device{}()};
+        int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
+        // seed-n covers clouds n % C .. n % C + 2 (at least three).
+        int cloud = n + static_cast<int>(rng() % 3);
+        cpb::ResolveImageRequest req;
+        req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
+        req.set_cloud("clouds/" + SettingFor(cloud).cloud);
+        auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+        Unary<cpb::ResolveImageRequest, cpb::ResolveImageResponse>(
+            bearer_, std::move(req),
+            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+              stub->async()->ResolveImage(ctx, rq, rs, std::move(cb));
+            },
+            [done](const grpc::Status& s, const cpb::ResolveImageResponse&) { done(s); });
+      });
+      row.baseline = absl::StrCat("echo", suffix, "@", in_flight);
+      row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
+      rows_.push_back(row);
+    }
+    if (Wanted("GetMultiCloudImage")) {
+      Row row = Measure("GetMultiCloudImage" + suffix, "read", in_flight, catalog,
+                        [&](int slot, Done done) {
+                          thread_local std::mt19937 rng{std::random_device{}()};
+                          int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
+                          cpb::GetMultiCloudImageRequest req;
+                          req.set_name(MciName(kAccount, absl::StrCat("seed-", n)));
+                          auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+                          Unary<cpb::GetMultiCloudImageRequest, cpb::MultiCloudImage>(
+                              bearer_, std::move(req),
+                              [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+                                stub->async()->GetMultiCloudImage(ctx, rq, rs, std::move(cb));
+                              },
+                              [done](const grpc::Status& s, const cpb::MultiCloudImage&) {
+                                done(s);
+                              });
+                        });
+      row.baseline = absl::StrCat("echo", suffix, "@", in_flight);
+      row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
+      rows_.push_back(row);
+    }
+    if (Wanted("ResolveLaunch") && suffix.empty()) {
+      Row row;
+      if (!templates_up_ || template_names_.empty()) {
+        row.op = "ResolveLaunch";
+        row.group = "read";
+        row.in_flight = in_flight;
+        row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
+      } else {
+        // The default MCI of every template is `popular`, which covers clouds 0..3.
+        row = Measure("ResolveLaunch", "read", in_flight, {catalog_pid_, templates_pid_},
+                      [&](int slot, Done done) {
+                        thread_local std::mt19937 rng{std::random_device{}()};
+                        size_t t = rng() % template_names_.size();
+                        tpb::ResolveLaunchRequest req;
+                        req.set_server_template(template_names_[t]);
+                        req.set_cloud("clouds/" + SettingFor(static_cast<int>(rng() % 4)).cloud);
+                        auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
+                        Unary<tpb::ResolveLaunchRequest, tpb::ResolveLaunchResponse>(
+                            bearer_, std::move(req),
+                            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+                              stub->async()->ResolveLaunch(ctx, rq, rs, std::move(cb));
+                            },
+                            [done](const grpc::Status& s, const tpb::ResolveLaunchResponse&) {
+                              done(s);
+                            });
+                      });
+      }
+      row.baseline = absl::StrCat("echo@", in_flight);
+      row.target = "QPS >= 0.5x echo";
+      rows_.push_back(row);
+    }
+  }
+}
+
+void Bench::Lists(const std::string& suffix) {
+  const int in_flight = 16;
+  std::vector<pid_t> catalog = {catalog_pid_};
+  if (Wanted("ListMultiCloudImages")) {
+    // A real first page's token, with its cursor moved to 60 rows before the end: a deep page.
+    cpb::ListMultiCloudImagesRequest first;
+    first.set_parent(absl::StrCat("accounts/", kAccount));
+    first.set_page_size(50);
+    cpb::ListMultiCloudImagesResponse page;
+    auto ctx = SyncContext(bearer_);
+    grpc::Status s = catalog_[0]->ListMultiCloudImages(ctx.get(), first, &page);
+    std::string deep_token;
+    if (s.ok() && !page.next_page_token().empty()) {
+      std::string raw;
+      absl::WebSafeBase64Unescape(page.next_page_token(), &raw);
+      raw = absl::StrCat(raw.substr(0, raw.rfind('|') + 1), max_seed_row_id_ - 60);
+      deep_token = absl::WebSafeBase64Escape(raw);
+    }
+    for (bool deep : {false, true}) {
+      std::string op = absl::StrCat("ListMultiCloudImages ", deep ? "deep page" : "first page",
+                                    suffix);
+      cpb::ListMultiCloudImagesRequest req = first;
+      if (deep) req.set_page_token(deep_token);
+      Row row = Measure(op, "list", in_flight, catalog, [&, req](int slot, Done done) {
+        auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+        Unary<cpb::ListMultiCloudImagesRequest, cpb::ListMultiCloudImagesResponse>(
+            bearer_, req,
+            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+              stub->async()->ListMultiCloudImages(ctx, rq, rs, std::move(cb));
+            },
+            [done](const grpc::Status& s, const cpb::ListMultiCloudImagesResponse& r) {
+              done(s.ok() && r.multi_cloud_images_size() != 50
+                       ? grpc::Status(grpc::StatusCode::INTERNAL, "short page")
+                       : s);
+            });
+      });
+      if (deep) {
+        row.baseline = "ListMultiCloudImages first page" + suffix;
+        row.target = "deep within 2x of first";
+      } else {
+        row.baseline = absl::StrCat("echo", suffix, "@64");
+        row.target = "-";
+      }
+      rows_.push_back(row);
+    }
+  }
+  if (Wanted("ListMultiCloudImageUsages")) {
+    if (!templates_up_ || template_names_.empty()) {
+      Row row;
+      row.op = "ListMultiCloudImageUsages" + suffix;
+      row.group = "list";
+      row.in_flight = in_flight;
+      row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
+      rows_.push_back(row);
+      return;
+    }
+    tpb::ListMultiCloudImageUsagesRequest first;
+    first.set_multi_cloud_image(popular_);
+    first.set_page_size(50);
+    // Walk to the last full page once to have a deep page's token.
+    std::string token, deep_token;
+    for (int i = 0; i < 100000; ++i) {
+      tpb::ListMultiCloudImageUsagesRequest req = first;
+      req.set_page_token(token);
+      tpb::ListMultiCloudImageUsagesResponse page;
+      auto ctx = SyncContext(bearer_);
+      if (!templates_[0]->ListMultiCloudImageUsages(ctx.get(), req, &page).ok()) break;
+      if (page.next_page_token().empty() || page.usages_size() < 50) break;
+      deep_token = token;
+      token = page.next_page_token();
+    }
+    for (bool deep : {false, true}) {
+      std::string op = absl::StrCat("ListMultiCloudImageUsages ",
+                                    deep ? "deep page" : "first page", suffix);
+      tpb::ListMultiCloudImageUsagesRequest req = first;
+      if (deep) req.set_page_token(deep_token);
+      Row row = Measure(op, "list", in_flight, {templates_pid_}, [&, req](int slot, Done done) {
+        auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
+        Unary<tpb::ListMultiCloudImageUsagesRequest, tpb::ListMultiCloudImageUsagesResponse>(
+            bearer_, req,
+            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+              stub->async()->ListMultiCloudImageUsages(ctx, rq, rs, std::move(cb));
+            },
+            [done](const grpc::Status& s, const tpb::ListMultiCloudImageUsagesResponse&) {
+              done(s);
+            });
+      });
+      if (deep) {
+        row.baseline = "ListMultiCloudImageUsages first page" + suffix;
+        row.target = "deep within 2x of first";
+      } else {
+        row.baseline = absl::StrCat("echo", suffix, "@64");
+        row.target = "-";
+      }
+      rows_.push_back(row);
+    }
+  }
+}
+
+// The write path of Create + 3 settings + Commit as one chained operation.
+struct CreateFlow : std::enable_shared_from_this<CreateFlow> {
+  cpb::CatalogService::Stub* stub;
+  std::string bearer, parent, id, name;
+  std::vector<Setting> settings;
+  Done done;
+  std::function<void(const std::string&)> created;
+
+  void Step(int k) {
+    auto self = shared_from_this();
+    if (k == 0) {
+      cpb::CreateMultiCloudImageRequest req;
+      req.set_parent(parent);
+      req.set_multi_cloud_image_id(id);
+      req.mutable_multi_cloud_image()->set_display_name("Bench " + id);
+      req.mutable_multi_cloud_image()->add_tags(kAgentTag);
+      Unary<cpb::CreateMultiCloudImageRequest, cpb::MultiCloudImage>(
+          bearer, std::move(req),
+          [this](auto* ctx, auto* rq, auto* rs, auto cb) {
+            stub->async()->CreateMultiCloudImage(ctx, rq, rs, std::move(cb));
+          },
+          [self](const grpc::Status& s, const cpb::MultiCloudImage& m) {
+            if (!s.ok()) return self->done(s);
+            self->name = m.name();
+            self->Step(1);
+          });
+    } else if (k <= static_cast<int>(settings.size())) {
+      const Setting& st = settings[static_cast<size_t>(k - 1)];
+      cpb::CreateMultiCloudImageSettingRequest req;
+      req.set_parent(name);
+      req.mutable_setting()->set_cloud("clouds/" + st.cloud);
+      req.mutable_setting()->set_image("clouds/" + st.cloud + "/images/" + st.image);
+      req.mutable_setting()->set_instance_type("clouds/" + st.cloud + "/instanceTypes/" + st.type);
+      Unary<cpb::CreateMultiCloudImageSettingRequest, cpb::MultiCloudImageSetting>(
+          bearer, std::move(req),
+          [this](auto* ctx, auto* rq, auto* rs, auto cb) {
+            stub->async()->CreateMultiCloudImageSetting(ctx, rq, rs, std::move(cb));
+          },
+          [self, k](const grpc::Status& s, const cpb::MultiCloudImageSetting&) {
+            if (!s.ok()) return self->done(s);
+            self->Step(k + 1);
+          });
+    } else {
+      cpb::CommitMultiCloudImageRequest req;
+      req.set_name(name);
+      req.set_message("bench");
+      Unary<cpb::CommitMultiCloudImageRequest, cpb::MultiCloudImage>(
+          bearer, std::move(req),
+          [this](auto* ctx, auto* rq, auto* rs, auto cb) {
+            stub->async()->CommitMultiCloudImage(ctx, rq, rs, std::move(cb));
+          },
+          [self](const grpc::Status& s, const cpb::MultiCloudImage&) {
+            if (s.ok() && self->created) self->created(self->name);
+            self->done(s);
+          });
+    }
+  }
+};
+
+void Bench::Writes() {
+  const int in_flight = 8;
+  const std::string payload(320, 'A');  // about a base64 event's size
+  const std::string pg_catalog = "catalog";
+  std::vector<std::string> common = {"tags=" + std::string(kAgentTag), "payload=" + payload};
+  if (Wanted("Create")) {
+    Row base = Pgbench("pgbench Create+3 settings+Commit", "catalog",
+                       std::string(MCI_BENCH_DIR) + "/pgbench/create_flow.sql",
+                       [&] {
+                         auto d = common;
+                         d.push_back("acct=pgbench");
+                         for (int i = 0; i < 3; ++i) {
+                           Setting s = SettingFor(i);
+                           d.push_back(absl::StrCat("c", i + 1, "=", s.cloud));
+                           d.push_back(absl::StrCat("i", i + 1, "=", s.image));
+                           d.push_back(absl::StrCat("t", i + 1, "=", s.type));
+                         }
+                         return d;
+                       }(),
+                       in_flight);
+    rows_.push_back(base);
+    Row row = Measure("Create+3 settings+Commit", "write", in_flight, {catalog_pid_},
+                      [&](int slot, Done done) {
+                        auto flow = std::make_shared<CreateFlow>();
+                        flow->stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+                        flow->bearer = write_bearer_;
+                        flow->parent = absl::StrCat("accounts/", kWriteAccount);
+                        flow->id = absl::StrCat("w-", counter_++);
+                        for (int i = 0; i < 3; ++i) flow->settings.push_back(SettingFor(i));
+                        flow->done = std::move(done);
+                        flow->created = [this](const std::string& n) {
+                          std::lock_guard<std::mutex> lock(created_mu_);
+                          created_.push_back(n);
+                        };
+                        flow->Step(0);
+                      });
+    row.baseline = base.op;
+    row.target = "QPS >= 0.5x pgbench";
+    rows_.push_back(row);
+  }
+  if (Wanted("Clone")) {
+    Row base = Pgbench("pgbench Clone", "catalog",
+                       std::string(MCI_BENCH_DIR) + "/pgbench/clone.sql",
+                       [&] {
+                         auto d = common;
+                         d.push_back("acct=pgbench");
+                         d.push_back(std::string("src_acct=") + kAccount);
+                         d.push_back(absl::StrCat("nseed=", std::min(seeded_, 10000)));
+                         return d;
+                       }(),
+                       in_flight);
+    rows_.push_back(base);
+    const int sources = std::min(seeded_, 10000);
+    Row row = Measure("CloneMultiCloudImage", "write", in_flight, {catalog_pid_},
+                      [&, sources](int slot, Done done) {
+                        thread_local std::mt19937 rng{std::random_device{}()};
+                        cpb::CloneMultiCloudImageRequest req;
+                        req.set_name(MciName(
+                            kAccount,
+                            absl::StrCat("seed-", 1 + rng() % static_cast<unsigned>(sources)), 1));
+                        req.set_multi_cloud_image_id(absl::StrCat("c-", counter_++));
+                        auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+                        Unary<cpb::CloneMultiCloudImageRequest, cpb::MultiCloudImage>(
+                            bearer_, std::move(req),
+                            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+                              stub->async()->CloneMultiCloudImage(ctx, rq, rs, std::move(cb));
+                            },
+                            [done](const grpc::Status& s, const cpb::MultiCloudImage&) {
+                              done(s);
+                            });
+                      });
+    row.baseline = base.op;
+    row.target = "QPS >= 0.5x pgbench";
+    rows_.push_back(row);
+  }
+  if (Wanted("AddMultiCloudImage")) {
+    if (!templates_up_ || template_names_.empty()) {
+      Row row;
+      row.op = "AddMultiCloudImage";
+      row.group = "write";
+      row.in_flight = in_flight;
+      row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
+      rows_.push_back(row);
+    } else {
+      Row base = Pgbench("pgbench AddMultiCloudImage", "templates",
+                         std::string(MCI_BENCH_DIR) + "/pgbench/add_reference.sql",
+                         {std::string("acct=") + kAccount,
+                          absl::StrCat("ntemplates=", templates_n_), "mci=" + popular_},
+                         in_flight);
+      rows_.push_back(base);
+      // References to committed revisions of MCIs the replica knows (created through the API by
+      // the write scenario above, else the seeded ones), each (template, MCI) pair once.
+      std::vector<std::string> mcis;
+      {
+        std::lock_guard<std::mutex> lock(created_mu_);
+        for (const auto& n : created_) mcis.push_back(n + "@1");
+      }
+      if (mcis.size() < 1000) {
+        for (int i = 1; i <= std::min(seeded_, 10000); ++i) {
+          mcis.push_back(MciName(kAccount, absl::StrCat("seed-", i), 1));
+        }
+      }
+      auto next = std::make_shared<std::atomic<size_t>>(0);
+      Row row = Measure("AddMultiCloudImage", "write", in_flight, {templates_pid_, catalog_pid_},
+                        [&, mcis, next](int slot, Done done) {
+                          size_t k = (*next)++;
+                          tpb::AddMultiCloudImageRequest req;
+                          req.set_server_template(template_names_[k % template_names_.size()]);
+                          req.set_multi_cloud_image(
+                              mcis[(k / template_names_.size() * 7 + k) % mcis.size()]);
+                          auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
+                          Unary<tpb::AddMultiCloudImageRequest, tpb::ServerTemplate>(
+                              bearer_, std::move(req),
+                              [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+                                stub->async()->AddMultiCloudImage(ctx, rq, rs, std::move(cb));
+                              },
+                              [done](const grpc::Status& s, const tpb::ServerTemplate&) {
+                                done(s);
+                              });
+                        });
+      row.baseline = base.op;
+      row.target = "QPS >= 0.5x pgbench";
+      rows_.push_back(row);
+    }
+  }
+}
+
+Row Bench::Pgbench(const std::string& op, const std::string& database, const std::string& script,
+                   const std::vector<std::string>& defines, int clients) {
+  Row row;
+  row.op = op;
+  row.group = "baseline";
+  row.in_flight = clients;
+  std::string dir = mci::testing::TempDir() + "/pgbench-" + std::to_string(counter_++);
+  std::filesystem::create_directories(dir);
+  std::string cmd = absl::StrCat(
+      "cd ", dir, " && pgbench -n -M prepared -c ", clients, " -j 2 -T ",
+      static_cast<int>(std::ceil(seconds_)), " -h 127.0.0.1 -p ", stack_->postgres().port(),
+      " -U postgres -l --log-prefix=tx -f ", script);
+  for (const auto& d : defines) absl::StrAppend(&cmd, " -D '", d, "'");
+  absl::StrAppend(&cmd, " ", database, " 2>&1");
+  Log(absl::StrCat("running ", op, " with ", clients, " clients"));
+  double pg0 = PgCpu();
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  if (p != nullptr) {
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+    int rc = pclose(p);
+    if (rc != 0) {
+      row.not_run = "pgbench failed: " + out.substr(0, 300);
+      Log(row.not_run);
+      return row;
+    }
+  }
+  double pg1 = PgCpu();
+  // Per-transaction log lines: client_id transaction_no time_us script_no epoch_s epoch_us.
+  std::vector<double> ms;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(e.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      long client, tx;
+      double us;
+      if (f >> client >> tx >> us) ms.push_back(us / 1000.0);
+    }
+  }
+  size_t tps_at = out.find("tps = ");
+  row.ran = tps_at != std::string::npos;
+  if (!row.ran) {
+    row.not_run = "pgbench printed no tps: " + out.substr(0, 300);
+    return row;
+  }
+  row.r.qps = std::atof(out.c_str() + tps_at + 6);
+  row.r.ok = static_cast<int64_t>(ms.size());
+  row.r.seconds = seconds_;
+  if (!ms.empty()) {
+    row.r.p50_ms = Percentile(ms, 0.5);
+    row.r.p99_ms = Percentile(ms, 0.99);
+    row.r.p999_ms = Percentile(ms, 0.999);
+  }
+  if (!ms.empty()) row.pg_cpu_us = (pg1 - pg0) / static_cast<double>(ms.size()) * 1e6;
+  std::filesystem::remove_all(dir);
+  return row;
+}
+
+// Catalog commit (the client has the reply) -> the template-reference replica shows it (the
+// referenced MCI's clouds in GetServerTemplate, which come from the replica).
+void Bench::Events() {
+  if (!Wanted("event")) return;
+  for (bool loaded : {false, true}) {
+    Row row;
+    row.op = loaded ? "event propagation @1000 writes/s" : "event propagation idle";
+    row.group = "event";
+    row.in_flight = 1;
+    row.target = loaded ? "p99 <= 100 ms" : "p99 <= 10 ms";
+    if (!templates_up_ || prop_template_.empty()) {
+      row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
+      rows_.push_back(row);
+      continue;
+    }
+    Log("measuring " + row.op);
+    std::unique_ptr<PacedLoad> load;
+    if (loaded) {
+      // Background writes: UpdateMultiCloudImage (one transaction, one event each) on seeded MCIs.
+      const int span = std::min(seeded_, 10000);
+      load = std::make_unique<PacedLoad>(1000, 64, [this, span](int slot, Done done) {
+        int64_t k = counter_++;
+        cpb::UpdateMultiCloudImageRequest req;
+        req.mutable_multi_cloud_image()->set_name(
+            MciName(kAccount, absl::StrCat("seed-", 1 + k % span)));
+        req.mutable_multi_cloud_image()->set_display_name(absl::StrCat("Seed v", k));
+        req.mutable_update_mask()->add_paths("display_name");
+        auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+        Unary<cpb::UpdateMultiCloudImageRequest, cpb::MultiCloudImage>(
+            bearer_, std::move(req),
+            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+              stub->async()->UpdateMultiCloudImage(ctx, rq, rs, std::move(cb));
+            },
+            [done](const grpc::Status& s, const cpb::MultiCloudImage&) { done(s); });
+      });
+      load->Start();
+      std::this_thread::sleep_for(std::chrono::seconds(2));
+    }
+    const Setting st = SettingFor(prop_cloud_);
+    const std::string cloud = "clouds/" + st.cloud;
+    const std::string setting_name = prop_mci_ + "/settings/" + st.cloud;
+    std::vector<double> ms;
+    int timeouts = 0;
+    std::string error;
+    absl::Time end = absl::Now() + absl::Seconds(std::max(10.0, seconds_ * 3));
+    for (int i = 0; i < 300 && absl::Now() < end; ++i) {
+      // Toggle the setting for `cloud`: present after a create, absent after a delete.
+      bool add = i % 2 == 0;
+      grpc::Status s;
+      if (add) {
+        cpb::CreateMultiCloudImageSettingRequest req;
+        req.set_parent(prop_mci_);
+        req.mutable_setting()->set_cloud(cloud);
+        req.mutable_setting()->set_image(cloud + "/images/" + st.image);
+        req.mutable_setting()->set_instance_type(cloud + "/instanceTypes/" + st.type);
+        cpb::MultiCloudImageSetting out;
+        auto ctx = SyncContext(bearer_);
+        s = catalog_[0]->CreateMultiCloudImageSetting(ctx.get(), req, &out);
+      } else {
+        cpb::DeleteMultiCloudImageSettingRequest req;
+        req.set_name(setting_name);
+        google::protobuf::Empty out;
+        auto ctx = SyncContext(bearer_);
+        s = catalog_[0]->DeleteMultiCloudImageSetting(ctx.get(), req, &out);
+      }
+      Clock::time_point committed = Clock::now();
+      if (!s.ok()) {
+        error = s.error_message();
+        if (s.error_code() == grpc::StatusCode::ALREADY_EXISTS ||
+            s.error_code() == grpc::StatusCode::NOT_FOUND) {
+          continue;  // out of step with a previous timeout: the next toggle fixes it
+        }
+        break;
+      }
+      bool seen = false;
+      Clock::time_point give_up = committed + std::chrono::seconds(5);
+      while (Clock::now() < give_up) {
+        tpb::GetServerTemplateRequest req;
+        req.set_name(prop_template_);
+        tpb::ServerTemplate t;
+        auto ctx = SyncContext(bearer_);
+        if (templates_[1 % templates_.size()]->GetServerTemplate(ctx.get(), req, &t).ok()) {
+          for (const auto& ref : t.multi_cloud_images()) {
+            if (ref.multi_cloud_image() != prop_mci_) continue;
+            bool has = std::find(ref.clouds().begin(), ref.clouds().end(), cloud) !=
+                       ref.clouds().end();
+            seen = has == add;
+          }
+        }
+        if (seen) break;
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      if (!seen) {
+        ++timeouts;
+        continue;
+      }
+      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - committed).count());
+      std::this_thread::sleep_for(std::chrono::milliseconds(loaded ? 5 : 20));
+    }
+    if (load) {
+      load->Stop();
+      row.note = absl::StrCat("background writes achieved ",
+                              static_cast<int>(load->achieved_rate()), "/s (", load->errors(),
+                              " errors, ", load->skipped(), " skipped at 64 in flight)");
+    }
+    if (timeouts > 0) absl::StrAppend(&row.note, " ", timeouts, " samples not seen within 5 s");
+    if (!error.empty() && ms.empty()) row.note += " error: " + error;
+    row.ran = !ms.empty();
+    if (!row.ran && row.not_run.empty()) row.not_run = "no sample: " + row.note;
+    row.r.ok = static_cast<int64_t>(ms.size());
+    if (!ms.empty()) {
+      row.r.p50_ms = Percentile(ms, 0.5);
+      row.r.p99_ms = Percentile(ms, 0.99);
+      row.r.p999_ms = Percentile(ms, 0.999);
+    }
+    rows_.push_back(row);
+  }
+}
+
+const Row* Find(const std::vector<Row>& rows, const std::string& key) {
+  // key: "op" or "op@in_flight"
+  std::string op = key;
+  int in_flight = -1;
+  if (auto at = key.rfind('@'); at != std::string::npos && at + 1 < key.size() &&
+                                 key.find_first_not_of("0123456789", at + 1) == std::string::npos) {
+    op = key.substr(0, at);
+    in_flight = std::atoi(key.c_str() + at + 1);
+  }
+  for (const auto& r : rows) {
+    if (r.op == op && (in_flight < 0 || r.in_flight == in_flight) && r.ran) return &r;
+  }
+  return nullptr;
+}
+
+void Bench::Judge() {
+  for (auto& row : rows_) {
+    if (!row.ran) {
+      row.verdict = "not run";
+      continue;
+    }
+    if (row.group == "memory") {
+      if (!row.target.empty()) row.verdict = row.r.mean_ms <= 64 ? "met" : "NOT met";
+      continue;
+    }
+    if (row.group == "event") {
+      double limit = row.op.find("1000") != std::string::npos ? 100 : 10;
+      row.verdict = row.r.p99_ms <= limit ? "met" : "NOT met";
+      continue;
+    }
+    if (row.baseline.empty()) continue;
+    const Row* base = Find(rows_, row.baseline);
+    if (base == nullptr) {
+      row.verdict = row.target == "-" ? "-" : "no baseline";
+      continue;
+    }
+    row.baseline_qps = base->r.qps;
+    row.baseline_p50 = base->r.p50_ms;
+    row.baseline_p99 = base->r.p99_ms;
+    row.ratio_qps = base->r.qps > 0 ? row.r.qps / base->r.qps : 0;
+    row.ratio_p99 = base->r.p99_ms > 0 ? row.r.p99_ms / base->r.p99_ms : 0;
+    if (row.target.rfind("QPS >= 0.7x", 0) == 0) {
+      row.verdict = row.ratio_qps >= 0.7 && row.ratio_p99 <= 2 ? "met" : "NOT met";
+    } else if (row.target.rfind("QPS >= 0.5x", 0) == 0) {
+      row.verdict = row.ratio_qps >= 0.5 ? "met" : "NOT met";
+    } else if (row.target.rfind("deep within 2x", 0) == 0 ||
+               row.target.rfind("within 2x", 0) == 0) {
+      // Latency at the same concurrency: p50 of this page over p50 of the baseline page.
+      double r = base->r.p50_ms > 0 ? row.r.p50_ms / base->r.p50_ms : 0;
+      row.verdict = r <= 2 && (base->r.qps <= 0 || row.r.qps / base->r.qps >= 0.5) ? "met"
+                                                                                 : "NOT met";
+    } else {
+      row.verdict = "-";
+    }
+  }
+}
+
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
+void Bench::Print() {
+  std::printf("\nMCI benchmark, %s: %d MCIs (%d seeded), %d ServerTemplates, %d channels, %gs per "
+              "scenario after %gs warm-up, %ld cores\n\n",
+              started_at_.c_str(), scale_, seeded_, static_cast<int>(template_names_.size()),
+              channels_n_, seconds_, warmup_, sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf("%-44s %4s %9s %8s %8s %8s %9s %8s  %-38s %7s %7s  %s\n", "operation", "infl", "QPS",
+              "p50 ms", "p99 ms", "p999 ms", "srv us/op", "pg us/op", "baseline", "xQPS", "xp99",
+              "target / verdict");
+  for (const auto& row : rows_) {
+    if (!row.ran) {
+      std::printf("%-44s %4d  not run: %s\n", row.op.c_str(), row.in_flight, row.not_run.c_str());
+      continue;
+    }
+    if (row.group == "memory") {
+      std::printf("%-44s %4s %9s  RSS %.1f MiB %s %s\n", row.op.c_str(), "", "", row.r.mean_ms,
+                  row.target.c_str(), row.verdict.c_str());
+      continue;
+    }
+    std::string cpu = row.group == "event" || row.group == "baseline"
+                          ? "-"
+                          : absl::StrCat(Fixed(row.server_cpu_us, 1), "");
+    std::string pg = row.pg_cpu_us > 0 ? Fixed(row.pg_cpu_us, 1) : "-";
+    std::string qps = row.group == "event" ? "-" : Fixed(row.r.qps, 0);
+    std::string base = row.baseline.empty() ? "" : row.baseline;
+    if (row.baseline_qps > 0) absl::StrAppend(&base, " (", Fixed(row.baseline_qps, 0), ")");
+    std::printf("%-44s %4d %9s %8s %8s %8s %9s %8s  %-38s %7s %7s  %s%s%s%s\n", row.op.c_str(),
+                row.in_flight, qps.c_str(), Fixed(row.r.p50_ms, 3).c_str(),
+                Fixed(row.r.p99_ms, 3).c_str(), Fixed(row.r.p999_ms, 3).c_str(), cpu.c_str(),
+                pg.c_str(), base.c_str(), row.ratio_qps > 0 ? Fixed(row.ratio_qps, 2).c_str() : "",
+                row.ratio_p99 > 0 ? Fixed(row.ratio_p99, 2).c_str() : "", row.target.c_str(),
+                row.verdict.empty() ? "" : (" -> " + row.verdict).c_str(),
+                row.note.empty() ? "" : "  [", row.note.empty() ? "" : (row.note + "]").c_str());
+  }
+  std::printf("\nsrv us/op: CPU time (utime+stime from /proc) of the service processes serving "
+              "the scenario per operation (for echo: the echo server); pg us/op: PostgreSQL's. "
+              "xQPS, xp99: this row over its baseline, measured in this run.\n");
+  std::fflush(stdout);
+}
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += " ";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+void Bench::WriteJson() {
+  std::filesystem::create_directories(results_dir_);
+  std::ostringstream j;
+  j << "{\n  \"started\": \"" << started_at_ << "\",\n  \"scale\": " << scale_
+    << ",\n  \"seeded\": " << seeded_ << ",\n  \"templates\": " << template_names_.size()
+    << ",\n  \"channels\": " << channels_n_ << ",\n  \"seconds\": " << seconds_
+    << ",\n  \"cores\": " << sysconf(_SC_NPROCESSORS_ONLN) << ",\n  \"rows\": [\n";
+  for (size_t i = 0; i < rows_.size(); ++i) {
+    const Row& r = rows_[i];
+    j << "    {\"operation\": \"" << JsonEscape(r.op) << "\", \"group\": \"" << r.group
+      << "\", \"in_flight\": " << r.in_flight << ", \"ran\": " << (r.ran ? "true" : "false");
+    if (!r.ran) {
+      j << ", \"not_run\": \"" << JsonEscape(r.not_run) << "\"";
+    } else if (r.group == "memory") {
+      j << ", \"rss_mib\": " << Fixed(r.r.mean_ms, 1);
+    } else {
+      j << ", \"qps\": " << Fixed(r.r.qps, 1) << ", \"ok\": " << r.r.ok
+        << ", \"errors\": " << r.r.errors << ", \"p50_ms\": " << Fixed(r.r.p50_ms, 4)
+        << ", \"p99_ms\": " << Fixed(r.r.p99_ms, 4) << ", \"p999_ms\": " << Fixed(r.r.p999_ms, 4)
+        << ", \"server_cpu_us_per_op\": " << Fixed(r.server_cpu_us, 2)
+        << ", \"server_cores\": " << Fixed(r.server_cores, 3)
+        << ", \"pg_cpu_us_per_op\": " << Fixed(r.pg_cpu_us, 2);
+    }
+    j << ", \"baseline\": \"" << JsonEscape(r.baseline) << "\", \"baseline_qps\": "
+      << Fixed(r.baseline_qps, 1) << ", \"baseline_p99_ms\": " << Fixed(r.baseline_p99, 4)
+      << ", \"ratio_qps\": " << Fixed(r.ratio_qps, 3) << ", \"ratio_p99\": "
+      << Fixed(r.ratio_p99, 3) << ", \"target\": \"" << JsonEscape(r.target)
+      << "\", \"verdict\": \"" << JsonEscape(r.verdict) << "\", \"note\": \""
+      << JsonEscape(r.note) << "\"}" << (i + 1 < rows_.size() ? "," : "") << "\n";
+  }
+  j << "  ]\n}\n";
+  std::string stamp = absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone());
+  std::string path = absl::StrCat(results_dir_, "/bench-", stamp, ".json");
+  std::ofstream(path) << j.str();
+  std::ofstream(results_dir_ + "/latest.json") << j.str();
+  std::printf("results: %s\n", path.c_str());
+}
+
+int Bench::Run() {
+  if (!Start()) return 1;
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  Memory("idle");
+  absl::Time seed_start = absl::Now();
+  if (!SeedApi()) {
+    Log("seeding failed");
+    return 1;
+  }
+  Log(absl::StrCat("seeded in ", absl::FormatDuration(absl::Trunc(absl::Now() - seed_start,
+                                                                  absl::Milliseconds(100)))));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  Memory("after seeding");
+  const bool two_scales = scale_ > 10000;
+  Reads(two_scales ? " (10k)" : "");
+  Lists(two_scales ? " (10k)" : "");
+  if (two_scales) {
+    Log(absl::StrCat("growing the catalog to ", scale_, " MCIs"));
+    absl::Time t = absl::Now();
+    SeedSql(10001, scale_);
+    Log(absl::StrCat("grown in ", absl::FormatDuration(absl::Trunc(absl::Now() - t,
+                                                                   absl::Seconds(1)))));
+    std::string suffix = absl::StrCat(" (", scale_ >= 1000000 ? scale_ / 1000000 : scale_ / 1000,
+                                      scale_ >= 1000000 ? "M)" : "k)");
+    size_t before = rows_.size();
+    Reads(suffix);
+    Lists(suffix);
+    // Each large-scale row is compared with its 10k row.
+    for (size_t i = before; i < rows_.size(); ++i) {
+      Row& row = rows_[i];
+      std::string small = row.op.substr(0, row.op.size() - suffix.size()) + " (10k)";
+      if (row.group == "echo") continue;
+      row.baseline = row.group == "read" ? absl::StrCat(small, "@", row.in_flight) : small;
+      row.target = "within 2x of 10k";
+    }
+  }
+  Writes();
+  Events();
+  Memory("after the load");
+  Judge();
+  Print();
+  WriteJson();
+  return 0;
+}
+
+}  // namespace
+}  // namespace mci::bench
+
+int main() {
+  mci::bench::Bench bench;
+  int rc = bench.Run();
+  std::fflush(stdout);
+  // The services, NATS and PostgreSQL are stopped by the harness's destructors.
+  return rc;
+}

@@ -1,0 +1,76 @@
+#pragma once
+
+// A closed-loop load generator over gRPC's asynchronous (callback) client API: `in_flight`
+// operations are kept outstanding; each completion starts the next one on the same slot.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+namespace mci::bench {
+
+using Clock = std::chrono::steady_clock;
+// Called exactly once when an operation ends (the status of its last call).
+using Done = std::function<void(const grpc::Status&)>;
+// Starts one operation on `slot` (0..in_flight-1) without blocking.
+using Issue = std::function<void(int slot, Done done)>;
+
+struct LoadOptions {
+  int in_flight = 16;
+  double warmup_s = 1;
+  double duration_s = 5;
+  // Stops early after this many measured operations (0: no limit).
+  int64_t max_ops = 0;
+};
+
+struct LoadResult {
+  int64_t ok = 0;
+  int64_t errors = 0;
+  std::string first_error;
+  double seconds = 0;  // length of the measured window
+  double qps = 0;      // successful operations per second in the window
+  double p50_ms = 0, p99_ms = 0, p999_ms = 0, mean_ms = 0;
+};
+
+// Runs the load. `window_start` and `window_end` are called at the edges of the measured window
+// (after the warm-up), e.g. to sample the servers' CPU time.
+LoadResult RunLoad(const LoadOptions& options, const Issue& issue,
+                   const std::function<void()>& window_start = nullptr,
+                   const std::function<void()>& window_end = nullptr);
+
+// Percentiles (0..1) of latencies in ms; sorts `ms`.
+double Percentile(std::vector<double>& ms, double q);
+
+// An open-loop background load: `rate` operations per second, at most `max_in_flight` at once
+// (operations that would exceed it are skipped and counted).
+class PacedLoad {
+ public:
+  PacedLoad(double rate, int max_in_flight, Issue issue);
+  ~PacedLoad();
+  void Start();
+  void Stop();  // waits for the operations in flight
+  int64_t completed() const { return ok_.load() + errors_.load(); }
+  int64_t ok() const { return ok_.load(); }
+  int64_t errors() const { return errors_.load(); }
+  int64_t skipped() const { return skipped_.load(); }
+  double achieved_rate() const;
+
+ private:
+  double rate_;
+  int max_in_flight_;
+  Issue issue_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> in_flight_{0};
+  std::atomic<int64_t> ok_{0}, errors_{0}, skipped_{0};
+  Clock::time_point started_, stopped_;
+};
+
+}  // namespace mci::bench

@@ -1,0 +1,23 @@
+#pragma once
+
+// What /proc says about the processes under test: CPU time (utime + stime) and resident memory.
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace mci::bench {
+
+// utime + stime of `pid` in seconds (0 when it is gone).
+double CpuSeconds(pid_t pid);
+// Sum over several processes.
+double CpuSeconds(const std::vector<pid_t>& pids);
+// VmRSS of `pid` in MiB (0 when it is gone).
+double RssMiB(pid_t pid);
+// The live children of `parent` whose executable's file name is `name`.
+std::vector<pid_t> ChildrenNamed(pid_t parent, const std::string& name);
+// Every live descendant of `parent` (children, their children, ...).
+std::vector<pid_t> Descendants(pid_t parent);
+
+}  // namespace mci::bench

@@ -1,0 +1,372 @@
+// ServerTemplateLogic over an in-memory repository and a scripted catalog: the replica-miss path
+// (read-your-writes), account isolation, launch order, the commit rule and the saga identity.
+
+#include "services/templates/template_logic.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace mci::templates {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+namespace catalog = mci::catalog::v1;
+
+constexpr char kEast[] = "clouds/aws-us-east-1";
+constexpr char kWest[] = "clouds/aws-us-west-1";
+constexpr char kGoogle[] = "clouds/google-us-central1";
+constexpr char kBase[] = "accounts/acme/multiCloudImages/base";
+constexpr char kOther[] = "accounts/acme/multiCloudImages/other";
+constexpr char kTemplate[] = "accounts/acme/serverTemplates/web";
+
+absl::Status Unimplemented() { return absl::UnimplementedError("not in the fake"); }
+
+class FakeRepository : public Repository {
+ public:
+  absl::StatusOr<TemplateRecord> CreateTemplate(const NewTemplate&) override {
+    return Unimplemented();
+  }
+  absl::StatusOr<TemplateRecord> GetTemplate(const std::string& account, const std::string& id,
+                                             int64_t revision) override {
+    auto it = templates.find({absl::StrCat(account, "/", id), revision});
+    if (it == templates.end()) return absl::NotFoundError("no such template");
+    return it->second;
+  }
+  absl::StatusOr<std::vector<TemplateRecord>> ListTemplates(const std::string&, int64_t,
+                                                            int) override {
+    return Unimplemented();
+  }
+  absl::StatusOr<TemplateRecord> UpdateTemplate(const std::string&, const std::string&,
+                                                const TemplateUpdate&) override {
+    return Unimplemented();
+  }
+  absl::Status DeleteTemplate(const std::string&, const std::string&, int64_t) override {
+    return Unimplemented();
+  }
+  absl::StatusOr<TemplateRecord> CommitTemplate(const std::string& account, const std::string& id,
+                                                int64_t, const std::string& message,
+                                                const std::map<std::string, int64_t>& p) override {
+    pins = p;
+    TemplateRecord t = templates[{absl::StrCat(account, "/", id), 0}];
+    t.revision = 1;
+    t.commit_message = message;
+    for (auto& r : t.references) {
+      if (r.mci_revision == 0) r.mci_revision = p.at(r.mci);
+    }
+    return t;
+  }
+  absl::StatusOr<TemplateRecord> AddReference(const std::string& account, const std::string& id,
+                                              const Reference& ref, bool) override {
+    TemplateRecord& t = templates[{absl::StrCat(account, "/", id), 0}];
+    t.references.push_back(ref);
+    return t;
+  }
+  absl::StatusOr<TemplateRecord> RemoveReference(const std::string&, const std::string&,
+                                                 const Reference&) override {
+    return Unimplemented();
+  }
+  absl::StatusOr<TemplateRecord> SetDefaultReference(const std::string&, const std::string&,
+                                                     const Reference&) override {
+    return Unimplemented();
+  }
+  absl::StatusOr<std::vector<Usage>> ListUsages(const std::string&, std::optional<int64_t>,
+                                                const UsageKey&, int) override {
+    return Unimplemented();
+  }
+  absl::StatusOr<std::map<std::string, ReplicaRecord>> GetReplicas(
+      const std::vector<std::string>& mcis) override {
+    std::map<std::string, ReplicaRecord> out;
+    for (const auto& m : mcis) {
+      if (auto it = replicas.find(m); it != replicas.end()) out[m] = it->second;
+    }
+    return out;
+  }
+  absl::Status RecordCatalogState(const CatalogState& state, std::optional<int64_t>) override {
+    ReplicaRecord& r = replicas[state.mci];
+    r.mci = state.mci;
+    r.state = ReplicaState::kActive;
+    if (state.revision == 0) {
+      r.head_clouds = state.clouds;
+    } else {
+      r.revision_clouds[state.revision] = state.clouds;
+    }
+    return absl::OkStatus();
+  }
+  absl::Status ApplyEvent(const mci::events::v1::MultiCloudImageEvent&) override {
+    return Unimplemented();
+  }
+  absl::StatusOr<bool> DeletionFenced(const std::string& mci) override {
+    return fenced.count(mci) > 0;
+  }
+  absl::StatusOr<Reservation> ReserveDeletion(const std::string& mci,
+                                              const std::string& deletion_id) override {
+    reserved.push_back(absl::StrCat(mci, "#", deletion_id));
+    return Reservation{true, {}};
+  }
+  absl::Status ReleaseDeletion(const std::string&, const std::string&, bool) override {
+    return absl::OkStatus();
+  }
+  bool Healthy() override { return true; }
+
+  void AddTemplate(std::vector<Reference> refs, int64_t revision = 0) {
+    TemplateRecord t;
+    t.account = "acme";
+    t.template_id = "web";
+    t.display_name = "Web";
+    t.revision = revision;
+    t.version = 1;
+    int position = 0;
+    for (auto& r : refs) r.position = ++position;
+    t.references = std::move(refs);
+    templates[{"acme/web", revision}] = t;
+  }
+  void AddReplica(const std::string& mci, std::vector<std::string> head_clouds,
+                  std::map<int64_t, std::vector<std::string>> revisions = {}) {
+    ReplicaRecord r;
+    r.mci = mci;
+    r.account = "acme";
+    r.head_clouds = std::move(head_clouds);
+    r.revision_clouds = std::move(revisions);
+    replicas[mci] = r;
+  }
+
+  std::map<std::pair<std::string, int64_t>, TemplateRecord> templates;
+  std::map<std::string, ReplicaRecord> replicas;
+  std::set<std::string> fenced;
+  std::map<std::string, int64_t> pins;
+  std::vector<std::string> reserved;
+};
+
+class FakeCatalog : public CatalogClient {
+ public:
+  absl::StatusOr<catalog::MultiCloudImage> GetMultiCloudImage(const std::string& token,
+                                                              const std::string& name) override {
+    calls.push_back(absl::StrCat("Get ", name));
+    tokens.push_back(token);
+    if (!available) return absl::UnavailableError("catalog down");
+    auto it = mcis.find(name);
+    if (it == mcis.end()) return absl::NotFoundError("no such MCI");
+    return it->second;
+  }
+  absl::StatusOr<catalog::MultiCloudImage> CommitMultiCloudImage(const std::string&,
+                                                                 const std::string& name,
+                                                                 const std::string&) override {
+    calls.push_back(absl::StrCat("Commit ", name));
+    catalog::MultiCloudImage m;
+    m.set_name(absl::StrCat(name, "@4"));
+    m.set_revision(4);
+    m.add_clouds(kEast);
+    return m;
+  }
+  absl::StatusOr<catalog::ResolveImageResponse> ResolveImage(const std::string&,
+                                                             const std::string& name,
+                                                             const std::string& cloud) override {
+    calls.push_back(absl::StrCat("Resolve ", name, " ", cloud));
+    auto it = coverage.find(name);
+    if (it == coverage.end() || it->second.count(cloud) == 0) {
+      return absl::FailedPreconditionError("no setting for that cloud");
+    }
+    catalog::ResolveImageResponse r;
+    r.set_multi_cloud_image(name);
+    r.mutable_setting()->set_cloud(cloud);
+    return r;
+  }
+
+  void AddMci(const std::string& name, std::vector<std::string> clouds,
+              catalog::MultiCloudImage::State state = catalog::MultiCloudImage::ACTIVE) {
+    catalog::MultiCloudImage m;
+    m.set_name(name);
+    m.set_state(state);
+    for (const auto& c : clouds) m.add_clouds(c);
+    mcis[name] = m;
+    coverage[name] = {clouds.begin(), clouds.end()};
+  }
+
+  bool available = true;
+  std::map<std::string, catalog::MultiCloudImage> mcis;
+  std::map<std::string, std::set<std::string>> coverage;
+  std::vector<std::string> calls;
+  std::vector<std::string> tokens;
+};
+
+class TemplateLogicTest : public ::testing::Test {
+ protected:
+  TemplateLogicTest() : logic_(&repository_, &catalog_) {
+    designer_.subject = "user@acme";
+    designer_.account = "acme";
+    designer_.roles = {auth::Role::kDesigner};
+    designer_.token = "designer-token";
+    catalog_service_.subject = "catalog-service";
+    catalog_service_.roles = {auth::Role::kService};
+  }
+
+  absl::Status Add(const std::string& mci, v1::ServerTemplate* out = nullptr) {
+    v1::AddMultiCloudImageRequest req;
+    req.set_server_template(kTemplate);
+    req.set_multi_cloud_image(mci);
+    v1::ServerTemplate t;
+    return logic_.AddMultiCloudImage(designer_, req, out != nullptr ? out : &t);
+  }
+  absl::StatusOr<v1::ResolveLaunchResponse> Resolve(const std::string& tmpl,
+                                                    const std::string& cloud) {
+    v1::ResolveLaunchRequest req;
+    req.set_server_template(tmpl);
+    req.set_cloud(cloud);
+    v1::ResolveLaunchResponse resp;
+    absl::Status s = logic_.ResolveLaunch(designer_, req, &resp);
+    if (!s.ok()) return s;
+    return resp;
+  }
+
+  FakeRepository repository_;
+  FakeCatalog catalog_;
+  ServerTemplateLogic logic_;
+  auth::Caller designer_;
+  auth::Caller catalog_service_;
+};
+
+TEST_F(TemplateLogicTest, AnotherAccountsMciIsNotFoundWithoutAskingTheCatalog) {
+  repository_.AddTemplate({});
+  absl::Status s = Add("accounts/rival/multiCloudImages/base");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(catalog_.calls.empty());
+}
+
+TEST_F(TemplateLogicTest, AReplicaMissAsksTheCatalogWithTheCallersToken) {
+  repository_.AddTemplate({});
+  catalog_.AddMci(kBase, {kEast});
+  v1::ServerTemplate t;
+  ASSERT_TRUE(Add(kBase, &t).ok());
+  EXPECT_THAT(catalog_.calls, ElementsAre(absl::StrCat("Get ", kBase)));
+  EXPECT_THAT(catalog_.tokens, ElementsAre("designer-token"));
+  ASSERT_EQ(t.multi_cloud_images_size(), 1);
+  EXPECT_THAT(t.multi_cloud_images(0).clouds(), ElementsAre(kEast));
+  // Known now: no second call.
+  ASSERT_TRUE(Add(kBase).ok());
+  EXPECT_EQ(catalog_.calls.size(), 1u);
+}
+
+TEST_F(TemplateLogicTest, RevisionsUnknownToTheReplicaAreLookedUp) {
+  repository_.AddTemplate({});
+  repository_.AddReplica(kBase, {kEast});
+  catalog_.AddMci(absl::StrCat(kBase, "@2"), {kWest});
+  ASSERT_TRUE(Add(absl::StrCat(kBase, "@2")).ok());
+  EXPECT_THAT(catalog_.calls, ElementsAre(absl::StrCat("Get ", kBase, "@2")));
+  EXPECT_EQ(Add(absl::StrCat(kBase, "@3")).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(TemplateLogicTest, UnknownDeletingAndFencedMcis) {
+  repository_.AddTemplate({});
+  EXPECT_EQ(Add(kBase).code(), absl::StatusCode::kNotFound);
+  catalog_.AddMci(kOther, {kEast}, catalog::MultiCloudImage::DELETING);
+  EXPECT_EQ(Add(kOther).code(), absl::StatusCode::kFailedPrecondition);
+  // A standing fence answers by itself, even with the catalog down.
+  repository_.fenced.insert(kBase);
+  catalog_.available = false;
+  absl::Status s = Add(kBase);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("being deleted"));
+}
+
+TEST_F(TemplateLogicTest, ResolveLaunchTriesTheDefaultFirstThenTheOthersInOrder) {
+  repository_.AddTemplate({{kOther, 0, true}, {kBase, 0, false}});
+  repository_.AddReplica(kOther, {kEast});
+  repository_.AddReplica(kBase, {kEast, kWest});
+  catalog_.AddMci(kOther, {kEast});
+  catalog_.AddMci(kBase, {kEast, kWest});
+  auto east = Resolve(kTemplate, kEast);
+  ASSERT_TRUE(east.ok()) << east.status();
+  EXPECT_EQ(east->multi_cloud_image(), kOther);
+  auto west = Resolve(kTemplate, kWest);
+  ASSERT_TRUE(west.ok());
+  EXPECT_EQ(west->multi_cloud_image(), kBase);
+  auto google = Resolve(kTemplate, kGoogle);
+  EXPECT_EQ(google.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(google.status().message()), HasSubstr(absl::StrCat(kEast, ", ", kWest)));
+  EXPECT_EQ(Resolve(kTemplate, "east").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TemplateLogicTest, ResolveLaunchAsksTheCatalogWhenTheReplicaLagsBehindAHead) {
+  repository_.AddTemplate({{kBase, 0, true}});
+  repository_.AddReplica(kBase, {kEast});
+  catalog_.AddMci(kBase, {kEast, kGoogle});
+  auto google = Resolve(kTemplate, kGoogle);
+  ASSERT_TRUE(google.ok()) << google.status();
+  EXPECT_EQ(google->multi_cloud_image(), kBase);
+}
+
+TEST_F(TemplateLogicTest, ResolvedRevisionsAreCached) {
+  repository_.AddTemplate({{kBase, 2, true}});
+  repository_.AddReplica(kBase, {}, {{2, {kEast}}});
+  catalog_.AddMci(absl::StrCat(kBase, "@2"), {kEast});
+  ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  EXPECT_EQ(catalog_.calls.size(), 1u);
+}
+
+TEST_F(TemplateLogicTest, CommitRefusesHeadReferencesUnlessAskedToCommitThem) {
+  repository_.AddTemplate({{kBase, 0, true}, {kOther, 3, false}});
+  repository_.AddReplica(kBase, {kEast});
+  v1::CommitServerTemplateRequest req;
+  req.set_name(kTemplate);
+  v1::ServerTemplate t;
+  absl::Status s = logic_.CommitServerTemplate(designer_, req, &t);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr(kBase));
+  EXPECT_TRUE(catalog_.calls.empty());
+
+  req.set_commit_head_multi_cloud_images(true);
+  ASSERT_TRUE(logic_.CommitServerTemplate(designer_, req, &t).ok());
+  EXPECT_THAT(catalog_.calls, ElementsAre(absl::StrCat("Commit ", kBase)));
+  EXPECT_EQ(repository_.pins, (std::map<std::string, int64_t>{{kBase, 4}}));
+  EXPECT_EQ(t.name(), absl::StrCat(kTemplate, "@1"));
+  EXPECT_EQ(t.multi_cloud_images(0).multi_cloud_image(), absl::StrCat(kBase, "@4"));
+  EXPECT_THAT(t.multi_cloud_images(0).clouds(), ElementsAre(kEast));
+}
+
+TEST_F(TemplateLogicTest, OnlyTheCatalogIdentityReservesDeletions) {
+  v1::ReserveMultiCloudImageDeletionRequest req;
+  req.set_multi_cloud_image(kBase);
+  req.set_deletion_id("del-1");
+  v1::ReserveMultiCloudImageDeletionResponse resp;
+  auth::Caller marketplace = catalog_service_;
+  marketplace.subject = "marketplace-service";
+  EXPECT_EQ(logic_.ReserveMultiCloudImageDeletion(marketplace, req, &resp).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(logic_.ReserveMultiCloudImageDeletion(designer_, req, &resp).code(),
+            absl::StatusCode::kPermissionDenied);
+  ASSERT_TRUE(logic_.ReserveMultiCloudImageDeletion(catalog_service_, req, &resp).ok());
+  EXPECT_TRUE(resp.reserved());
+  req.set_multi_cloud_image(absl::StrCat(kBase, "@1"));
+  EXPECT_EQ(logic_.ReserveMultiCloudImageDeletion(catalog_service_, req, &resp).code(),
+            absl::StatusCode::kInvalidArgument);
+  req.set_multi_cloud_image(kBase);
+  req.set_deletion_id("");
+  EXPECT_EQ(logic_.ReserveMultiCloudImageDeletion(catalog_service_, req, &resp).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(repository_.reserved, ElementsAre(absl::StrCat(kBase, "#del-1")));
+}
+
+TEST(LaunchOrderTest, CandidatesAndCoveredClouds) {
+  std::map<std::string, ReplicaRecord> replicas;
+  replicas[kBase].head_clouds = {kEast, kWest};
+  replicas[kBase].revision_clouds[1] = {kWest};
+  replicas[kOther].head_clouds = {kWest};
+  std::vector<Reference> refs = {{kBase, 1, false, 1}, {kOther, 0, true, 2}, {kBase, 0, false, 3}};
+  auto west = LaunchCandidates(refs, replicas, kWest);
+  ASSERT_EQ(west.size(), 3u);
+  EXPECT_EQ(west[0].mci, kOther);
+  EXPECT_EQ(west[1].mci_revision, 1);
+  EXPECT_EQ(west[2].mci_revision, 0);
+  auto east = LaunchCandidates(refs, replicas, kEast);
+  ASSERT_EQ(east.size(), 1u);
+  EXPECT_EQ(east[0].mci, kBase);
+  EXPECT_THAT(CoveredClouds(refs, replicas), ElementsAre(kEast, kWest));
+  EXPECT_TRUE(LaunchCandidates(refs, {}, kEast).empty());
+}
+
+}  // namespace
+}  // namespace mci::templates
