@@ -1361,6 +1361,7 @@ void Bench::WriteJson() {
 }
 
 int Bench::Run() {
+  std::filesystem::create_directories(results_dir_);
   if (!Start()) return 1;
   std::this_thread::sleep_for(std::chrono::seconds(2));
   Memory("idle");

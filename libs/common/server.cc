@@ -2,6 +2,12 @@
 
 #include <signal.h>
 
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <mutex>
+
 #include <httplib.h>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -11,8 +17,62 @@
 #include "absl/strings/str_cat.h"
 #include "libs/common/log.h"
 #include "libs/common/metrics.h"
+#include "libs/common/rpc.h"
 
 namespace mci {
+
+namespace internal {
+namespace {
+
+// The handler threads of every service in this process (see RunBlocking in rpc.h). Their number
+// bounds how many calls wait on the database or a peer at once: a few more than the database pool
+// (8 connections by default), so that a call that does not need the database is not stuck behind
+// them. MCI_RPC_THREADS overrides it.
+class HandlerPool {
+ public:
+  HandlerPool() {
+    int threads = 16;
+    if (const char* env = std::getenv("MCI_RPC_THREADS")) {
+      int n = 0;
+      if (absl::SimpleAtoi(env, &n) && n > 0) threads = n;
+    }
+    for (int i = 0; i < threads; ++i) std::thread([this] { Loop(); }).detach();
+  }
+  void Run(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return !tasks_.empty(); });
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+};
+
+}  // namespace
+
+void RunBlocking(std::function<void()> task) {
+  // Never destroyed: its detached threads may still run while the process exits.
+  static auto* pool = new HandlerPool();
+  pool->Run(std::move(task));
+}
+
+}  // namespace internal
 
 void BlockTerminationSignals() {
   sigset_t set;

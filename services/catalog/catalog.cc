@@ -172,6 +172,21 @@ const std::vector<std::pair<const char*, const char*>>& Statements() {
       {"bump_for_event", kBumpForEvent},
       {"revision_clouds", kRevisionClouds},
       {"insert_outbox", kInsertOutbox},
+      // The statements of the write paths, prepared once per connection rather than parsed and
+      // planned on every call.
+      {"mci_exists", kMciExists},
+      {"insert_mci", kInsertMci},
+      {"setting_exists", kSettingExists},
+      {"cloud_exists", kCloudExists},
+      {"insert_setting", kInsertSetting},
+      {"insert_revision", kInsertRevision},
+      {"copy_settings", kCopySettings},
+      {"set_latest_revision", kSetLatestRevision},
+      {"get_mci", kGetMci},
+      {"update_info", kUpdateInfo},
+      {"delete_setting", kDeleteSetting},
+      {"update_setting", kUpdateSetting},
+      {"insert_request_id", kInsertRequestId},
   };
   return *statements;
 }
@@ -195,21 +210,18 @@ std::string EscapeLike(absl::string_view text) {
 }
 
 void FillSettings(const MciName& name, const char* json, pb::MultiCloudImage* out) {
-  google::protobuf::ListValue list;
-  if (!google::protobuf::util::JsonStringToMessage(json, &list).ok()) return;
-  for (const auto& v : list.values()) {
-    const auto& f = v.list_value().values();
+  for (const auto& f : JsonStringRows(json)) {
     if (f.size() < 6) continue;
-    const std::string& cloud = f[0].string_value();
+    const std::string& cloud = f[0];
     out->add_clouds(CloudName(cloud));
     pb::MultiCloudImageSetting* s = out->add_settings();
     s->set_name(SettingName{name, cloud}.Full());
     s->set_cloud(CloudName(cloud));
-    s->set_image(ImageName(cloud, f[1].string_value()));
-    s->set_instance_type(InstanceTypeName(cloud, f[2].string_value()));
-    if (!f[3].string_value().empty()) s->set_kernel_image(ImageName(cloud, f[3].string_value()));
-    if (!f[4].string_value().empty()) s->set_ramdisk_image(ImageName(cloud, f[4].string_value()));
-    s->set_user_data(f[5].string_value());
+    s->set_image(ImageName(cloud, f[1]));
+    s->set_instance_type(InstanceTypeName(cloud, f[2]));
+    if (!f[3].empty()) s->set_kernel_image(ImageName(cloud, f[3]));
+    if (!f[4].empty()) s->set_ramdisk_image(ImageName(cloud, f[4]));
+    s->set_user_data(f[5]);
   }
 }
 
@@ -306,7 +318,7 @@ absl::StatusOr<MciName> Catalog::ReadableMci(const Caller& caller, absl::string_
 absl::Status Catalog::LoadMci(pqxx::transaction_base& txn, const MciName& name, bool for_update,
                               MciRow* row) {
   pqxx::result r = for_update ? txn.exec_prepared("lock_mci", name.account, name.mci_id)
-                              : txn.exec_params(kGetMci, name.account, name.mci_id);
+                              : txn.exec_prepared("get_mci", name.account, name.mci_id);
   if (r.empty()) return NotFound(name);
   row->Parse(r[0]);
   return absl::OkStatus();
@@ -438,18 +450,18 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
         ReadMciByRequestId(txn, name.account, req.request_id(), out).ok()) {
       return absl::OkStatus();
     }
-    if (!txn.exec_params(kMciExists, name.account, name.mci_id).empty()) {
+    if (!txn.exec_prepared("mci_exists", name.account, name.mci_id).empty()) {
       return absl::AlreadyExistsError(absl::StrCat("MultiCloud Image ", name.Head(),
                                                    " already exists; choose another id."));
     }
-    int64_t id = txn.exec_params(kInsertMci, name.account, name.mci_id, mci.display_name(),
+    int64_t id = txn.exec_prepared("insert_mci", name.account, name.mci_id, mci.display_name(),
                                  mci.description(),
                                  JoinArray({tags.begin(), tags.end()}),
                                  static_cast<int>(pb::Origin::CREATED), "", "", name.Head(), "",
                                  0)[0][0]
                      .as<int64_t>();
     if (!req.request_id().empty()) {
-      txn.exec_params(kInsertRequestId, name.account, req.request_id(), id);
+      txn.exec_prepared("insert_request_id", name.account, req.request_id(), id);
     }
     MciRow row;
     if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
@@ -563,7 +575,7 @@ absl::Status Catalog::UpdateMultiCloudImage(const Caller& caller,
           " changed since you read it (now ", row.etag(), "). Get it again and retry."));
     }
     if (auto s = EditableHead(row, *name); !s.ok()) return s;
-    txn.exec_params(kUpdateInfo, row.id, set_name ? in.display_name() : row.display_name,
+    txn.exec_prepared("update_info", row.id, set_name ? in.display_name() : row.display_name,
                     set_description ? in.description() : row.description, JoinArray(row.tags));
     if (set_name) row.display_name = in.display_name();
     AppendEvent(txn, row, Event::UPDATED, 0, true);
@@ -598,7 +610,7 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
     }
     pb::MultiCloudImage src;
     if (auto s = ReadMci(txn, *source, false, &src); !s.ok()) return s;
-    if (!txn.exec_params(kMciExists, name.account, name.mci_id).empty()) {
+    if (!txn.exec_prepared("mci_exists", name.account, name.mci_id).empty()) {
       return absl::AlreadyExistsError(absl::StrCat("MultiCloud Image ", name.Head(),
                                                    " already exists; choose another id."));
     }
@@ -606,16 +618,16 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
         req.display_name().empty() ? NextCloneDisplayName(src.display_name()) : req.display_name();
     std::vector<std::string> tags(src.tags().begin(), src.tags().end());
     int64_t id =
-        txn.exec_params(kInsertMci, name.account, name.mci_id, display_name, src.description(),
+        txn.exec_prepared("insert_mci", name.account, name.mci_id, display_name, src.description(),
                         JoinArray(tags), static_cast<int>(pb::Origin::CLONED), source->Full(),
                         src.display_name(), src.origin().lineage(), src.origin().publication(),
                         source->revision)[0][0]
             .as<int64_t>();
     MciRow src_row;
     if (auto s = LoadMci(txn, *source, false, &src_row); !s.ok()) return s;
-    txn.exec_params(kCopySettings, id, 0, src_row.id, source->revision);
+    txn.exec_prepared("copy_settings", id, 0, src_row.id, source->revision);
     if (!req.request_id().empty()) {
-      txn.exec_params(kInsertRequestId, name.account, req.request_id(), id);
+      txn.exec_prepared("insert_request_id", name.account, req.request_id(), id);
     }
     MciRow row;
     if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
@@ -657,10 +669,10 @@ absl::Status Catalog::CommitMultiCloudImage(const Caller& caller,
           " has no settings: add a setting for at least one cloud before committing."));
     }
     int64_t revision = row.latest_revision + 1;
-    txn.exec_params(kInsertRevision, row.id, revision, row.display_name, row.description,
+    txn.exec_prepared("insert_revision", row.id, revision, row.display_name, row.description,
                     JoinArray(row.tags), req.message());
-    txn.exec_params(kCopySettings, row.id, revision, row.id, 0);
-    txn.exec_params(kSetLatestRevision, row.id, revision);
+    txn.exec_prepared("copy_settings", row.id, revision, row.id, 0);
+    txn.exec_prepared("set_latest_revision", row.id, revision);
     AppendEvent(txn, row, Event::COMMITTED, revision, true);
     return ReadMci(txn, MciName{name->account, name->mci_id, revision}, true, out);
   });
@@ -777,19 +789,19 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
   auto write_settings = [&](pqxx::work& txn, int64_t id) {
     for (const Setting& s : settings) {
       for (int64_t rev : {int64_t{0}, revision}) {
-        txn.exec_params(kInsertSetting, id, rev, s.cloud, s.image, s.type, s.kernel, s.ramdisk,
+        txn.exec_prepared("insert_setting", id, rev, s.cloud, s.image, s.type, s.kernel, s.ramdisk,
                         s.user_data);
       }
     }
-    txn.exec_params(kInsertRevision, id, revision, snap.display_name(), snap.description(),
+    txn.exec_prepared("insert_revision", id, revision, snap.display_name(), snap.description(),
                     JoinArray({tags.begin(), tags.end()}),
                     absl::StrCat("Imported from ", snap.origin().source()));
-    txn.exec_params(kSetLatestRevision, id, revision);
+    txn.exec_prepared("set_latest_revision", id, revision);
   };
   bool changed = false;
   absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
     for (const Setting& s : settings) {
-      if (txn.exec_params(kCloudExists, s.cloud).empty()) {
+      if (txn.exec_prepared("cloud_exists", s.cloud).empty()) {
         return absl::FailedPreconditionError(absl::StrCat(
             "The published MCI uses ", CloudName(s.cloud), ", which this catalog does not know."));
       }
@@ -799,14 +811,14 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
           ReadMciByRequestId(txn, name.account, req.request_id(), out).ok()) {
         return absl::OkStatus();
       }
-      int64_t id = txn.exec_params(kInsertMci, name.account, name.mci_id, snap.display_name(),
+      int64_t id = txn.exec_prepared("insert_mci", name.account, name.mci_id, snap.display_name(),
                                    snap.description(), JoinArray({tags.begin(), tags.end()}),
                                    static_cast<int>(pb::Origin::IMPORTED), snap.origin().source(),
                                    snap.origin().source_display_name(), snap.origin().lineage(),
                                    snap.origin().source(), revision)[0][0]
                        .as<int64_t>();
       if (!req.request_id().empty()) {
-        txn.exec_params(kInsertRequestId, name.account, req.request_id(), id);
+        txn.exec_prepared("insert_request_id", name.account, req.request_id(), id);
       }
       write_settings(txn, id);
       MciRow row;
@@ -832,7 +844,7 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
           "; an update must bring a newer published revision than that."));
     }
     txn.exec_params(kDeleteHeadSettings, row.id);
-    txn.exec_params(kUpdateInfo, row.id, snap.display_name(), snap.description(),
+    txn.exec_prepared("update_info", row.id, snap.display_name(), snap.description(),
                     JoinArray({tags.begin(), tags.end()}));
     txn.exec_params(kSetImportOrigin, row.id, snap.origin().source(), snap.origin().source(),
                     revision);
@@ -984,7 +996,7 @@ int Catalog::RecoverDeletions() {
 absl::Status Catalog::CheckSetting(pqxx::transaction_base& txn, const std::string& account,
                                    const std::string& cloud_id,
                                    const pb::MultiCloudImageSetting& s) {
-  if (txn.exec_params(kCloudExists, cloud_id).empty()) {
+  if (txn.exec_prepared("cloud_exists", cloud_id).empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("Cloud ", CloudName(cloud_id), " does not exist; see ListClouds."));
   }
@@ -1086,13 +1098,13 @@ absl::Status Catalog::CreateMultiCloudImageSetting(
     MciRow row;
     if (auto st = LoadMci(txn, *name, true, &row); !st.ok()) return st;
     if (auto st = EditableHead(row, *name); !st.ok()) return st;
-    if (!txn.exec_params(kSettingExists, row.id, *cloud).empty()) {
+    if (!txn.exec_prepared("setting_exists", row.id, *cloud).empty()) {
       return absl::AlreadyExistsError(absl::StrCat(
           name->Head(), " already has a setting for ", CloudName(*cloud),
           " (one image per cloud); update that setting instead, or create another MCI."));
     }
     if (auto st = CheckSetting(txn, name->account, *cloud, s); !st.ok()) return st;
-    txn.exec_params(kInsertSetting, row.id, 0, *cloud, IdOf(s.image()), IdOf(s.instance_type()),
+    txn.exec_prepared("insert_setting", row.id, 0, *cloud, IdOf(s.image()), IdOf(s.instance_type()),
                     s.kernel_image().empty() ? "" : IdOf(s.kernel_image()),
                     s.ramdisk_image().empty() ? "" : IdOf(s.ramdisk_image()), s.user_data());
     AppendEvent(txn, row, Event::SETTINGS_CHANGED, 0, true);
@@ -1145,7 +1157,7 @@ absl::Status Catalog::UpdateMultiCloudImageSetting(
       if (p == "user_data") merged.set_user_data(req.setting().user_data());
     }
     if (auto st = CheckSetting(txn, name->account, setting->cloud_id, merged); !st.ok()) return st;
-    txn.exec_params(kUpdateSetting, row.id, setting->cloud_id, IdOf(merged.image()),
+    txn.exec_prepared("update_setting", row.id, setting->cloud_id, IdOf(merged.image()),
                     IdOf(merged.instance_type()),
                     merged.kernel_image().empty() ? "" : IdOf(merged.kernel_image()),
                     merged.ramdisk_image().empty() ? "" : IdOf(merged.ramdisk_image()),
@@ -1169,7 +1181,7 @@ absl::Status Catalog::DeleteMultiCloudImageSetting(
     MciRow row;
     if (auto st = LoadMci(txn, *name, true, &row); !st.ok()) return st;
     if (auto st = EditableHead(row, *name); !st.ok()) return st;
-    if (txn.exec_params(kDeleteSetting, row.id, setting->cloud_id).affected_rows() == 0) {
+    if (txn.exec_prepared("delete_setting", row.id, setting->cloud_id).affected_rows() == 0) {
       return absl::NotFoundError(absl::StrCat("Setting ", req.name(), " not found."));
     }
     AppendEvent(txn, row, Event::SETTINGS_CHANGED, 0, true);
@@ -1235,7 +1247,7 @@ absl::Status Catalog::AddTags(const Caller& caller, const pb::AddTagsRequest& re
     if (tags.size() > 100) {
       return absl::InvalidArgumentError("An MCI holds at most 100 tags.");
     }
-    txn.exec_params(kUpdateInfo, row.id, row.display_name, row.description,
+    txn.exec_prepared("update_info", row.id, row.display_name, row.description,
                     JoinArray({tags.begin(), tags.end()}));
     AppendEvent(txn, row, Event::TAGS_CHANGED, 0, true);
     return ReadMci(txn, *name, true, out);
@@ -1258,7 +1270,7 @@ absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsReque
     if (auto st = EditableHead(row, *name); !st.ok()) return st;
     std::set<std::string> tags(row.tags.begin(), row.tags.end());
     for (const auto& t : req.tags()) tags.erase(t);
-    txn.exec_params(kUpdateInfo, row.id, row.display_name, row.description,
+    txn.exec_prepared("update_info", row.id, row.display_name, row.description,
                     JoinArray({tags.begin(), tags.end()}));
     AppendEvent(txn, row, Event::TAGS_CHANGED, 0, true);
     return ReadMci(txn, *name, true, out);
@@ -1278,7 +1290,7 @@ absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageR
   if (!cloud.ok()) return cloud.status();
   uint64_t generation = 0;
   if (auto hit = cache_.Get(name->Key(), name->revision, *cloud, &generation)) {
-    if (hit->status.ok()) *out = hit->response;
+    if (hit->status.ok()) *out = std::move(hit->response);
     return hit->status;
   }
   ResolveCache::Answer answer;
@@ -1329,9 +1341,10 @@ absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageR
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
-  cache_.Put(name->Key(), name->revision, *cloud, generation, answer);
   if (answer.status.ok()) *out = answer.response;
-  return answer.status;
+  absl::Status result = answer.status;
+  cache_.Put(name->Key(), name->revision, *cloud, generation, std::move(answer));
+  return result;
 }
 
 absl::Status Catalog::ValidateMultiCloudImage(const Caller& caller,

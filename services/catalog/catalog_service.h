@@ -56,7 +56,8 @@ class CatalogService final : public pb::CatalogService::CallbackService {
           R::kObserver)
   MCI_RPC(AddTags, pb::AddTagsRequest, pb::MultiCloudImage, R::kDesigner)
   MCI_RPC(RemoveTags, pb::RemoveTagsRequest, pb::MultiCloudImage, R::kDesigner)
-  MCI_RPC(ResolveImage, pb::ResolveImageRequest, pb::ResolveImageResponse, R::kObserver)
+  // The launch hot path, answered from the resolve cache: inline on gRPC's thread.
+  MCI_RPC_INLINE(ResolveImage, pb::ResolveImageRequest, pb::ResolveImageResponse, R::kObserver)
   MCI_RPC(ValidateMultiCloudImage, pb::ValidateMultiCloudImageRequest,
           pb::ValidateMultiCloudImageResponse, R::kObserver)
 

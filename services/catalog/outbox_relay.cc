@@ -55,9 +55,12 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
     relayed.push_back(row[0].c_str());
   }
   if (!relayed.empty()) txn.exec_params(kDeleteRelayed, absl::StrJoin(relayed, ","));
-  if (relayed.size() < rows.size() || rows.empty()) {
+  // Counting the backlog costs a scan: only when a publish failed. An empty batch means none.
+  if (relayed.size() < rows.size()) {
     Metrics::Global().SetGauge("mci_outbox_backlog",
                                txn.exec(kBacklog)[0][0].as<double>());
+  } else if (rows.empty()) {
+    Metrics::Global().SetGauge("mci_outbox_backlog", 0);
   }
   return Batch{static_cast<int>(relayed.size()), relayed.size() < rows.size()};
 }

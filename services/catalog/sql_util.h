@@ -13,6 +13,8 @@ namespace mci::catalog {
 // into it (string_to_array($n, E'\x1f')); tags and cloud ids never contain control characters.
 std::vector<std::string> JsonStrings(const char* json);
 std::vector<int> JsonInts(const char* json);
+// A JSON array of arrays of strings (null as ""), e.g. json_agg(json_build_array(...)).
+std::vector<std::vector<std::string>> JsonStringRows(const char* json);
 std::string JoinArray(const std::vector<std::string>& values);
 google::protobuf::Timestamp ToTimestamp(double epoch_seconds);
 // A random id: `prefix` + `length` characters [a-z0-9].

@@ -109,12 +109,14 @@ std::vector<Reference> LaunchCandidates(const std::vector<Reference>& refs,
   });
   std::vector<Reference> out;
   for (const auto& r : ordered) {
-    auto it = replicas.find(r.mci);
-    if (it == replicas.end()) continue;
-    const auto* clouds = it->second.Clouds(r.mci_revision);
-    if (clouds != nullptr && std::find(clouds->begin(), clouds->end(), cloud) != clouds->end()) {
-      out.push_back(r);
+    if (r.mci_revision > 0) {
+      auto it = replicas.find(r.mci);
+      const auto* clouds = it == replicas.end() ? nullptr : it->second.Clouds(r.mci_revision);
+      if (clouds != nullptr && std::find(clouds->begin(), clouds->end(), cloud) == clouds->end()) {
+        continue;
+      }
     }
+    out.push_back(r);
   }
   return out;
 }
@@ -554,24 +556,10 @@ absl::Status ServerTemplateLogic::ResolveLaunch(const auth::Caller& caller,
     *response->mutable_image() = std::move(image);
     return absl::OkStatus();
   };
-  std::vector<Reference> candidates = LaunchCandidates(t->references, *replicas, request.cloud());
-  for (const auto& ref : candidates) {
+  for (const auto& ref : LaunchCandidates(t->references, *replicas, request.cloud())) {
     auto resolved = Resolve(caller, ref, request.cloud());
     if (resolved.ok()) return answer(ref, *std::move(resolved));
-    // The replica was behind the catalog (a setting just removed): try the next one.
-    if (resolved.status().code() != absl::StatusCode::kFailedPrecondition &&
-        resolved.status().code() != absl::StatusCode::kNotFound) {
-      return resolved.status();
-    }
-  }
-  // A HEAD may have gained the cloud since the replica last heard of it: ask the catalog.
-  for (const auto& ref : t->references) {
-    if (ref.mci_revision != 0 ||
-        std::find(candidates.begin(), candidates.end(), ref) != candidates.end()) {
-      continue;
-    }
-    auto resolved = Resolve(caller, ref, request.cloud());
-    if (resolved.ok()) return answer(ref, *std::move(resolved));
+    // This one has no setting for the cloud (or is gone): try the next one.
     if (resolved.status().code() != absl::StatusCode::kFailedPrecondition &&
         resolved.status().code() != absl::StatusCode::kNotFound) {
       return resolved.status();

@@ -20,8 +20,10 @@ namespace mci::templates {
 // Clouds covered by the references, sorted and without duplicates.
 std::vector<std::string> CoveredClouds(const std::vector<Reference>& refs,
                                        const std::map<std::string, ReplicaRecord>& replicas);
-// The references whose MCI (revision) covers `cloud` according to the replica, in launch order:
-// the default first, then the others as added.
+// The references to try for a launch in `cloud`, in launch order: the default first, then the
+// others as added. Committed revisions are immutable, so those the replica knows not to cover the
+// cloud are left out; a HEAD may have gained the cloud since the replica last heard of it, so
+// HEADs are always tried (the catalog decides).
 std::vector<Reference> LaunchCandidates(const std::vector<Reference>& refs,
                                         const std::map<std::string, ReplicaRecord>& replicas,
                                         const std::string& cloud);

@@ -280,6 +280,8 @@ TEST_F(TemplatesApiTest, ListSupportedCloudsAndResolveLaunch) {
   EXPECT_EQ(Resolve(tmpl, kEast, &launch).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   ASSERT_TRUE(clients_.Add(tmpl, east_only).ok());
   ASSERT_TRUE(clients_.Add(tmpl, east_west).ok());
+  // The supported clouds come from the replica, which follows the catalog's events.
+  EXPECT_TRUE(Eventually([&] { return Supported(tmpl).size() == 2; }, absl::Seconds(20)));
   EXPECT_THAT(Supported(tmpl), ElementsAre(kEast, kWest));
 
   ASSERT_TRUE(Resolve(tmpl, kEast, &launch).ok());
@@ -375,6 +377,24 @@ TEST_F(TemplatesApiTest, DeletionReservationsAreInternalAndIdempotent) {
   release.set_deletion_id("del-unknown");
   EXPECT_TRUE(
       api().ReleaseMultiCloudImageDeletion(Context(catalog_token).get(), release, &empty).ok());
+}
+
+// Readiness follows the database: NOT_SERVING while PostgreSQL is down, SERVING (and working)
+// again once it is back.
+TEST_F(TemplatesApiTest, ReadinessFollowsTheDatabase) {
+  const std::string service = "mci.templates.v1.ServerTemplateService";
+  auto serving = [&](int want) {
+    auto health = mci::testing::HealthCheck(stack_.templates_address(), service);
+    return health.ok() && *health == want;
+  };
+  ASSERT_TRUE(serving(1));
+  stack_.postgres().Stop();
+  EXPECT_TRUE(Eventually([&] { return serving(2); }, absl::Seconds(20)));
+  tpb::ServerTemplate t;
+  EXPECT_EQ(Create("during-outage", "X", &t).error_code(), grpc::StatusCode::UNAVAILABLE);
+  stack_.postgres().Start();
+  EXPECT_TRUE(Eventually([&] { return serving(1); }, absl::Seconds(30)));
+  EXPECT_TRUE(Eventually([&] { return Create("after-outage", "X", &t).ok(); }, absl::Seconds(10)));
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 namespace mci::templates {
 namespace {
 
-TEST(NamesTest, ParsesTemplateHeadsAndRevisions) {
+TEST(TemplateNamesTest, ParsesTemplateHeadsAndRevisions) {
   auto head = ParseTemplateName("accounts/acme/serverTemplates/web", "name");
   ASSERT_TRUE(head.ok()) << head.status();
   EXPECT_EQ(head->account, "acme");
@@ -18,7 +18,7 @@ TEST(NamesTest, ParsesTemplateHeadsAndRevisions) {
   EXPECT_EQ(rev->Head(), "accounts/acme/serverTemplates/web");
 }
 
-TEST(NamesTest, RejectsMalformedNamesWithTheFieldAndPattern) {
+TEST(TemplateNamesTest, RejectsMalformedNamesWithTheFieldAndPattern) {
   for (const char* bad : {"", "web", "accounts/acme/serverTemplates", "accounts//serverTemplates/x",
                           "accounts/acme/multiCloudImages/x", "accounts/acme/serverTemplates/x@",
                           "accounts/acme/serverTemplates/x@0", "accounts/acme/serverTemplates/x@-1",
@@ -29,7 +29,7 @@ TEST(NamesTest, RejectsMalformedNamesWithTheFieldAndPattern) {
   }
 }
 
-TEST(NamesTest, ParsesMultiCloudImageNames) {
+TEST(TemplateNamesTest, ParsesMultiCloudImageNames) {
   auto m = ParseMultiCloudImageName("accounts/acme/multiCloudImages/base@3", "multi_cloud_image");
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->Head(), "accounts/acme/multiCloudImages/base");
@@ -39,7 +39,7 @@ TEST(NamesTest, ParsesMultiCloudImageNames) {
   EXPECT_FALSE(ParseMultiCloudImageName("accounts/acme/serverTemplates/base", "m").ok());
 }
 
-TEST(NamesTest, TemplateIds) {
+TEST(TemplateNamesTest, TemplateIds) {
   EXPECT_TRUE(ValidateTemplateId("web-2").ok());
   EXPECT_FALSE(ValidateTemplateId("Web").ok());
   EXPECT_FALSE(ValidateTemplateId("2web").ok());
@@ -48,14 +48,14 @@ TEST(NamesTest, TemplateIds) {
   EXPECT_NE(GenerateTemplateId(), GenerateTemplateId());
 }
 
-TEST(NamesTest, Etags) {
+TEST(TemplateNamesTest, Etags) {
   EXPECT_EQ(*ParseEtag(""), 0);
   EXPECT_EQ(*ParseEtag(Etag(7)), 7);
   EXPECT_EQ(ParseEtag("7").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseEtag("v0").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(NamesTest, PageTokensRoundTripAndRejectForgeries) {
+TEST(TemplateNamesTest, PageTokensRoundTripAndRejectForgeries) {
   std::string token = EncodePageToken("xref", {5, 2, 0});
   auto key = DecodePageToken("xref", token, 3);
   ASSERT_TRUE(key.ok());
@@ -66,14 +66,14 @@ TEST(NamesTest, PageTokensRoundTripAndRejectForgeries) {
   EXPECT_FALSE(DecodePageToken("xref", EncodePageToken("xref", {1}), 3).ok());
 }
 
-TEST(NamesTest, PageSizes) {
+TEST(TemplateNamesTest, PageSizes) {
   EXPECT_EQ(*PageSize(0), 50);
   EXPECT_EQ(*PageSize(7), 7);
   EXPECT_EQ(*PageSize(100000), 500);
   EXPECT_EQ(PageSize(-1).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(NamesTest, CloneNamesBumpTheVersion) {
+TEST(TemplateNamesTest, CloneNamesBumpTheVersion) {
   EXPECT_EQ(BumpVersion("Base v8"), "Base v9");
   EXPECT_EQ(BumpVersion("v1"), "v2");
   EXPECT_EQ(BumpVersion("Base"), "Base v2");

@@ -21,12 +21,12 @@ Event MakeEvent(Event::Type type, int64_t sequence, absl::Time time) {
 
 const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
 
-TEST(ReplicaTest, FirstEventOfAnUnknownMciIsApplied) {
+TEST(TemplateReplicaTest, FirstEventOfAnUnknownMciIsApplied) {
   EXPECT_EQ(DecideReplicaUpdate(std::nullopt, MakeEvent(Event::UPDATED, 5, kT0)),
             ReplicaUpdate::kApply);
 }
 
-TEST(ReplicaTest, DuplicatesAndOlderEventsAreIgnored) {
+TEST(TemplateReplicaTest, DuplicatesAndOlderEventsAreIgnored) {
   StoredReplica stored{ReplicaState::kActive, 4, std::nullopt};
   EXPECT_EQ(DecideReplicaUpdate(stored, MakeEvent(Event::SETTINGS_CHANGED, 4, kT0)),
             ReplicaUpdate::kIgnore);
@@ -39,13 +39,13 @@ TEST(ReplicaTest, DuplicatesAndOlderEventsAreIgnored) {
             ReplicaUpdate::kApply);
 }
 
-TEST(ReplicaTest, RowsFilledFromTheCatalogTakeEveryEvent) {
+TEST(TemplateReplicaTest, RowsFilledFromTheCatalogTakeEveryEvent) {
   StoredReplica from_catalog{ReplicaState::kActive, 0, std::nullopt};
   EXPECT_EQ(DecideReplicaUpdate(from_catalog, MakeEvent(Event::CREATED, 1, kT0)),
             ReplicaUpdate::kApply);
 }
 
-TEST(ReplicaTest, TombstonesOnlyGiveWayToANewMciCreatedAfterThem) {
+TEST(TemplateReplicaTest, TombstonesOnlyGiveWayToANewMciCreatedAfterThem) {
   StoredReplica tombstone{ReplicaState::kDeleted, 7, kT0};
   EXPECT_EQ(DecideReplicaUpdate(tombstone, MakeEvent(Event::SETTINGS_CHANGED, 8, kT0)),
             ReplicaUpdate::kIgnore);
@@ -59,7 +59,7 @@ TEST(ReplicaTest, TombstonesOnlyGiveWayToANewMciCreatedAfterThem) {
       ReplicaUpdate::kReplace);
 }
 
-TEST(ReplicaTest, EventStates) {
+TEST(TemplateReplicaTest, EventStates) {
   Event e = MakeEvent(Event::DELETED, 3, kT0);
   EXPECT_EQ(EventState(e), ReplicaState::kDeleted);
   e = MakeEvent(Event::DELETION_STARTED, 3, kT0);

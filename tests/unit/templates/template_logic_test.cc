@@ -361,11 +361,15 @@ TEST(LaunchOrderTest, CandidatesAndCoveredClouds) {
   EXPECT_EQ(west[0].mci, kOther);
   EXPECT_EQ(west[1].mci_revision, 1);
   EXPECT_EQ(west[2].mci_revision, 0);
+  // base@1 is known not to cover east; HEADs are always worth asking.
   auto east = LaunchCandidates(refs, replicas, kEast);
-  ASSERT_EQ(east.size(), 1u);
-  EXPECT_EQ(east[0].mci, kBase);
+  ASSERT_EQ(east.size(), 2u);
+  EXPECT_EQ(east[0].mci, kOther);
+  EXPECT_EQ(east[1].mci, kBase);
+  EXPECT_EQ(east[1].mci_revision, 0);
   EXPECT_THAT(CoveredClouds(refs, replicas), ElementsAre(kEast, kWest));
-  EXPECT_TRUE(LaunchCandidates(refs, {}, kEast).empty());
+  // Revisions the replica does not know are asked about too.
+  EXPECT_EQ(LaunchCandidates(refs, {}, kEast).size(), 3u);
 }
 
 }  // namespace
