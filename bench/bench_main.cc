@@ -32,6 +32,7 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <nats/nats.h>
 #include <pqxx/pqxx>
 
 #include "absl/strings/escaping.h"
@@ -44,6 +45,7 @@
 #include "bench/procstat.h"
 #include "mci/bench/v1/echo.grpc.pb.h"
 #include "mci/catalog/v1/catalog.grpc.pb.h"
+#include "mci/events/v1/events.pb.h"
 #include "mci/templates/v1/templates.grpc.pb.h"
 #include "tests/support/stack.h"
 
@@ -57,7 +59,6 @@ using mci::testing::ServiceProcess;
 using mci::testing::Stack;
 
 constexpr char kAccount[] = "bench";
-constexpr char kWriteAccount[] = "benchw";
 constexpr char kAgentTag[] = "provides:rs_agent_type=right_link";
 
 int EnvInt(const char* name, int fallback) {
@@ -123,8 +124,6 @@ class Bench {
     results_dir_ = EnvString("BENCH_RESULTS", std::string(MCI_BENCH_DIR) + "/results");
     bearer_ = "Bearer " + mci::testing::Token(kAccount, {auth::Role::kObserver,
                                                           auth::Role::kDesigner});
-    write_bearer_ = "Bearer " + mci::testing::Token(kWriteAccount, {auth::Role::kObserver,
-                                                                     auth::Role::kDesigner});
   }
 
   int Run();
@@ -146,6 +145,9 @@ class Bench {
   double PgCpu();
   Row Measure(const std::string& op, const std::string& group, int in_flight,
               const std::vector<pid_t>& servers, const Issue& issue, int64_t max_ops = 0);
+  Issue EchoIssue();
+  Row MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
+                    const Issue& issue);
   void Reads(const std::string& suffix);
   void Lists(const std::string& suffix);
   void Writes();
@@ -186,7 +188,7 @@ class Bench {
   double seconds_, warmup_;
   std::vector<std::string> only_;
   std::string results_dir_;
-  std::string bearer_, write_bearer_;
+  std::string bearer_;
 
   std::unique_ptr<Stack> stack_;
   std::unique_ptr<ServiceProcess> echo_;
@@ -614,6 +616,38 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
   return row;
 }
 
+Issue Bench::EchoIssue() {
+  std::string payload(resolve_request_bytes_, 'r');
+  int response_bytes = static_cast<int>(resolve_response_bytes_);
+  return [this, payload, response_bytes](int slot, Done done) {
+    epb::EchoRequest req;
+    req.set_payload(payload);
+    req.set_response_bytes(response_bytes);
+    auto* stub = echo_stubs_[static_cast<size_t>(slot) % echo_stubs_.size()].get();
+    Unary<epb::EchoRequest, epb::EchoResponse>(
+        bearer_, std::move(req),
+        [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+          stub->async()->Echo(ctx, rq, rs, std::move(cb));
+        },
+        [done](const grpc::Status& s, const epb::EchoResponse&) { done(s); });
+  };
+}
+
+// A read scenario and, right before it, the echo ceiling at the same concurrency: other load on
+// the machine drifts over minutes, so each ratio compares two adjacent measurements.
+Row Bench::MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
+                         const Issue& issue) {
+  Row echo = Measure(absl::StrCat("echo (before ", op, ")"), "echo", in_flight, {echo_pid_},
+                     EchoIssue());
+  rows_.push_back(echo);
+  Row row = Measure(op, "read", in_flight, servers, issue);
+  row.baseline = absl::StrCat("echo@", in_flight, " (paired)");
+  row.baseline_qps = echo.r.qps;
+  row.baseline_p50 = echo.r.p50_ms;
+  row.baseline_p99 = echo.r.p99_ms;
+  return row;
+}
+
 void Bench::Reads(const std::string& suffix) {
   std::vector<pid_t> catalog = {catalog_pid_};
   const int launch_set = std::min(seeded_, launch_set_);
@@ -643,29 +677,11 @@ void Bench::Reads(const std::string& suffix) {
     });
   }
   for (int in_flight : {16, 64}) {
-    if (Wanted("echo")) {
-      std::string payload(resolve_request_bytes_, 'r');
-      int response_bytes = static_cast<int>(resolve_response_bytes_);
-      Row row = Measure("echo" + suffix, "echo", in_flight, {echo_pid_}, [&, payload,
-                                                                          response_bytes](
-                                                                             int slot, Done done) {
-        epb::EchoRequest req;
-        req.set_payload(payload);
-        req.set_response_bytes(response_bytes);
-        auto* stub = echo_stubs_[static_cast<size_t>(slot) % echo_stubs_.size()].get();
-        Unary<epb::EchoRequest, epb::EchoResponse>(
-            bearer_, std::move(req),
-            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-              stub->async()->Echo(ctx, rq, rs, std::move(cb));
-            },
-            [done](const grpc::Status& s, const epb::EchoResponse&) { done(s); });
-      });
-      rows_.push_back(row);
-    }
+
     for (int64_t revision : {int64_t{0}, int64_t{1}}) {
       std::string op = revision == 0 ? "ResolveImage HEAD" : "ResolveImage @N";
       if (!Wanted(op) && !Wanted("ResolveImage")) continue;
-      Row row = Measure(op + suffix, "read", in_flight, catalog, [&, revision](int slot, Done done) {
+      Row row = MeasurePaired(op + suffix, in_flight, catalog, [&, revision](int slot, Done done) {
         thread_local std::mt19937 rng{std::random_device{}()};
         int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
         // seed-n covers clouds n % C .. n % C + 2 (at least three).
@@ -681,17 +697,18 @@ void Bench::Reads(const std::string& suffix) {
             },
             [done](const grpc::Status& s, const cpb::ResolveImageResponse&) { done(s); });
       });
-      row.baseline = absl::StrCat("echo", suffix, "@", in_flight);
       row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
       rows_.push_back(row);
     }
-    if (Wanted("GetMultiCloudImage")) {
-      Row row = Measure("GetMultiCloudImage" + suffix, "read", in_flight, catalog,
-                        [&](int slot, Done done) {
+    for (int64_t revision : {int64_t{0}, int64_t{1}}) {
+      std::string op = revision == 0 ? "GetMultiCloudImage HEAD" : "GetMultiCloudImage @N";
+      if (!Wanted(op) && !Wanted("GetMultiCloudImage")) continue;
+      Row row = MeasurePaired(op + suffix, in_flight, catalog,
+                        [&, revision](int slot, Done done) {
                           thread_local std::mt19937 rng{std::random_device{}()};
                           int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
                           cpb::GetMultiCloudImageRequest req;
-                          req.set_name(MciName(kAccount, absl::StrCat("seed-", n)));
+                          req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
                           auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
                           Unary<cpb::GetMultiCloudImageRequest, cpb::MultiCloudImage>(
                               bearer_, std::move(req),
@@ -702,7 +719,6 @@ void Bench::Reads(const std::string& suffix) {
                                 done(s);
                               });
                         });
-      row.baseline = absl::StrCat("echo", suffix, "@", in_flight);
       row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
       rows_.push_back(row);
     }
@@ -715,7 +731,7 @@ void Bench::Reads(const std::string& suffix) {
         row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
       } else {
         // The default MCI of every template is `popular`, which covers clouds 0..3.
-        row = Measure("ResolveLaunch", "read", in_flight, {catalog_pid_, templates_pid_},
+        row = MeasurePaired("ResolveLaunch", in_flight, {catalog_pid_, templates_pid_},
                       [&](int slot, Done done) {
                         thread_local std::mt19937 rng{std::random_device{}()};
                         size_t t = rng() % template_names_.size();
@@ -733,7 +749,7 @@ void Bench::Reads(const std::string& suffix) {
                             });
                       });
       }
-      row.baseline = absl::StrCat("echo@", in_flight);
+      if (!row.ran) row.baseline.clear();
       row.target = "QPS >= 0.5x echo";
       rows_.push_back(row);
     }
@@ -780,7 +796,6 @@ void Bench::Lists(const std::string& suffix) {
         row.baseline = "ListMultiCloudImages first page" + suffix;
         row.target = "deep within 2x of first";
       } else {
-        row.baseline = absl::StrCat("echo", suffix, "@64");
         row.target = "-";
       }
       rows_.push_back(row);
@@ -831,7 +846,6 @@ void Bench::Lists(const std::string& suffix) {
         row.baseline = "ListMultiCloudImageUsages first page" + suffix;
         row.target = "deep within 2x of first";
       } else {
-        row.baseline = absl::StrCat("echo", suffix, "@64");
         row.target = "-";
       }
       rows_.push_back(row);
@@ -923,8 +937,8 @@ void Bench::Writes() {
                       [&](int slot, Done done) {
                         auto flow = std::make_shared<CreateFlow>();
                         flow->stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
-                        flow->bearer = write_bearer_;
-                        flow->parent = absl::StrCat("accounts/", kWriteAccount);
+                        flow->bearer = bearer_;
+                        flow->parent = absl::StrCat("accounts/", kAccount);
                         flow->id = absl::StrCat("w-", counter_++);
                         for (int i = 0; i < 3; ++i) flow->settings.push_back(SettingFor(i));
                         flow->done = std::move(done);
@@ -1092,7 +1106,7 @@ void Bench::Events() {
   if (!Wanted("event")) return;
   for (bool loaded : {false, true}) {
     Row row;
-    row.op = loaded ? "event propagation @1000 writes/s" : "event propagation idle";
+    row.op = loaded ? "event commit->replica @1000 writes/s" : "event commit->replica idle";
     row.group = "event";
     row.in_flight = 1;
     row.target = loaded ? "p99 <= 100 ms" : "p99 <= 10 ms";
@@ -1124,6 +1138,15 @@ void Bench::Events() {
       load->Start();
       std::this_thread::sleep_for(std::chrono::seconds(2));
     }
+    // The catalog's part alone: the event on the JetStream stream's subject (a plain NATS
+    // subscription sees each message as JetStream stores it).
+    natsConnection* nc = nullptr;
+    natsSubscription* sub = nullptr;
+    if (natsConnection_ConnectTo(&nc, stack_->nats().Url().c_str()) != NATS_OK ||
+        natsConnection_SubscribeSync(&sub, nc, "mci.v1.events.settings_changed") != NATS_OK) {
+      sub = nullptr;
+    }
+    std::vector<double> js_ms;
     const Setting st = SettingFor(prop_cloud_);
     const std::string cloud = "clouds/" + st.cloud;
     const std::string setting_name = prop_mci_ + "/settings/" + st.cloud;
@@ -1134,6 +1157,10 @@ void Bench::Events() {
     for (int i = 0; i < 300 && absl::Now() < end; ++i) {
       // Toggle the setting for `cloud`: present after a create, absent after a delete.
       bool add = i % 2 == 0;
+      for (natsMsg* m = nullptr; sub != nullptr && natsSubscription_NextMsg(&m, sub, 0) == NATS_OK;
+           m = nullptr) {
+        natsMsg_Destroy(m);
+      }
       grpc::Status s;
       if (add) {
         cpb::CreateMultiCloudImageSettingRequest req;
@@ -1160,8 +1187,21 @@ void Bench::Events() {
         }
         break;
       }
-      bool seen = false;
       Clock::time_point give_up = committed + std::chrono::seconds(5);
+      while (sub != nullptr && Clock::now() < give_up) {
+        natsMsg* m = nullptr;
+        if (natsSubscription_NextMsg(&m, sub, 100) != NATS_OK) continue;
+        mci::events::v1::MultiCloudImageEvent event;
+        bool ours = event.ParseFromArray(natsMsg_GetData(m), natsMsg_GetDataLength(m)) &&
+                    event.multi_cloud_image() == prop_mci_;
+        natsMsg_Destroy(m);
+        if (ours) {
+          js_ms.push_back(
+              std::chrono::duration<double, std::milli>(Clock::now() - committed).count());
+          break;
+        }
+      }
+      bool seen = false;
       while (Clock::now() < give_up) {
         tpb::GetServerTemplateRequest req;
         req.set_name(prop_template_);
@@ -1184,6 +1224,25 @@ void Bench::Events() {
       }
       ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - committed).count());
       std::this_thread::sleep_for(std::chrono::milliseconds(loaded ? 5 : 20));
+    }
+    if (sub != nullptr) natsSubscription_Destroy(sub);
+    if (nc != nullptr) natsConnection_Destroy(nc);
+    {
+      Row js;
+      js.op = absl::StrCat(loaded ? "event commit->JetStream @1000 writes/s"
+                                  : "event commit->JetStream idle");
+      js.group = "event";
+      js.in_flight = 1;
+      js.note = "the catalog's part (outbox relay); no target of its own";
+      js.ran = !js_ms.empty();
+      if (!js.ran) js.not_run = "no event seen on NATS";
+      js.r.ok = static_cast<int64_t>(js_ms.size());
+      if (js.ran) {
+        js.r.p50_ms = Percentile(js_ms, 0.5);
+        js.r.p99_ms = Percentile(js_ms, 0.99);
+        js.r.p999_ms = Percentile(js_ms, 0.999);
+      }
+      rows_.push_back(js);
     }
     if (load) {
       load->Stop();
@@ -1231,12 +1290,20 @@ void Bench::Judge() {
       continue;
     }
     if (row.group == "event") {
+      if (row.target.empty()) continue;
       double limit = row.op.find("1000") != std::string::npos ? 100 : 10;
       row.verdict = row.r.p99_ms <= limit ? "met" : "NOT met";
       continue;
     }
     if (row.baseline.empty()) continue;
-    const Row* base = Find(rows_, row.baseline);
+    Row preset;
+    if (row.baseline_qps > 0) {  // paired: measured right before this row
+      preset.ran = true;
+      preset.r.qps = row.baseline_qps;
+      preset.r.p50_ms = row.baseline_p50;
+      preset.r.p99_ms = row.baseline_p99;
+    }
+    const Row* base = row.baseline_qps > 0 ? &preset : Find(rows_, row.baseline);
     if (base == nullptr) {
       row.verdict = row.target == "-" ? "-" : "no baseline";
       continue;
@@ -1394,6 +1461,7 @@ int Bench::Run() {
       std::string small = row.op.substr(0, row.op.size() - suffix.size()) + " (10k)";
       if (row.group == "echo") continue;
       row.baseline = row.group == "read" ? absl::StrCat(small, "@", row.in_flight) : small;
+      row.baseline_qps = row.baseline_p50 = row.baseline_p99 = 0;
       row.target = "within 2x of 10k";
     }
   }

@@ -296,12 +296,16 @@ void Catalog::Prepare(pqxx::connection& conn) {
 
 void Catalog::Committed(const MciName& name) {
   cache_.Invalidate(name.Key());
+  revisions_.Invalidate(name.Key());
   if (on_events_) on_events_();
 }
 
 void Catalog::OnRemoteEvent(const Event& event) {
   auto name = ParseMciName(event.multi_cloud_image(), false);
-  if (name.ok()) cache_.Invalidate(name->Key());
+  if (name.ok()) {
+    cache_.Invalidate(name->Key());
+    revisions_.Invalidate(name->Key());
+  }
 }
 
 absl::StatusOr<MciName> Catalog::ReadableMci(const Caller& caller, absl::string_view name,
@@ -486,10 +490,22 @@ absl::Status Catalog::GetMultiCloudImage(const Caller& caller,
                                          pb::MultiCloudImage* out) {
   auto name = ReadableMci(caller, req.name(), true);
   if (!name.ok()) return name.status();
-  return pool_->Run([&](pqxx::connection& c) {
+  uint64_t generation = 0;
+  if (name->revision > 0) {
+    if (auto hit = revisions_.Get(name->Key(), name->revision, &generation)) {
+      *out = *hit;
+      return absl::OkStatus();
+    }
+  }
+  absl::Status status = pool_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction txn(c);
     return ReadMci(txn, *name, true, out);
   });
+  if (status.ok() && name->revision > 0) {
+    revisions_.Put(name->Key(), name->revision, generation,
+                   std::make_shared<const pb::MultiCloudImage>(*out));
+  }
+  return status;
 }
 
 absl::Status Catalog::ListMultiCloudImages(const Caller& caller,

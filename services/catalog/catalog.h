@@ -140,6 +140,7 @@ class Catalog {
   DeletionPeer* deletion_peer_;
   CatalogOptions options_;
   ResolveCache cache_;
+  RevisionCache revisions_;
   std::function<void()> on_events_;
 };
 

@@ -62,4 +62,46 @@ void ResolveCache::Clear() {
   }
 }
 
+RevisionCache::RevisionCache(size_t max_mcis)
+    : max_per_shard_(std::max<size_t>(1, max_mcis / 16)) {}
+
+RevisionCache::Shard& RevisionCache::ShardFor(const std::string& key) {
+  return shards_[absl::Hash<std::string>{}(key) % shards_.size()];
+}
+
+std::shared_ptr<const mci::catalog::v1::MultiCloudImage> RevisionCache::Get(
+    const std::string& mci_key, int64_t revision, uint64_t* generation) {
+  Shard& shard = ShardFor(mci_key);
+  {
+    std::shared_lock<std::shared_mutex> lock(shard.mu);
+    auto it = shard.mcis.find(mci_key);
+    if (it != shard.mcis.end()) {
+      auto a = it->second.answers.find(revision);
+      if (a != it->second.answers.end()) return a->second;
+      *generation = it->second.generation;
+      return nullptr;
+    }
+  }
+  std::unique_lock<std::shared_mutex> lock(shard.mu);
+  if (shard.mcis.size() >= max_per_shard_) shard.mcis.clear();
+  auto [it, inserted] = shard.mcis.try_emplace(mci_key, Mci{next_generation_++, {}});
+  *generation = it->second.generation;
+  return nullptr;
+}
+
+void RevisionCache::Put(const std::string& mci_key, int64_t revision, uint64_t generation,
+                        std::shared_ptr<const mci::catalog::v1::MultiCloudImage> answer) {
+  Shard& shard = ShardFor(mci_key);
+  std::unique_lock<std::shared_mutex> lock(shard.mu);
+  auto it = shard.mcis.find(mci_key);
+  if (it == shard.mcis.end() || it->second.generation != generation) return;
+  it->second.answers[revision] = std::move(answer);
+}
+
+void RevisionCache::Invalidate(const std::string& mci_key) {
+  Shard& shard = ShardFor(mci_key);
+  std::unique_lock<std::shared_mutex> lock(shard.mu);
+  shard.mcis.erase(mci_key);
+}
+
 }  // namespace mci::catalog

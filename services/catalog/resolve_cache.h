@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -51,6 +52,38 @@ class ResolveCache {
   Shard& ShardFor(const std::string& key);
 
   absl::Duration head_ttl_;
+  size_t max_per_shard_;
+  std::atomic<uint64_t> next_generation_{1};
+  std::array<Shard, 16> shards_;
+};
+
+// GetMultiCloudImage answers for committed revisions (name@N). A revision is immutable, but its
+// answer also carries HEAD's state and latest revision, so an MCI's entries are dropped on every
+// change of that MCI, exactly as ResolveCache's are (own writes at once, other replicas' by
+// events); the same generation guard keeps a read that raced with a write from being cached.
+// HEAD is not cached: its etag must reflect the latest write on any replica.
+class RevisionCache {
+ public:
+  explicit RevisionCache(size_t max_mcis = 200000);
+  // The cached answer, or null with `*generation` set for a later Put.
+  std::shared_ptr<const mci::catalog::v1::MultiCloudImage> Get(const std::string& mci_key,
+                                                               int64_t revision,
+                                                               uint64_t* generation);
+  void Put(const std::string& mci_key, int64_t revision, uint64_t generation,
+           std::shared_ptr<const mci::catalog::v1::MultiCloudImage> answer);
+  void Invalidate(const std::string& mci_key);
+
+ private:
+  struct Mci {
+    uint64_t generation;
+    absl::flat_hash_map<int64_t, std::shared_ptr<const mci::catalog::v1::MultiCloudImage>> answers;
+  };
+  struct Shard {
+    std::shared_mutex mu;
+    absl::flat_hash_map<std::string, Mci> mcis;
+  };
+  Shard& ShardFor(const std::string& key);
+
   size_t max_per_shard_;
   std::atomic<uint64_t> next_generation_{1};
   std::array<Shard, 16> shards_;
