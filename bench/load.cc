@@ -111,7 +111,25 @@ LoadResult RunLoad(const LoadOptions& options, const Issue& issue,
     r.p99_ms = Percentile(all, 0.99);
     r.p999_ms = Percentile(all, 0.999);
   }
+  r.samples = std::move(all);
   return r;
+}
+
+void Merge(LoadResult* total, const LoadResult& more) {
+  total->ok += more.ok;
+  total->errors += more.errors;
+  if (total->first_error.empty()) total->first_error = more.first_error;
+  total->seconds += more.seconds;
+  total->qps = total->seconds > 0 ? static_cast<double>(total->ok) / total->seconds : 0;
+  total->samples.insert(total->samples.end(), more.samples.begin(), more.samples.end());
+  std::vector<double> all = total->samples;
+  if (!all.empty()) {
+    total->mean_ms =
+        std::accumulate(all.begin(), all.end(), 0.0) / static_cast<double>(all.size());
+    total->p50_ms = Percentile(all, 0.50);
+    total->p99_ms = Percentile(all, 0.99);
+    total->p999_ms = Percentile(all, 0.999);
+  }
 }
 
 PacedLoad::PacedLoad(double rate, int max_in_flight, Issue issue)

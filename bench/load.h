@@ -37,7 +37,12 @@ struct LoadResult {
   double seconds = 0;  // length of the measured window
   double qps = 0;      // successful operations per second in the window
   double p50_ms = 0, p99_ms = 0, p999_ms = 0, mean_ms = 0;
+  // Every successful operation's latency (ms), for merging runs.
+  std::vector<double> samples;
 };
+
+// Adds `more` (another window of the same scenario) to `total` and recomputes its statistics.
+void Merge(LoadResult* total, const LoadResult& more);
 
 // Runs the load. `window_start` and `window_end` are called at the edges of the measured window
 // (after the warm-up), e.g. to sample the servers' CPU time.

@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <functional>
+#include <optional>
 #include "absl/strings/string_view.h"
 
 #include <grpcpp/grpcpp.h>
@@ -23,6 +24,27 @@ namespace internal {
 // the database there stops every other call of the process, so Dispatch moves handlers here.
 void RunBlocking(std::function<void()> task);
 
+// Logs an internal error, records the call's metrics and finishes it.
+inline void Finish(grpc::ServerUnaryReactor* reactor, absl::string_view method, absl::Time start,
+                   const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kInternal) {
+    log::Error("rpc failed", {{"method", std::string(method)}, {"error", status.ToString()}});
+  }
+  Metrics::Global().ObserveRpc(method, status.code(), absl::ToDoubleSeconds(absl::Now() - start));
+  reactor->Finish(ToGrpcStatus(status));
+}
+
+// Runs `fn(caller)`, turning an exception into INTERNAL.
+template <typename Fn, typename Result = absl::Status>
+Result Guarded(absl::string_view method, Fn& fn, const auth::Caller& caller) {
+  try {
+    return fn(caller);
+  } catch (const std::exception& e) {
+    log::Error("handler threw", {{"method", std::string(method)}, {"error", e.what()}});
+    return absl::InternalError(absl::StrCat("Internal error in ", method, "."));
+  }
+}
+
 template <typename Fn>
 void RunHandler(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
                 const auth::Authenticator& authenticator, absl::string_view method,
@@ -32,18 +54,9 @@ void RunHandler(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* 
   if (!caller.ok()) {
     status = caller.status();
   } else if (status = auth::Require(*caller, role); status.ok()) {
-    try {
-      status = handler(*caller);
-    } catch (const std::exception& e) {
-      log::Error("handler threw", {{"method", std::string(method)}, {"error", e.what()}});
-      status = absl::InternalError(absl::StrCat("Internal error in ", method, "."));
-    }
+    status = Guarded(method, handler, *caller);
   }
-  if (status.code() == absl::StatusCode::kInternal) {
-    log::Error("rpc failed", {{"method", std::string(method)}, {"error", status.ToString()}});
-  }
-  Metrics::Global().ObserveRpc(method, status.code(), absl::ToDoubleSeconds(absl::Now() - start));
-  reactor->Finish(ToGrpcStatus(status));
+  Finish(reactor, method, start, status);
 }
 
 }  // namespace internal
@@ -66,17 +79,33 @@ grpc::ServerUnaryReactor* Dispatch(grpc::CallbackServerContext* context,
   return reactor;
 }
 
-// As Dispatch, but runs the handler inline on gRPC's polling thread: only for handlers that
-// (nearly) never block, such as a lookup answered from memory. A thread hop would cost more than
-// such a handler does.
-template <typename Fn>
-grpc::ServerUnaryReactor* DispatchInline(grpc::CallbackServerContext* context,
-                                         const auth::Authenticator& authenticator,
-                                         absl::string_view method, auth::Role role,
-                                         Fn&& handler) {
+// As Dispatch, for a handler with a fast path that answers from memory: `fast(caller)` runs
+// inline on gRPC's thread (a thread hop would cost more than it does) and returns the call's
+// status, or nullopt when the call needs the database or a peer; then `slow(caller)` runs on the
+// handler pool as in Dispatch.
+template <typename Fast, typename Slow>
+grpc::ServerUnaryReactor* DispatchWithFastPath(grpc::CallbackServerContext* context,
+                                               const auth::Authenticator& authenticator,
+                                               absl::string_view method, auth::Role role,
+                                               Fast&& fast, Slow&& slow) {
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  internal::RunHandler(context, reactor, authenticator, method, role, start, handler);
+  absl::Status status;
+  auto caller = authenticator.Authenticate(*context);
+  if (!caller.ok()) {
+    status = caller.status();
+  } else if (status = auth::Require(*caller, role); status.ok()) {
+    auto answered = internal::Guarded<Fast, std::optional<absl::Status>>(method, fast, *caller);
+    if (!answered.has_value()) {
+      internal::RunBlocking([reactor, method, start, caller = *std::move(caller),
+                             slow = std::forward<Slow>(slow)]() mutable {
+        internal::Finish(reactor, method, start, internal::Guarded(method, slow, caller));
+      });
+      return reactor;
+    }
+    status = *answered;
+  }
+  internal::Finish(reactor, method, start, status);
   return reactor;
 }
 
@@ -90,14 +119,19 @@ grpc::ServerUnaryReactor* DispatchInline(grpc::CallbackServerContext* context,
                            });                                                                   \
   }
 
-// MCI_RPC for a handler that answers from memory (DispatchInline).
-#define MCI_RPC_INLINE(Method, Request, Response, RequiredRole)                                  \
+// MCI_RPC for a method with a fast path: `impl_.Method##Cached(caller, request, response)` returns
+// std::optional<absl::Status> (nullopt: not answerable from memory), then `impl_.Method` runs.
+#define MCI_RPC_CACHED(Method, Request, Response, RequiredRole)                                  \
   grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const Request* request, \
                                    Response* response) override {                               \
-    return ::mci::DispatchInline(context, authenticator_, #Method, RequiredRole,                 \
-                                 [this, request, response](const ::mci::auth::Caller& caller) {  \
-                                   return impl_.Method(caller, *request, response);              \
-                                 });                                                             \
+    return ::mci::DispatchWithFastPath(                                                         \
+        context, authenticator_, #Method, RequiredRole,                                         \
+        [this, request, response](const ::mci::auth::Caller& caller) {                          \
+          return impl_.Method##Cached(caller, *request, response);                              \
+        },                                                                                      \
+        [this, request, response](const ::mci::auth::Caller& caller) {                          \
+          return impl_.Method(caller, *request, response);                                      \
+        });                                                                                     \
   }
 
 }  // namespace mci

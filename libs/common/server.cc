@@ -1,5 +1,6 @@
 #include "libs/common/server.h"
 
+#include <pthread.h>
 #include <signal.h>
 
 #include <condition_variable>
@@ -48,6 +49,7 @@ class HandlerPool {
 
  private:
   void Loop() {
+    pthread_setname_np(pthread_self(), "mci-handler");
     while (true) {
       std::function<void()> task;
       {

@@ -508,6 +508,18 @@ absl::Status Catalog::GetMultiCloudImage(const Caller& caller,
   return status;
 }
 
+std::optional<absl::Status> Catalog::GetMultiCloudImageCached(
+    const Caller& caller, const pb::GetMultiCloudImageRequest& req, pb::MultiCloudImage* out) {
+  auto name = ReadableMci(caller, req.name(), true);
+  if (!name.ok()) return name.status();
+  if (name->revision == 0) return std::nullopt;
+  uint64_t generation = 0;
+  auto hit = revisions_.Get(name->Key(), name->revision, &generation);
+  if (hit == nullptr) return std::nullopt;
+  *out = *hit;
+  return absl::OkStatus();
+}
+
 absl::Status Catalog::ListMultiCloudImages(const Caller& caller,
                                            const pb::ListMultiCloudImagesRequest& req,
                                            pb::ListMultiCloudImagesResponse* out) {
@@ -1361,6 +1373,20 @@ absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageR
   absl::Status result = answer.status;
   cache_.Put(name->Key(), name->revision, *cloud, generation, std::move(answer));
   return result;
+}
+
+std::optional<absl::Status> Catalog::ResolveImageCached(const Caller& caller,
+                                                        const pb::ResolveImageRequest& req,
+                                                        pb::ResolveImageResponse* out) {
+  auto name = ReadableMci(caller, req.name(), true);
+  if (!name.ok()) return name.status();
+  auto cloud = ParseCloudName(req.cloud(), "cloud");
+  if (!cloud.ok()) return cloud.status();
+  uint64_t generation = 0;
+  auto hit = cache_.Get(name->Key(), name->revision, *cloud, &generation);
+  if (!hit) return std::nullopt;
+  if (hit->status.ok()) *out = std::move(hit->response);
+  return hit->status;
 }
 
 absl::Status Catalog::ValidateMultiCloudImage(const Caller& caller,

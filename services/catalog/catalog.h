@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,10 @@ class Catalog {
                                      pb::MultiCloudImage*);
   absl::Status GetMultiCloudImage(const Caller&, const pb::GetMultiCloudImageRequest&,
                                   pb::MultiCloudImage*);
+  // The answer when it needs no database (a cached revision, or a bad request), else nullopt.
+  std::optional<absl::Status> GetMultiCloudImageCached(const Caller&,
+                                                       const pb::GetMultiCloudImageRequest&,
+                                                       pb::MultiCloudImage*);
   absl::Status ListMultiCloudImages(const Caller&, const pb::ListMultiCloudImagesRequest&,
                                     pb::ListMultiCloudImagesResponse*);
   absl::Status UpdateMultiCloudImage(const Caller&, const pb::UpdateMultiCloudImageRequest&,
@@ -106,6 +111,9 @@ class Catalog {
 
   absl::Status ResolveImage(const Caller&, const pb::ResolveImageRequest&,
                             pb::ResolveImageResponse*);
+  // The answer when the resolve cache has it (or the request is bad), else nullopt.
+  std::optional<absl::Status> ResolveImageCached(const Caller&, const pb::ResolveImageRequest&,
+                                                 pb::ResolveImageResponse*);
   absl::Status ValidateMultiCloudImage(const Caller&, const pb::ValidateMultiCloudImageRequest&,
                                        pb::ValidateMultiCloudImageResponse*);
 

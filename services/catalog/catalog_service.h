@@ -29,7 +29,9 @@ class CatalogService final : public pb::CatalogService::CallbackService {
   MCI_RPC(ShareImage, pb::ShareImageRequest, pb::Image, R::kActor)
   MCI_RPC(CreateMultiCloudImage, pb::CreateMultiCloudImageRequest, pb::MultiCloudImage,
           R::kDesigner)
-  MCI_RPC(GetMultiCloudImage, pb::GetMultiCloudImageRequest, pb::MultiCloudImage, R::kObserver)
+  // Committed revisions are answered from memory when cached (RevisionCache).
+  MCI_RPC_CACHED(GetMultiCloudImage, pb::GetMultiCloudImageRequest, pb::MultiCloudImage,
+                 R::kObserver)
   MCI_RPC(ListMultiCloudImages, pb::ListMultiCloudImagesRequest, pb::ListMultiCloudImagesResponse,
           R::kObserver)
   MCI_RPC(UpdateMultiCloudImage, pb::UpdateMultiCloudImageRequest, pb::MultiCloudImage,
@@ -56,8 +58,8 @@ class CatalogService final : public pb::CatalogService::CallbackService {
           R::kObserver)
   MCI_RPC(AddTags, pb::AddTagsRequest, pb::MultiCloudImage, R::kDesigner)
   MCI_RPC(RemoveTags, pb::RemoveTagsRequest, pb::MultiCloudImage, R::kDesigner)
-  // The launch hot path, answered from the resolve cache: inline on gRPC's thread.
-  MCI_RPC_INLINE(ResolveImage, pb::ResolveImageRequest, pb::ResolveImageResponse, R::kObserver)
+  // The launch hot path, answered from the resolve cache on gRPC's thread when cached.
+  MCI_RPC_CACHED(ResolveImage, pb::ResolveImageRequest, pb::ResolveImageResponse, R::kObserver)
   MCI_RPC(ValidateMultiCloudImage, pb::ValidateMultiCloudImageRequest,
           pb::ValidateMultiCloudImageResponse, R::kObserver)
 

@@ -1,5 +1,6 @@
 #include "services/catalog/outbox_relay.h"
 
+#include <atomic>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -18,6 +19,65 @@ constexpr char kSelectBatch[] =
 constexpr char kDeleteRelayed[] =
     "DELETE FROM outbox WHERE id = ANY(string_to_array($1, ',')::bigint[])";
 constexpr char kBacklog[] = "SELECT count(*) FROM outbox";
+
+struct AsyncAcks {
+  std::atomic<int> acked{0};
+  std::atomic<int> failed{0};
+};
+
+void OnAsyncAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
+  auto* acks = static_cast<AsyncAcks*>(closure);
+  if (ack != nullptr && error == nullptr) {
+    ++acks->acked;
+  } else {
+    ++acks->failed;
+  }
+  natsMsg_Destroy(msg);
+}
+
+// Publishes a batch pipelined: every message goes out before the first ack is awaited, so a batch
+// costs one round trip rather than one per event (at 1,000 writes/s the one-by-one publishing fell
+// behind by seconds). True only when JetStream acked every message; otherwise the caller publishes
+// the batch again one by one, and JetStream drops the copies of those it already stored (same
+// Nats-Msg-Id). A message stored after a failed one then precedes it in the stream: harmless, as
+// each event carries the MCI's full state and its sequence, and consumers ignore older sequences.
+bool PublishPipelined(natsConnection* conn, const pqxx::result& rows) {
+  if (conn == nullptr || rows.size() < 2) return false;
+  // Kept when acks are still outstanding at the deadline: a late ack must not find it freed.
+  auto* acks = new AsyncAcks();
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.PublishAsync.AckHandler = OnAsyncAck;
+  options.PublishAsync.AckHandlerClosure = acks;
+  options.PublishAsync.MaxPending = 1024;
+  jsCtx* js = nullptr;
+  if (natsConnection_JetStream(&js, conn, &options) != NATS_OK) {
+    delete acks;
+    return false;
+  }
+  int sent = 0;
+  for (const auto& row : rows) {
+    std::string payload;
+    absl::Base64Unescape(row[3].c_str(), &payload);
+    jsPubOptions publish;
+    jsPubOptions_Init(&publish);
+    publish.MsgId = row[1].c_str();
+    if (js_PublishAsync(js, row[2].c_str(), payload.data(), static_cast<int>(payload.size()),
+                        &publish) != NATS_OK) {
+      break;
+    }
+    ++sent;
+  }
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = 2000;
+  natsStatus complete = js_PublishAsyncComplete(js, &wait);
+  bool all = complete == NATS_OK && sent == static_cast<int>(rows.size()) &&
+             acks->acked.load() == sent && acks->failed.load() == 0;
+  jsCtx_Destroy(js);
+  if (complete == NATS_OK) delete acks;
+  return all;
+}
 
 }  // namespace
 
@@ -44,7 +104,12 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
   pqxx::nontransaction txn(conn);
   pqxx::result rows = txn.exec(kSelectBatch);
   std::vector<std::string> relayed;
+  const bool pipelined = nats_->connected() && PublishPipelined(nats_->connection(), rows);
+  if (pipelined) {
+    for (const auto& row : rows) relayed.push_back(row[0].c_str());
+  }
   for (const auto& row : rows) {
+    if (pipelined) break;
     std::string payload;
     absl::Base64Unescape(row[3].c_str(), &payload);
     absl::Status s = nats_->Publish(row[2].c_str(), payload, row[1].c_str(), absl::Seconds(2));
