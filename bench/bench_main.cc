@@ -12,6 +12,8 @@
 //                    services and PostgreSQL, into BENCH_RESULTS/perf-*.data)
 //   BENCH_ONLY       comma-separated scenario prefixes to run (default all)
 //   BENCH_RESULTS    directory for the JSON (default bench/results)
+#include <grpcpp/grpcpp.h>
+#include <nats/nats.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,15 +28,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <nats/nats.h>
-#include <pqxx/pqxx>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -77,8 +76,8 @@ std::string EnvString(const char* name, const std::string& fallback) {
 }
 
 void Log(const std::string& line) {
-  std::fprintf(stderr, "[bench %s] %s\n", absl::FormatTime("%H:%M:%S", absl::Now(),
-                                                            absl::LocalTimeZone()).c_str(),
+  std::fprintf(stderr, "[bench %s] %s\n",
+               absl::FormatTime("%H:%M:%S", absl::Now(), absl::LocalTimeZone()).c_str(),
                line.c_str());
 }
 
@@ -124,8 +123,8 @@ class Bench {
       only_.emplace_back(part);
     }
     results_dir_ = EnvString("BENCH_RESULTS", std::string(MCI_BENCH_DIR) + "/results");
-    bearer_ = "Bearer " + mci::testing::Token(kAccount, {auth::Role::kObserver,
-                                                          auth::Role::kDesigner});
+    bearer_ =
+        "Bearer " + mci::testing::Token(kAccount, {auth::Role::kObserver, auth::Role::kDesigner});
   }
 
   int Run();
@@ -208,9 +207,9 @@ class Bench {
   std::vector<Setting> settings_;  // one valid setting per cloud
   int seeded_ = 0;                 // seed-1..seed-N in account bench
   int64_t max_seed_row_id_ = 0;
-  std::string popular_;       // HEAD name of the MCI every template references
-  std::string prop_mci_;      // HEAD name of the MCI toggled for event propagation
-  std::string prop_template_; // a template referencing prop_mci_
+  std::string popular_;        // HEAD name of the MCI every template references
+  std::string prop_mci_;       // HEAD name of the MCI toggled for event propagation
+  std::string prop_template_;  // a template referencing prop_mci_
   int prop_cloud_ = 0;
   std::vector<std::string> template_names_;
   std::vector<std::string> created_;  // MCIs created by the write scenario (HEAD names)
@@ -268,14 +267,13 @@ bool Bench::Start() {
     if (!templates_up_) templates_down_why_ = "template-reference-service did not start";
   }
   if (options.marketplace) {
-    marketplace_up_ =
-        mci::testing::HealthCheck(stack_->marketplace_address(), "").value_or(0) == 1;
+    marketplace_up_ = mci::testing::HealthCheck(stack_->marketplace_address(), "").value_or(0) == 1;
     if (!marketplace_up_) marketplace_down_why_ = "marketplace-service did not start";
   }
   echo_address_ = absl::StrCat("127.0.0.1:", mci::testing::FreePort());
-  echo_ = std::make_unique<ServiceProcess>("echo", bin + "/bench/mci-echo-server",
-                                           std::vector<std::string>{"--grpc-address=" +
-                                                                    echo_address_});
+  echo_ =
+      std::make_unique<ServiceProcess>("echo", bin + "/bench/mci-echo-server",
+                                       std::vector<std::string>{"--grpc-address=" + echo_address_});
   if (auto s = echo_->WaitServing(echo_address_, absl::Seconds(20)); !s.ok()) {
     Log("the echo server did not start: " + s.ToString());
     return false;
@@ -374,8 +372,9 @@ void Bench::SeedSql(int from, int to) {
   const int clouds = static_cast<int>(settings_.size());
   {
     pqxx::work txn(conn);
-    txn.exec("CREATE TABLE IF NOT EXISTS bench_clouds (ord int PRIMARY KEY, cloud_id text,"
-             " image_id text, type_id text)");
+    txn.exec(
+        "CREATE TABLE IF NOT EXISTS bench_clouds (ord int PRIMARY KEY, cloud_id text,"
+        " image_id text, type_id text)");
     txn.exec("TRUNCATE bench_clouds");
     for (int i = 0; i < clouds; ++i) {
       txn.exec_params("INSERT INTO bench_clouds VALUES ($1, $2, $3, $4)", i, settings_[i].cloud,
@@ -388,8 +387,8 @@ void Bench::SeedSql(int from, int to) {
     int hi = std::min(to, lo + chunk - 1);
     pqxx::work txn(conn);
     // MCI n covers 3 + n % 3 consecutive clouds starting at cloud n % C.
-    const std::string covers = absl::StrCat("((c.ord - (g % ", clouds, ") + ", clouds, ") % ",
-                                            clouds, ") < 3 + (g % 3)");
+    const std::string covers =
+        absl::StrCat("((c.ord - (g % ", clouds, ") + ", clouds, ") % ", clouds, ") < 3 + (g % 3)");
     txn.exec_params(
         absl::StrCat(
             "INSERT INTO mcis (account, mci_id, display_name, description, tags, origin_kind,"
@@ -599,13 +598,13 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
           std::vector<pid_t> all = servers;
           for (pid_t p : PgPids()) all.push_back(p);
           for (pid_t p : all) absl::StrAppend(&pids, pids.empty() ? "" : ",", p);
-          std::string out = absl::StrCat(results_dir_, "/perf-", in_flight, "-",
-                                         absl::StrReplaceAll(op, {{" ", "_"}, {"@", "at"}}),
-                                         ".data");
+          std::string out =
+              absl::StrCat(results_dir_, "/perf-", in_flight, "-",
+                           absl::StrReplaceAll(op, {{" ", "_"}, {"@", "at"}}), ".data");
           Log("profiling into " + out);
-          std::system(absl::StrCat("perf record -F 1999 ", EnvString("BENCH_PERF_ARGS", ""),
-                                   " -p ", pids, " -o ", out, " -- sleep ",
-                                   static_cast<int>(seconds_), " > /dev/null 2>&1 &")
+          std::system(absl::StrCat("perf record -F 1999 ", EnvString("BENCH_PERF_ARGS", ""), " -p ",
+                                   pids, " -o ", out, " -- sleep ", static_cast<int>(seconds_),
+                                   " > /dev/null 2>&1 &")
                           .c_str());
         }
       },
@@ -654,8 +653,8 @@ Row Bench::MeasurePaired(const std::string& op, int in_flight, const std::vector
   for (int i = 0; i < slices; ++i) {
     seconds_ = saved_seconds / slices;
     warmup_ = i == 0 ? saved_warmup : 0.2;
-    Row e = Measure(absl::StrCat("echo (with ", op, ")"), "echo", in_flight, {echo_pid_},
-                    EchoIssue());
+    Row e =
+        Measure(absl::StrCat("echo (with ", op, ")"), "echo", in_flight, {echo_pid_}, EchoIssue());
     Row r = Measure(op, "read", in_flight, servers, issue);
     for (auto [total, part] : {std::pair<Row*, Row*>{&echo, &e}, {&row, &r}}) {
       if (i == 0) {
@@ -666,16 +665,17 @@ Row Bench::MeasurePaired(const std::string& op, int in_flight, const std::vector
       double ops_part = static_cast<double>(part->r.ok + part->r.errors);
       double seconds_before = total->r.seconds;
       if (ops_before + ops_part > 0) {
-        total->server_cpu_us = (total->server_cpu_us * ops_before + part->server_cpu_us * ops_part) /
-                               (ops_before + ops_part);
+        total->server_cpu_us =
+            (total->server_cpu_us * ops_before + part->server_cpu_us * ops_part) /
+            (ops_before + ops_part);
         total->pg_cpu_us =
             (total->pg_cpu_us * ops_before + part->pg_cpu_us * ops_part) / (ops_before + ops_part);
       }
       Merge(&total->r, part->r);
       if (total->r.seconds > 0) {
-        total->server_cores = (total->server_cores * seconds_before +
-                               part->server_cores * part->r.seconds) /
-                              total->r.seconds;
+        total->server_cores =
+            (total->server_cores * seconds_before + part->server_cores * part->r.seconds) /
+            total->r.seconds;
       }
       if (!part->note.empty()) total->note = part->note;
     }
@@ -721,7 +721,6 @@ void Bench::Reads(const std::string& suffix) {
     });
   }
   for (int in_flight : {16, 64}) {
-
     for (int64_t revision : {int64_t{0}, int64_t{1}}) {
       std::string op = revision == 0 ? "ResolveImage HEAD" : "ResolveImage @N";
       if (!Wanted(op) && !Wanted("ResolveImage")) continue;
@@ -747,22 +746,19 @@ void Bench::Reads(const std::string& suffix) {
     for (int64_t revision : {int64_t{0}, int64_t{1}}) {
       std::string op = revision == 0 ? "GetMultiCloudImage HEAD" : "GetMultiCloudImage @N";
       if (!Wanted(op) && !Wanted("GetMultiCloudImage")) continue;
-      Row row = MeasurePaired(op + suffix, in_flight, catalog,
-                        [&, revision](int slot, Done done) {
-                          thread_local std::mt19937 rng{std::random_device{}()};
-                          int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
-                          cpb::GetMultiCloudImageRequest req;
-                          req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
-                          auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
-                          Unary<cpb::GetMultiCloudImageRequest, cpb::MultiCloudImage>(
-                              bearer_, std::move(req),
-                              [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-                                stub->async()->GetMultiCloudImage(ctx, rq, rs, std::move(cb));
-                              },
-                              [done](const grpc::Status& s, const cpb::MultiCloudImage&) {
-                                done(s);
-                              });
-                        });
+      Row row = MeasurePaired(op + suffix, in_flight, catalog, [&, revision](int slot, Done done) {
+        thread_local std::mt19937 rng{std::random_device{}()};
+        int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
+        cpb::GetMultiCloudImageRequest req;
+        req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
+        auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+        Unary<cpb::GetMultiCloudImageRequest, cpb::MultiCloudImage>(
+            bearer_, std::move(req),
+            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+              stub->async()->GetMultiCloudImage(ctx, rq, rs, std::move(cb));
+            },
+            [done](const grpc::Status& s, const cpb::MultiCloudImage&) { done(s); });
+      });
       row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
       rows_.push_back(row);
     }
@@ -775,23 +771,21 @@ void Bench::Reads(const std::string& suffix) {
         row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
       } else {
         // The default MCI of every template is `popular`, which covers clouds 0..3.
-        row = MeasurePaired("ResolveLaunch", in_flight, {catalog_pid_, templates_pid_},
-                      [&](int slot, Done done) {
-                        thread_local std::mt19937 rng{std::random_device{}()};
-                        size_t t = rng() % template_names_.size();
-                        tpb::ResolveLaunchRequest req;
-                        req.set_server_template(template_names_[t]);
-                        req.set_cloud("clouds/" + SettingFor(static_cast<int>(rng() % 4)).cloud);
-                        auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
-                        Unary<tpb::ResolveLaunchRequest, tpb::ResolveLaunchResponse>(
-                            bearer_, std::move(req),
-                            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-                              stub->async()->ResolveLaunch(ctx, rq, rs, std::move(cb));
-                            },
-                            [done](const grpc::Status& s, const tpb::ResolveLaunchResponse&) {
-                              done(s);
-                            });
-                      });
+        row = MeasurePaired(
+            "ResolveLaunch", in_flight, {catalog_pid_, templates_pid_}, [&](int slot, Done done) {
+              thread_local std::mt19937 rng{std::random_device{}()};
+              size_t t = rng() % template_names_.size();
+              tpb::ResolveLaunchRequest req;
+              req.set_server_template(template_names_[t]);
+              req.set_cloud("clouds/" + SettingFor(static_cast<int>(rng() % 4)).cloud);
+              auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
+              Unary<tpb::ResolveLaunchRequest, tpb::ResolveLaunchResponse>(
+                  bearer_, std::move(req),
+                  [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+                    stub->async()->ResolveLaunch(ctx, rq, rs, std::move(cb));
+                  },
+                  [done](const grpc::Status& s, const tpb::ResolveLaunchResponse&) { done(s); });
+            });
       }
       if (!row.ran) row.baseline.clear();
       row.target = "QPS >= 0.5x echo";
@@ -819,8 +813,8 @@ void Bench::Lists(const std::string& suffix) {
       deep_token = absl::WebSafeBase64Escape(raw);
     }
     for (bool deep : {false, true}) {
-      std::string op = absl::StrCat("ListMultiCloudImages ", deep ? "deep page" : "first page",
-                                    suffix);
+      std::string op =
+          absl::StrCat("ListMultiCloudImages ", deep ? "deep page" : "first page", suffix);
       cpb::ListMultiCloudImagesRequest req = first;
       if (deep) req.set_page_token(deep_token);
       Row row = Measure(op, "list", in_flight, catalog, [&, req](int slot, Done done) {
@@ -871,8 +865,8 @@ void Bench::Lists(const std::string& suffix) {
       token = page.next_page_token();
     }
     for (bool deep : {false, true}) {
-      std::string op = absl::StrCat("ListMultiCloudImageUsages ",
-                                    deep ? "deep page" : "first page", suffix);
+      std::string op =
+          absl::StrCat("ListMultiCloudImageUsages ", deep ? "deep page" : "first page", suffix);
       tpb::ListMultiCloudImageUsagesRequest req = first;
       if (deep) req.set_page_token(deep_token);
       Row row = Measure(op, "list", in_flight, {templates_pid_}, [&, req](int slot, Done done) {
@@ -974,8 +968,8 @@ void Bench::MeasureWrite(const std::string& op, const std::vector<pid_t>& server
     double before = static_cast<double>(total->r.ok + total->r.errors);
     double more = static_cast<double>(part->r.ok + part->r.errors);
     if (before + more > 0) {
-      total->server_cpu_us = (total->server_cpu_us * before + part->server_cpu_us * more) /
-                             (before + more);
+      total->server_cpu_us =
+          (total->server_cpu_us * before + part->server_cpu_us * more) / (before + more);
       total->pg_cpu_us = (total->pg_cpu_us * before + part->pg_cpu_us * more) / (before + more);
     }
     Merge(&total->r, part->r);
@@ -1111,10 +1105,10 @@ Row Bench::Pgbench(const std::string& op, const std::string& database, const std
   row.in_flight = clients;
   std::string dir = mci::testing::TempDir() + "/pgbench-" + std::to_string(counter_++);
   std::filesystem::create_directories(dir);
-  std::string cmd = absl::StrCat(
-      "cd ", dir, " && pgbench -n -M prepared -c ", clients, " -j 2 -T ",
-      static_cast<int>(std::ceil(seconds_)), " -h 127.0.0.1 -p ", stack_->postgres().port(),
-      " -U postgres -l --log-prefix=tx -f ", script);
+  std::string cmd =
+      absl::StrCat("cd ", dir, " && pgbench -n -M prepared -c ", clients, " -j 2 -T ",
+                   static_cast<int>(std::ceil(seconds_)), " -h 127.0.0.1 -p ",
+                   stack_->postgres().port(), " -U postgres -l --log-prefix=tx -f ", script);
   for (const auto& d : defines) absl::StrAppend(&cmd, " -D '", d, "'");
   absl::StrAppend(&cmd, " ", database, " 2>&1");
   if (warmup_ >= 0.5) Log(absl::StrCat("running ", op, " with ", clients, " clients"));
@@ -1278,8 +1272,8 @@ void Bench::Events() {
         if (templates_[1 % templates_.size()]->GetServerTemplate(ctx.get(), req, &t).ok()) {
           for (const auto& ref : t.multi_cloud_images()) {
             if (ref.multi_cloud_image() != prop_mci_) continue;
-            bool has = std::find(ref.clouds().begin(), ref.clouds().end(), cloud) !=
-                       ref.clouds().end();
+            bool has =
+                std::find(ref.clouds().begin(), ref.clouds().end(), cloud) != ref.clouds().end();
             seen = has == add;
           }
         }
@@ -1337,7 +1331,7 @@ const Row* Find(const std::vector<Row>& rows, const std::string& key) {
   std::string op = key;
   int in_flight = -1;
   if (auto at = key.rfind('@'); at != std::string::npos && at + 1 < key.size() &&
-                                 key.find_first_not_of("0123456789", at + 1) == std::string::npos) {
+                                key.find_first_not_of("0123456789", at + 1) == std::string::npos) {
     op = key.substr(0, at);
     in_flight = std::atoi(key.c_str() + at + 1);
   }
@@ -1389,8 +1383,8 @@ void Bench::Judge() {
                row.target.rfind("within 2x", 0) == 0) {
       // Latency at the same concurrency: p50 of this page over p50 of the baseline page.
       double r = base->r.p50_ms > 0 ? row.r.p50_ms / base->r.p50_ms : 0;
-      row.verdict = r <= 2 && (base->r.qps <= 0 || row.r.qps / base->r.qps >= 0.5) ? "met"
-                                                                                 : "NOT met";
+      row.verdict =
+          r <= 2 && (base->r.qps <= 0 || row.r.qps / base->r.qps >= 0.5) ? "met" : "NOT met";
     } else {
       row.verdict = "-";
     }
@@ -1404,10 +1398,11 @@ std::string Fixed(double v, int digits) {
 }
 
 void Bench::Print() {
-  std::printf("\nMCI benchmark, %s: %d MCIs (%d seeded), %d ServerTemplates, %d channels, %gs per "
-              "scenario after %gs warm-up, %ld cores\n\n",
-              started_at_.c_str(), scale_, seeded_, static_cast<int>(template_names_.size()),
-              channels_n_, seconds_, warmup_, sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf(
+      "\nMCI benchmark, %s: %d MCIs (%d seeded), %d ServerTemplates, %d channels, %gs per "
+      "scenario after %gs warm-up, %ld cores\n\n",
+      started_at_.c_str(), scale_, seeded_, static_cast<int>(template_names_.size()), channels_n_,
+      seconds_, warmup_, sysconf(_SC_NPROCESSORS_ONLN));
   std::printf("%-44s %4s %9s %8s %8s %8s %9s %8s  %-38s %7s %7s  %s\n", "operation", "infl", "QPS",
               "p50 ms", "p99 ms", "p999 ms", "srv us/op", "pg us/op", "baseline", "xQPS", "xp99",
               "target / verdict");
@@ -1436,9 +1431,10 @@ void Bench::Print() {
                 row.verdict.empty() ? "" : (" -> " + row.verdict).c_str(),
                 row.note.empty() ? "" : "  [", row.note.empty() ? "" : (row.note + "]").c_str());
   }
-  std::printf("\nsrv us/op: CPU time (utime+stime from /proc) of the service processes serving "
-              "the scenario per operation (for echo: the echo server); pg us/op: PostgreSQL's. "
-              "xQPS, xp99: this row over its baseline, measured in this run.\n");
+  std::printf(
+      "\nsrv us/op: CPU time (utime+stime from /proc) of the service processes serving "
+      "the scenario per operation (for echo: the echo server); pg us/op: PostgreSQL's. "
+      "xQPS, xp99: this row over its baseline, measured in this run.\n");
   std::fflush(stdout);
 }
 
@@ -1480,12 +1476,13 @@ void Bench::WriteJson() {
         << ", \"server_cores\": " << Fixed(r.server_cores, 3)
         << ", \"pg_cpu_us_per_op\": " << Fixed(r.pg_cpu_us, 2);
     }
-    j << ", \"baseline\": \"" << JsonEscape(r.baseline) << "\", \"baseline_qps\": "
-      << Fixed(r.baseline_qps, 1) << ", \"baseline_p99_ms\": " << Fixed(r.baseline_p99, 4)
-      << ", \"ratio_qps\": " << Fixed(r.ratio_qps, 3) << ", \"ratio_p99\": "
-      << Fixed(r.ratio_p99, 3) << ", \"target\": \"" << JsonEscape(r.target)
-      << "\", \"verdict\": \"" << JsonEscape(r.verdict) << "\", \"note\": \""
-      << JsonEscape(r.note) << "\"}" << (i + 1 < rows_.size() ? "," : "") << "\n";
+    j << ", \"baseline\": \"" << JsonEscape(r.baseline)
+      << "\", \"baseline_qps\": " << Fixed(r.baseline_qps, 1)
+      << ", \"baseline_p99_ms\": " << Fixed(r.baseline_p99, 4)
+      << ", \"ratio_qps\": " << Fixed(r.ratio_qps, 3)
+      << ", \"ratio_p99\": " << Fixed(r.ratio_p99, 3) << ", \"target\": \"" << JsonEscape(r.target)
+      << "\", \"verdict\": \"" << JsonEscape(r.verdict) << "\", \"note\": \"" << JsonEscape(r.note)
+      << "\"}" << (i + 1 < rows_.size() ? "," : "") << "\n";
   }
   j << "  ]\n}\n";
   std::string stamp = absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone());
@@ -1516,8 +1513,8 @@ int Bench::Run() {
     Log(absl::StrCat("growing the catalog to ", scale_, " MCIs"));
     absl::Time t = absl::Now();
     SeedSql(10001, scale_);
-    Log(absl::StrCat("grown in ", absl::FormatDuration(absl::Trunc(absl::Now() - t,
-                                                                   absl::Seconds(1)))));
+    Log(absl::StrCat("grown in ",
+                     absl::FormatDuration(absl::Trunc(absl::Now() - t, absl::Seconds(1)))));
     std::string suffix = absl::StrCat(" (", scale_ >= 1000000 ? scale_ / 1000000 : scale_ / 1000,
                                       scale_ >= 1000000 ? "M)" : "k)");
     size_t before = rows_.size();

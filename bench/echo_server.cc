@@ -1,13 +1,12 @@
 // mci-echo-server: the ceiling of the benchmark's read paths. The same gRPC build, callback API
 // and server defaults as the services (libs/common/server.cc), and no work at all per call.
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "mci/bench/v1/echo.grpc.pb.h"
 

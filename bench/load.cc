@@ -88,7 +88,8 @@ LoadResult RunLoad(const LoadOptions& options, const Issue& issue,
   {
     std::unique_lock<std::mutex> lock(run->mu);
     // Operations in flight finish (each has a deadline); a stuck one is given up after 30 s.
-    if (!run->cv.wait_for(lock, std::chrono::seconds(30), [&] { return run->active.load() == 0; })) {
+    if (!run->cv.wait_for(lock, std::chrono::seconds(30),
+                          [&] { return run->active.load() == 0; })) {
       std::fprintf(stderr, "[bench] %d operations still in flight after 30 s\n",
                    run->active.load());
       run.release();  // callbacks may still touch it
@@ -124,8 +125,7 @@ void Merge(LoadResult* total, const LoadResult& more) {
   total->samples.insert(total->samples.end(), more.samples.begin(), more.samples.end());
   std::vector<double> all = total->samples;
   if (!all.empty()) {
-    total->mean_ms =
-        std::accumulate(all.begin(), all.end(), 0.0) / static_cast<double>(all.size());
+    total->mean_ms = std::accumulate(all.begin(), all.end(), 0.0) / static_cast<double>(all.size());
     total->p50_ms = Percentile(all, 0.50);
     total->p99_ms = Percentile(all, 0.99);
     total->p999_ms = Percentile(all, 0.999);
@@ -140,8 +140,8 @@ PacedLoad::~PacedLoad() { Stop(); }
 void PacedLoad::Start() {
   started_ = Clock::now();
   thread_ = std::thread([this] {
-    const auto interval = std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(1.0 / rate_));
+    const auto interval =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / rate_));
     Clock::time_point next = Clock::now();
     int slot = 0;
     while (!stopping_) {

@@ -3,6 +3,8 @@
 // A closed-loop load generator over gRPC's asynchronous (callback) client API: `in_flight`
 // operations are kept outstanding; each completion starts the next one on the same slot.
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -11,8 +13,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 namespace mci::bench {
 

@@ -75,7 +75,8 @@ std::vector<pid_t> ChildrenNamed(pid_t parent, const std::string& name) {
     ssize_t n = readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), buf, sizeof(buf) - 1);
     if (n <= 0) continue;
     std::string exe(buf, static_cast<size_t>(n));
-    if (exe.size() >= name.size() && exe.compare(exe.size() - name.size(), name.size(), name) == 0 &&
+    if (exe.size() >= name.size() &&
+        exe.compare(exe.size() - name.size(), name.size(), name) == 0 &&
         (exe.size() == name.size() || exe[exe.size() - name.size() - 1] == '/')) {
       out.push_back(pid);
     }
