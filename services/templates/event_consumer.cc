@@ -83,6 +83,31 @@ bool EventConsumer::Handle(natsMsg* msg) {
   return true;
 }
 
+bool EventConsumer::HandleBatch(const natsMsgList& list) {
+  if (list.Count < 2) return false;
+  std::vector<mci::events::v1::MultiCloudImageEvent> events(list.Count);
+  for (int i = 0; i < list.Count; ++i) {
+    if (!events[i].ParseFromArray(natsMsg_GetData(list.Msgs[i]),
+                                  natsMsg_GetDataLength(list.Msgs[i])) ||
+        events[i].multi_cloud_image().empty()) {
+      return false;  // one by one, so the bad one is dropped alone
+    }
+  }
+  // One transaction for the whole batch: at 1,000 events/s a commit per event falls behind.
+  absl::Status status = repository_->ApplyEvents(events);
+  if (!status.ok()) {
+    log::Warn("cannot apply a batch of MCI events; applying them one by one",
+              {{"error", status.ToString()}});
+    return false;
+  }
+  for (int i = 0; i < list.Count; ++i) {
+    if (natsStatus s = natsMsg_Ack(list.Msgs[i], nullptr); s != NATS_OK) {
+      log::Warn("cannot ack MCI event", {{"error", natsStatus_GetText(s)}});
+    }
+  }
+  return true;
+}
+
 void EventConsumer::Run() {
   while (!stopping_) {
     if (subscription_ == nullptr) {
@@ -103,6 +128,10 @@ void EventConsumer::Run() {
         subscription_ = nullptr;
       }
       Sleep(stopping_, 500);
+      continue;
+    }
+    if (HandleBatch(list)) {
+      natsMsgList_Destroy(&list);
       continue;
     }
     bool ok = true;

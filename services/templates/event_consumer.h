@@ -35,6 +35,8 @@ class EventConsumer {
   absl::Status Subscribe();
   // false when the rest of the batch must wait for a redelivery (the database is down).
   bool Handle(natsMsg* msg);
+  // Applies and acks a fetched batch in one transaction; false when it must go one by one.
+  bool HandleBatch(const natsMsgList& list);
 
   nats::Client* nats_;
   Repository* repository_;

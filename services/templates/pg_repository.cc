@@ -638,9 +638,12 @@ absl::Status PgRepository::RecordCatalogState(const CatalogState& state,
   });
 }
 
-absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
+namespace {
+
+// One event's effect on the replica and the fences, inside the caller's transaction.
+void ApplyEventInTransaction(pqxx::work& txn, const MultiCloudImageEvent& event) {
   const std::string& mci = event.multi_cloud_image();
-  return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+  {
     LockMci(txn, mci);
     // Effects on fences first: they are keyed by deletion id and idempotent, so they hold even for
     // an event the replica itself ignores. They back up a Release the catalog could not deliver.
@@ -676,7 +679,7 @@ absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
     log::Debug("replica update", {{"mci", mci},
                                   {"sequence", std::to_string(event.sequence())},
                                   {"decision", std::to_string(static_cast<int>(update))}});
-    if (update == ReplicaUpdate::kIgnore) return absl::OkStatus();
+    if (update == ReplicaUpdate::kIgnore) return;
     if (update == ReplicaUpdate::kReplace) txn.exec_params(kDeleteReplicaRevisions, mci);
     std::vector<std::string> head_clouds(event.head_clouds().begin(), event.head_clouds().end());
     std::string account = event.account().empty() ? AccountOfMci(mci) : event.account();
@@ -689,6 +692,28 @@ absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
       std::vector<std::string> clouds(rev.clouds().begin(), rev.clouds().end());
       txn.exec_params(kInsertReplicaRevision, mci, rev.revision(), JoinClouds(clouds));
     }
+  }
+}
+
+}  // namespace
+
+absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
+  return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    ApplyEventInTransaction(txn, event);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status PgRepository::ApplyEvents(const std::vector<MultiCloudImageEvent>& events) {
+  // Lock MCIs in name order (as LockAndCheckAll does) so batches never deadlock with references;
+  // the stable sort keeps each MCI's events in stream order.
+  std::vector<const MultiCloudImageEvent*> ordered;
+  for (const auto& e : events) ordered.push_back(&e);
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) {
+    return a->multi_cloud_image() < b->multi_cloud_image();
+  });
+  return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    for (const auto* e : ordered) ApplyEventInTransaction(txn, *e);
     return absl::OkStatus();
   });
 }

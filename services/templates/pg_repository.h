@@ -47,6 +47,8 @@ class PgRepository : public Repository {
   absl::Status RecordCatalogState(const CatalogState& state,
                                   std::optional<int64_t> expected_row_version) override;
   absl::Status ApplyEvent(const mci::events::v1::MultiCloudImageEvent& event) override;
+  absl::Status ApplyEvents(
+      const std::vector<mci::events::v1::MultiCloudImageEvent>& events) override;
   absl::StatusOr<bool> DeletionFenced(const std::string& mci) override;
   absl::StatusOr<Reservation> ReserveDeletion(const std::string& mci,
                                               const std::string& deletion_id) override;

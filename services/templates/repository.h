@@ -89,6 +89,14 @@ class Repository {
                                           std::optional<int64_t> expected_row_version) = 0;
   // Applies one event idempotently (sequence) together with its effect on deletion fences.
   virtual absl::Status ApplyEvent(const mci::events::v1::MultiCloudImageEvent& event) = 0;
+  // Applies a batch of events in one transaction (all or none), each as ApplyEvent would; events
+  // of one MCI keep their order.
+  virtual absl::Status ApplyEvents(const std::vector<mci::events::v1::MultiCloudImageEvent>& events) {
+    for (const auto& e : events) {
+      if (absl::Status s = ApplyEvent(e); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
 
   // True while a deletion fence stands for the MCI (HEAD name).
   virtual absl::StatusOr<bool> DeletionFenced(const std::string& mci) = 0;
