@@ -1,15 +1,14 @@
 #include "libs/common/auth.h"
 
-#include <array>
-#include <mutex>
-#include <unordered_map>
-
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
+#include <array>
+#include <mutex>
+#include <unordered_map>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -42,20 +41,28 @@ std::string JsonString(absl::string_view s) {
 
 absl::Status Unauthenticated(absl::string_view why) {
   return absl::UnauthenticatedError(absl::StrCat(
-      why, " Send a valid token as 'authorization: Bearer <token>' (issue one with mcictl token)."));
+      why,
+      " Send a valid token as 'authorization: Bearer <token>' (issue one with mcictl token)."));
 }
 
 }  // namespace
 
 absl::string_view RoleName(Role role) {
   switch (role) {
-    case Role::kObserver: return "observer";
-    case Role::kActor: return "actor";
-    case Role::kDesigner: return "designer";
-    case Role::kLibrary: return "library";
-    case Role::kPublisher: return "publisher";
-    case Role::kAdmin: return "admin";
-    case Role::kService: return "service";
+    case Role::kObserver:
+      return "observer";
+    case Role::kActor:
+      return "actor";
+    case Role::kDesigner:
+      return "designer";
+    case Role::kLibrary:
+      return "library";
+    case Role::kPublisher:
+      return "publisher";
+    case Role::kAdmin:
+      return "admin";
+    case Role::kService:
+      return "service";
   }
   return "observer";
 }
@@ -65,9 +72,9 @@ absl::StatusOr<Role> ParseRole(absl::string_view name) {
                  Role::kAdmin, Role::kService}) {
     if (RoleName(r) == name) return r;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "Unknown role \"", name,
-      "\"; roles are observer, actor, designer, library, publisher, admin, service."));
+  return absl::InvalidArgumentError(
+      absl::StrCat("Unknown role \"", name,
+                   "\"; roles are observer, actor, designer, library, publisher, admin, service."));
 }
 
 bool Caller::Has(Role role) const {
@@ -95,7 +102,8 @@ namespace {
 // checked on every use. Bounded: a full shard is emptied.
 class VerifiedTokens {
  public:
-  bool Find(absl::string_view secret, absl::string_view token, Caller* caller, absl::Time* expires) {
+  bool Find(absl::string_view secret, absl::string_view token, Caller* caller,
+            absl::Time* expires) {
     std::string key(token);
     Shard& shard = ShardFor(key);
     std::lock_guard<std::mutex> lock(shard.mu);
@@ -218,8 +226,9 @@ absl::StatusOr<Caller> Authenticator::Authenticate(const grpc::ServerContextBase
 }
 
 std::string Authenticator::ServiceToken(absl::string_view service) const {
-  return SignToken(secret_, Claims{std::string(service), "", {Role::kService},
-                                   absl::Now() + absl::Hours(24 * 365)});
+  return SignToken(
+      secret_,
+      Claims{std::string(service), "", {Role::kService}, absl::Now() + absl::Hours(24 * 365)});
 }
 
 absl::Status Require(const Caller& caller, Role role) {

@@ -1,13 +1,13 @@
 #pragma once
 
-#include <set>
-#include <string>
-#include "absl/strings/string_view.h"
-#include <vector>
-
 #include <grpcpp/grpcpp.h>
 
+#include <set>
+#include <string>
+#include <vector>
+
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace mci::auth {

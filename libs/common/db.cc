@@ -88,8 +88,8 @@ absl::Status Migrate(const std::string& url, const std::vector<Migration>& migra
     std::sort(sorted.begin(), sorted.end(),
               [](const Migration& a, const Migration& b) { return a.version < b.version; });
     for (const Migration& m : sorted) {
-      auto done = session.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1",
-                                      m.version);
+      auto done =
+          session.exec_params("SELECT 1 FROM schema_migrations WHERE version = $1", m.version);
       if (!done.empty()) continue;
       session.exec("BEGIN");
       try {

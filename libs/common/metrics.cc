@@ -45,8 +45,8 @@ std::string Metrics::Render() const {
       "# TYPE mci_grpc_request_duration_seconds histogram\n";
   for (const auto& [name, m] : methods_) {
     for (size_t i = 0; i < kBuckets.size(); ++i) {
-      absl::StrAppend(&out, "mci_grpc_request_duration_seconds_bucket{method=\"", name,
-                      "\",le=\"", kBuckets[i], "\"} ", m.buckets[i], "\n");
+      absl::StrAppend(&out, "mci_grpc_request_duration_seconds_bucket{method=\"", name, "\",le=\"",
+                      kBuckets[i], "\"} ", m.buckets[i], "\n");
     }
     absl::StrAppend(&out, "mci_grpc_request_duration_seconds_bucket{method=\"", name,
                     "\",le=\"+Inf\"} ", m.total, "\n");

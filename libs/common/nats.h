@@ -1,14 +1,14 @@
 #pragma once
 
+#include <nats/nats.h>
+
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
-
-#include <nats/nats.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace mci::nats {

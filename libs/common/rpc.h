@@ -1,14 +1,14 @@
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <exception>
 #include <functional>
 #include <optional>
-#include "absl/strings/string_view.h"
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "libs/common/auth.h"
 #include "libs/common/log.h"
@@ -47,8 +47,8 @@ Result Guarded(absl::string_view method, Fn& fn, const auth::Caller& caller) {
 
 template <typename Fn>
 void RunHandler(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor,
-                const auth::Authenticator& authenticator, absl::string_view method,
-                auth::Role role, absl::Time start, Fn& handler) {
+                const auth::Authenticator& authenticator, absl::string_view method, auth::Role role,
+                absl::Time start, Fn& handler) {
   absl::Status status;
   auto caller = authenticator.Authenticate(*context);
   if (!caller.ok()) {
@@ -112,7 +112,7 @@ grpc::ServerUnaryReactor* DispatchWithFastPath(grpc::CallbackServerContext* cont
 // Declares a callback-API unary method that delegates to `impl_.Method(caller, request, response)`.
 #define MCI_RPC(Method, Request, Response, RequiredRole)                                         \
   grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const Request* request, \
-                                   Response* response) override {                               \
+                                   Response* response) override {                                \
     return ::mci::Dispatch(context, authenticator_, #Method, RequiredRole,                       \
                            [this, request, response](const ::mci::auth::Caller& caller) {        \
                              return impl_.Method(caller, *request, response);                    \
@@ -123,15 +123,15 @@ grpc::ServerUnaryReactor* DispatchWithFastPath(grpc::CallbackServerContext* cont
 // std::optional<absl::Status> (nullopt: not answerable from memory), then `impl_.Method` runs.
 #define MCI_RPC_CACHED(Method, Request, Response, RequiredRole)                                  \
   grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const Request* request, \
-                                   Response* response) override {                               \
-    return ::mci::DispatchWithFastPath(                                                         \
-        context, authenticator_, #Method, RequiredRole,                                         \
-        [this, request, response](const ::mci::auth::Caller& caller) {                          \
-          return impl_.Method##Cached(caller, *request, response);                              \
-        },                                                                                      \
-        [this, request, response](const ::mci::auth::Caller& caller) {                          \
-          return impl_.Method(caller, *request, response);                                      \
-        });                                                                                     \
+                                   Response* response) override {                                \
+    return ::mci::DispatchWithFastPath(                                                          \
+        context, authenticator_, #Method, RequiredRole,                                          \
+        [this, request, response](const ::mci::auth::Caller& caller) {                           \
+          return impl_.Method##Cached(caller, *request, response);                               \
+        },                                                                                       \
+        [this, request, response](const ::mci::auth::Caller& caller) {                           \
+          return impl_.Method(caller, *request, response);                                       \
+        });                                                                                      \
   }
 
 }  // namespace mci

@@ -1,5 +1,8 @@
 #include "libs/common/server.h"
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <httplib.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -8,11 +11,6 @@
 #include <deque>
 #include <functional>
 #include <mutex>
-
-#include <httplib.h>
-
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -128,10 +126,11 @@ absl::Status ServiceHost::Start() {
     }
     http_thread_ = std::thread([this] { http_->listen_after_bind(); });
   }
-  log::Info("serving", {{"grpc", absl::StrCat(options_.grpc_address.substr(
-                                                  0, options_.grpc_address.rfind(':')),
-                                              ":", grpc_port_)},
-                        {"http", options_.http_address}});
+  log::Info(
+      "serving",
+      {{"grpc", absl::StrCat(options_.grpc_address.substr(0, options_.grpc_address.rfind(':')), ":",
+                             grpc_port_)},
+       {"http", options_.http_address}});
   return absl::OkStatus();
 }
 

@@ -1,11 +1,11 @@
 #pragma once
 
-#include <exception>
-#include "absl/strings/string_view.h"
-
 #include <grpcpp/grpcpp.h>
 
+#include <exception>
+
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace mci {
 

@@ -1,12 +1,11 @@
 #include "services/catalog/catalog.h"
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <set>
-
-#include <google/protobuf/struct.pb.h>
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -26,17 +25,17 @@ using Event = mci::events::v1::MultiCloudImageEvent;
 namespace {
 
 // Columns of an MCI row, in the order MciRow::Parse reads them.
-#define MCI_COLUMNS                                                                           \
-  "m.id, m.account, m.mci_id, m.display_name, m.description, array_to_json(m.tags)::text, "   \
+#define MCI_COLUMNS                                                                              \
+  "m.id, m.account, m.mci_id, m.display_name, m.description, array_to_json(m.tags)::text, "      \
   "m.state, coalesce(m.deletion_id, ''), m.origin_kind, m.origin_source, m.origin_source_name, " \
-  "m.lineage, m.publication, m.source_revision, m.latest_revision, m.version, m.event_seq, "  \
-  "array_to_json(m.head_clouds)::text, extract(epoch from m.create_time)::float8, "           \
+  "m.lineage, m.publication, m.source_revision, m.latest_revision, m.version, m.event_seq, "     \
+  "array_to_json(m.head_clouds)::text, extract(epoch from m.create_time)::float8, "              \
   "extract(epoch from m.update_time)::float8"
 constexpr int kMciColumnCount = 20;
 
-#define SETTINGS_JSON(mci_expr, revision_expr)                                                \
-  "coalesce((SELECT json_agg(json_build_array(s.cloud_id, s.image_id, s.instance_type, "      \
-  "s.kernel_id, s.ramdisk_id, s.user_data) ORDER BY s.cloud_id) FROM mci_settings s "         \
+#define SETTINGS_JSON(mci_expr, revision_expr)                                           \
+  "coalesce((SELECT json_agg(json_build_array(s.cloud_id, s.image_id, s.instance_type, " \
+  "s.kernel_id, s.ramdisk_id, s.user_data) ORDER BY s.cloud_id) FROM mci_settings s "    \
   "WHERE s.mci = " mci_expr " AND s.revision = " revision_expr ")::text, '[]')"
 
 constexpr char kGetMci[] =
@@ -54,14 +53,14 @@ constexpr char kReadMci[] =
 constexpr char kReadMciByRequestId[] =
     "SELECT m.mci_id FROM request_ids q JOIN mcis m ON m.id = q.mci"
     " WHERE q.account = $1 AND q.request_id = $2";
-constexpr char kListMcis[] =
-    "SELECT " MCI_COLUMNS " FROM mcis m WHERE m.account = $1 AND m.id > $2"
-    " AND ($3 = '' OR m.tags @> ARRAY[$3]::text[])"
-    " AND ($4 = '' OR m.head_clouds @> ARRAY[$4]::text[])"
-    " AND ($5 = '' OR m.display_name ILIKE '%' || $5 || '%')"
-    " AND ($6::int = 0 OR m.origin_kind = $6::int)"
-    " AND ($7 = '' OR m.lineage = $7)"
-    " ORDER BY m.id LIMIT $8";
+constexpr char kListMcis[] = "SELECT " MCI_COLUMNS
+                             " FROM mcis m WHERE m.account = $1 AND m.id > $2"
+                             " AND ($3 = '' OR m.tags @> ARRAY[$3]::text[])"
+                             " AND ($4 = '' OR m.head_clouds @> ARRAY[$4]::text[])"
+                             " AND ($5 = '' OR m.display_name ILIKE '%' || $5 || '%')"
+                             " AND ($6::int = 0 OR m.origin_kind = $6::int)"
+                             " AND ($7 = '' OR m.lineage = $7)"
+                             " ORDER BY m.id LIMIT $8";
 constexpr char kInsertMci[] =
     "INSERT INTO mcis (account, mci_id, display_name, description, tags, origin_kind,"
     " origin_source, origin_source_name, lineage, publication, source_revision)"
@@ -330,8 +329,9 @@ absl::Status Catalog::LoadMci(pqxx::transaction_base& txn, const MciName& name, 
 
 absl::Status Catalog::EditableHead(const MciRow& row, const MciName& name) {
   if (row.state == pb::MultiCloudImage::DELETING) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        name.Head(), " is being deleted; it cannot be changed. Retry the deletion to see its "
+    return absl::FailedPreconditionError(
+        absl::StrCat(name.Head(),
+                     " is being deleted; it cannot be changed. Retry the deletion to see its "
                      "outcome, or clone the MCI."));
   }
   if (row.imported()) {
@@ -343,17 +343,17 @@ absl::Status Catalog::EditableHead(const MciRow& row, const MciName& name) {
   return absl::OkStatus();
 }
 
-absl::Status Catalog::ReadMci(pqxx::transaction_base& txn, const MciName& name,
-                              bool with_settings, pb::MultiCloudImage* out) {
+absl::Status Catalog::ReadMci(pqxx::transaction_base& txn, const MciName& name, bool with_settings,
+                              pb::MultiCloudImage* out) {
   pqxx::result r = txn.exec_prepared("read_mci", name.account, name.mci_id, name.revision);
   if (r.empty()) return NotFound(name);
   MciRow row;
   row.Parse(r[0]);
   const pqxx::row& f = r[0];
   if (name.revision > 0 && !f[kMciColumnCount].as<bool>()) {
-    return absl::NotFoundError(absl::StrCat(
-        "Revision ", name.revision, " of ", name.Head(), " not found; its latest revision is ",
-        row.latest_revision, "."));
+    return absl::NotFoundError(absl::StrCat("Revision ", name.revision, " of ", name.Head(),
+                                            " not found; its latest revision is ",
+                                            row.latest_revision, "."));
   }
   out->Clear();
   row.ToProto(out);
@@ -378,8 +378,7 @@ absl::Status Catalog::ReadMci(pqxx::transaction_base& txn, const MciName& name,
 }
 
 absl::Status Catalog::ReadMciByRequestId(pqxx::transaction_base& txn, const std::string& account,
-                                         const std::string& request_id,
-                                         pb::MultiCloudImage* out) {
+                                         const std::string& request_id, pb::MultiCloudImage* out) {
   pqxx::result r = txn.exec_prepared("read_mci_by_request_id", account, request_id);
   if (r.empty()) return absl::NotFoundError("no such request");
   return ReadMci(txn, MciName{account, r[0][0].c_str(), 0}, true, out);
@@ -396,9 +395,9 @@ void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event:
   event.set_sequence(bumped[0][0].as<int64_t>());
   *event.mutable_event_time() = ToTimestamp(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
   event.set_revision(revision);
-  Event::State state = type == Event::DELETED                        ? Event::STATE_DELETED
+  Event::State state = type == Event::DELETED                       ? Event::STATE_DELETED
                        : row.state == pb::MultiCloudImage::DELETING ? Event::STATE_DELETING
-                                                                     : Event::STATE_ACTIVE;
+                                                                    : Event::STATE_ACTIVE;
   event.set_state(state);
   for (const auto& c : JsonStrings(bumped[0][1].c_str())) event.add_head_clouds(CloudName(c));
   for (const auto& r : txn.exec_prepared("revision_clouds", row.id)) {
@@ -424,9 +423,9 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
   auto account = ParseAccountName(req.parent());
   if (!account.ok()) return account.status();
   if (*account != caller.account) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "You can create MultiCloud Images only in your own account, accounts/", caller.account,
-        "."));
+    return absl::PermissionDeniedError(
+        absl::StrCat("You can create MultiCloud Images only in your own account, accounts/",
+                     caller.account, "."));
   }
   const pb::MultiCloudImage& mci = req.multi_cloud_image();
   if (auto s = ValidateDisplayName(mci.display_name()); !s.ok()) return s;
@@ -445,9 +444,9 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
   if (req.request_id().size() > 128) {
     return absl::InvalidArgumentError("request_id is longer than 128 characters.");
   }
-  MciName name{*account, req.multi_cloud_image_id().empty() ? RandomId("mci-", 12)
-                                                            : req.multi_cloud_image_id(),
-               0};
+  MciName name{
+      *account,
+      req.multi_cloud_image_id().empty() ? RandomId("mci-", 12) : req.multi_cloud_image_id(), 0};
   bool created = false;
   absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
     if (!req.request_id().empty() &&
@@ -455,15 +454,14 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
       return absl::OkStatus();
     }
     if (!txn.exec_prepared("mci_exists", name.account, name.mci_id).empty()) {
-      return absl::AlreadyExistsError(absl::StrCat("MultiCloud Image ", name.Head(),
-                                                   " already exists; choose another id."));
+      return absl::AlreadyExistsError(
+          absl::StrCat("MultiCloud Image ", name.Head(), " already exists; choose another id."));
     }
-    int64_t id = txn.exec_prepared("insert_mci", name.account, name.mci_id, mci.display_name(),
-                                 mci.description(),
-                                 JoinArray({tags.begin(), tags.end()}),
-                                 static_cast<int>(pb::Origin::CREATED), "", "", name.Head(), "",
-                                 0)[0][0]
-                     .as<int64_t>();
+    int64_t id =
+        txn.exec_prepared("insert_mci", name.account, name.mci_id, mci.display_name(),
+                          mci.description(), JoinArray({tags.begin(), tags.end()}),
+                          static_cast<int>(pb::Origin::CREATED), "", "", name.Head(), "", 0)[0][0]
+            .as<int64_t>();
     if (!req.request_id().empty()) {
       txn.exec_prepared("insert_request_id", name.account, req.request_id(), id);
     }
@@ -539,10 +537,11 @@ absl::Status Catalog::ListMultiCloudImages(const Caller& caller,
   if (!req.tag().empty()) {
     if (auto s = ValidateTag(req.tag()); !s.ok()) return s;
   }
-  std::string fingerprint = absl::StrCat(*account, "|", req.tag(), "|", cloud_id, "|",
-                                         req.display_name(), "|", req.origin_kind(), "|",
-                                         req.lineage());
-  auto cursor = DecodePageToken(req.page_token(), std::to_string(std::hash<std::string>{}(fingerprint)));
+  std::string fingerprint =
+      absl::StrCat(*account, "|", req.tag(), "|", cloud_id, "|", req.display_name(), "|",
+                   req.origin_kind(), "|", req.lineage());
+  auto cursor =
+      DecodePageToken(req.page_token(), std::to_string(std::hash<std::string>{}(fingerprint)));
   if (!cursor.ok()) return cursor.status();
   int64_t after = 0;
   if (!cursor->empty() && !absl::SimpleAtoi(*cursor, &after)) {
@@ -598,13 +597,13 @@ absl::Status Catalog::UpdateMultiCloudImage(const Caller& caller,
     MciRow row;
     if (auto s = LoadMci(txn, *name, true, &row); !s.ok()) return s;
     if (!in.etag().empty() && in.etag() != row.etag()) {
-      return absl::AbortedError(absl::StrCat(
-          "The etag ", in.etag(), " is stale: ", name->Head(),
-          " changed since you read it (now ", row.etag(), "). Get it again and retry."));
+      return absl::AbortedError(absl::StrCat("The etag ", in.etag(), " is stale: ", name->Head(),
+                                             " changed since you read it (now ", row.etag(),
+                                             "). Get it again and retry."));
     }
     if (auto s = EditableHead(row, *name); !s.ok()) return s;
     txn.exec_prepared("update_info", row.id, set_name ? in.display_name() : row.display_name,
-                    set_description ? in.description() : row.description, JoinArray(row.tags));
+                      set_description ? in.description() : row.description, JoinArray(row.tags));
     if (set_name) row.display_name = in.display_name();
     AppendEvent(txn, row, Event::UPDATED, 0, true);
     return ReadMci(txn, *name, true, out);
@@ -627,9 +626,9 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
         "\" is not valid: use 1-63 characters, lower-case letters, digits and '-', starting "
         "with a letter."));
   }
-  MciName name{caller.account, req.multi_cloud_image_id().empty() ? RandomId("mci-", 12)
-                                                                 : req.multi_cloud_image_id(),
-               0};
+  MciName name{
+      caller.account,
+      req.multi_cloud_image_id().empty() ? RandomId("mci-", 12) : req.multi_cloud_image_id(), 0};
   bool created = false;
   absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
     if (!req.request_id().empty() &&
@@ -639,17 +638,17 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
     pb::MultiCloudImage src;
     if (auto s = ReadMci(txn, *source, false, &src); !s.ok()) return s;
     if (!txn.exec_prepared("mci_exists", name.account, name.mci_id).empty()) {
-      return absl::AlreadyExistsError(absl::StrCat("MultiCloud Image ", name.Head(),
-                                                   " already exists; choose another id."));
+      return absl::AlreadyExistsError(
+          absl::StrCat("MultiCloud Image ", name.Head(), " already exists; choose another id."));
     }
     std::string display_name =
         req.display_name().empty() ? NextCloneDisplayName(src.display_name()) : req.display_name();
     std::vector<std::string> tags(src.tags().begin(), src.tags().end());
     int64_t id =
         txn.exec_prepared("insert_mci", name.account, name.mci_id, display_name, src.description(),
-                        JoinArray(tags), static_cast<int>(pb::Origin::CLONED), source->Full(),
-                        src.display_name(), src.origin().lineage(), src.origin().publication(),
-                        source->revision)[0][0]
+                          JoinArray(tags), static_cast<int>(pb::Origin::CLONED), source->Full(),
+                          src.display_name(), src.origin().lineage(), src.origin().publication(),
+                          source->revision)[0][0]
             .as<int64_t>();
     MciRow src_row;
     if (auto s = LoadMci(txn, *source, false, &src_row); !s.ok()) return s;
@@ -686,9 +685,9 @@ absl::Status Catalog::CommitMultiCloudImage(const Caller& caller,
     MciRow row;
     if (auto s = LoadMci(txn, *name, true, &row); !s.ok()) return s;
     if (!req.etag().empty() && req.etag() != row.etag()) {
-      return absl::AbortedError(absl::StrCat("The etag ", req.etag(), " is stale: ",
-                                             name->Head(), " changed since you read it (now ",
-                                             row.etag(), "). Get it again and retry."));
+      return absl::AbortedError(absl::StrCat("The etag ", req.etag(), " is stale: ", name->Head(),
+                                             " changed since you read it (now ", row.etag(),
+                                             "). Get it again and retry."));
     }
     if (auto s = EditableHead(row, *name); !s.ok()) return s;
     if (row.head_clouds.empty()) {
@@ -698,7 +697,7 @@ absl::Status Catalog::CommitMultiCloudImage(const Caller& caller,
     }
     int64_t revision = row.latest_revision + 1;
     txn.exec_prepared("insert_revision", row.id, revision, row.display_name, row.description,
-                    JoinArray(row.tags), req.message());
+                      JoinArray(row.tags), req.message());
     txn.exec_prepared("copy_settings", row.id, revision, row.id, 0);
     txn.exec_prepared("set_latest_revision", row.id, revision);
     AppendEvent(txn, row, Event::COMMITTED, revision, true);
@@ -757,8 +756,8 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
   auto account = ParseAccountName(req.parent());
   if (!account.ok()) return account.status();
   if (*account != caller.account) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "You can import only into your own account, accounts/", caller.account, "."));
+    return absl::PermissionDeniedError(
+        absl::StrCat("You can import only into your own account, accounts/", caller.account, "."));
   }
   const pb::MultiCloudImage& snap = req.snapshot();
   if (auto s = ValidateDisplayName(snap.display_name()); !s.ok()) return s;
@@ -787,12 +786,14 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
     if (!type.ok()) return type.status();
     Setting s{*cloud, image->id, type->id, "", "", in.user_data()};
     if (!in.kernel_image().empty()) {
-      auto k = ParseCloudResourceName(in.kernel_image(), "images", "snapshot.settings.kernel_image");
+      auto k =
+          ParseCloudResourceName(in.kernel_image(), "images", "snapshot.settings.kernel_image");
       if (!k.ok()) return k.status();
       s.kernel = k->id;
     }
     if (!in.ramdisk_image().empty()) {
-      auto r = ParseCloudResourceName(in.ramdisk_image(), "images", "snapshot.settings.ramdisk_image");
+      auto r =
+          ParseCloudResourceName(in.ramdisk_image(), "images", "snapshot.settings.ramdisk_image");
       if (!r.ok()) return r.status();
       s.ramdisk = r->id;
     }
@@ -818,12 +819,12 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
     for (const Setting& s : settings) {
       for (int64_t rev : {int64_t{0}, revision}) {
         txn.exec_prepared("insert_setting", id, rev, s.cloud, s.image, s.type, s.kernel, s.ramdisk,
-                        s.user_data);
+                          s.user_data);
       }
     }
     txn.exec_prepared("insert_revision", id, revision, snap.display_name(), snap.description(),
-                    JoinArray({tags.begin(), tags.end()}),
-                    absl::StrCat("Imported from ", snap.origin().source()));
+                      JoinArray({tags.begin(), tags.end()}),
+                      absl::StrCat("Imported from ", snap.origin().source()));
     txn.exec_prepared("set_latest_revision", id, revision);
   };
   bool changed = false;
@@ -840,10 +841,10 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
         return absl::OkStatus();
       }
       int64_t id = txn.exec_prepared("insert_mci", name.account, name.mci_id, snap.display_name(),
-                                   snap.description(), JoinArray({tags.begin(), tags.end()}),
-                                   static_cast<int>(pb::Origin::IMPORTED), snap.origin().source(),
-                                   snap.origin().source_display_name(), snap.origin().lineage(),
-                                   snap.origin().source(), revision)[0][0]
+                                     snap.description(), JoinArray({tags.begin(), tags.end()}),
+                                     static_cast<int>(pb::Origin::IMPORTED), snap.origin().source(),
+                                     snap.origin().source_display_name(), snap.origin().lineage(),
+                                     snap.origin().source(), revision)[0][0]
                        .as<int64_t>();
       if (!req.request_id().empty()) {
         txn.exec_prepared("insert_request_id", name.account, req.request_id(), id);
@@ -858,8 +859,9 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
     MciRow row;
     if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
     if (!row.imported()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          name.Head(), " was not imported from the marketplace; only imported MCIs take "
+      return absl::FailedPreconditionError(
+          absl::StrCat(name.Head(),
+                       " was not imported from the marketplace; only imported MCIs take "
                        "published updates."));
     }
     if (row.state == pb::MultiCloudImage::DELETING) {
@@ -867,13 +869,13 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
     }
     if (revision <= row.latest_revision) {
       if (row.source_revision == revision) return ReadMci(txn, name, true, out);  // a retry
-      return absl::FailedPreconditionError(absl::StrCat(
-          name.Head(), " already has revision ", row.latest_revision,
-          "; an update must bring a newer published revision than that."));
+      return absl::FailedPreconditionError(
+          absl::StrCat(name.Head(), " already has revision ", row.latest_revision,
+                       "; an update must bring a newer published revision than that."));
     }
     txn.exec_params(kDeleteHeadSettings, row.id);
     txn.exec_prepared("update_info", row.id, snap.display_name(), snap.description(),
-                    JoinArray({tags.begin(), tags.end()}));
+                      JoinArray({tags.begin(), tags.end()}));
     txn.exec_params(kSetImportOrigin, row.id, snap.origin().source(), snap.origin().source(),
                     revision);
     write_settings(txn, row.id);
@@ -914,9 +916,9 @@ absl::Status Catalog::DeleteMultiCloudImage(const Caller& caller,
     MciRow row;
     if (auto s = LoadMci(txn, *name, true, &row); !s.ok()) return s;
     if (!req.etag().empty() && req.etag() != row.etag()) {
-      return absl::AbortedError(absl::StrCat("The etag ", req.etag(), " is stale: ",
-                                             name->Head(), " changed since you read it (now ",
-                                             row.etag(), "). Get it again and retry."));
+      return absl::AbortedError(absl::StrCat("The etag ", req.etag(), " is stale: ", name->Head(),
+                                             " changed since you read it (now ", row.etag(),
+                                             "). Get it again and retry."));
     }
     if (row.state == pb::MultiCloudImage::DELETING) {
       deletion_id = row.deletion_id;  // a retried Delete resumes the same saga
@@ -976,8 +978,8 @@ absl::Status Catalog::FinishDeletion(const MciName& name, const std::string& del
   });
   if (changed) Committed(name);
   if (status.ok() || status.code() == absl::StatusCode::kAborted) {
-    absl::Status released = deletion_peer_->Release(name.Head(), deletion_id,
-                                                    reservation->reserved);
+    absl::Status released =
+        deletion_peer_->Release(name.Head(), deletion_id, reservation->reserved);
     if (!released.ok()) {
       log::Warn("deletion: release failed (the deleted/aborted event settles it too)",
                 {{"mci", name.Head()}, {"error", released.ToString()}});
@@ -998,8 +1000,8 @@ int Catalog::RecoverDeletions() {
   std::vector<std::pair<MciName, std::string>> stale;
   absl::Status s = pool_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction txn(c);
-    for (const auto& r : txn.exec_params(
-             kStaleDeletions, absl::ToDoubleSeconds(options_.deletion_recovery_after))) {
+    for (const auto& r : txn.exec_params(kStaleDeletions,
+                                         absl::ToDoubleSeconds(options_.deletion_recovery_after))) {
       stale.push_back({MciName{r[0].c_str(), r[1].c_str(), 0}, r[2].c_str()});
     }
     return absl::OkStatus();
@@ -1035,22 +1037,23 @@ absl::Status Catalog::CheckSetting(pqxx::transaction_base& txn, const std::strin
         field, " ", full, " belongs to ", CloudName(n.cloud_id), ", but the setting is for ",
         CloudName(cloud_id), ": images and instance types are cloud-specific."));
   };
-  auto image_of_kind = [&](absl::string_view field, const std::string& full,
-                           pb::ImageKind kind, int* architecture) -> absl::Status {
+  auto image_of_kind = [&](absl::string_view field, const std::string& full, pb::ImageKind kind,
+                           int* architecture) -> absl::Status {
     auto n = ParseCloudResourceName(full, "images", field);
     if (!n.ok()) return n.status();
     if (auto st = same_cloud(field, *n, full); !st.ok()) return st;
     pqxx::result r = txn.exec_prepared("visible_image", n->cloud_id, n->id, account);
     if (r.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " ", full, " does not exist in ", CloudName(cloud_id),
-          " or is not visible to accounts/", account,
-          " (public, your own, or shared with you); see ListImages."));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " ", full, " does not exist in ", CloudName(cloud_id),
+                       " or is not visible to accounts/", account,
+                       " (public, your own, or shared with you); see ListImages."));
     }
     if (r[0][0].as<int>() != kind) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " ", full, " is a ", pb::ImageKind_Name(static_cast<pb::ImageKind>(r[0][0].as<int>())),
-          " image; ", field, " needs a ", pb::ImageKind_Name(kind), " image."));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " ", full, " is a ",
+                       pb::ImageKind_Name(static_cast<pb::ImageKind>(r[0][0].as<int>())),
+                       " image; ", field, " needs a ", pb::ImageKind_Name(kind), " image."));
     }
     if (architecture != nullptr) *architecture = r[0][1].as<int>();
     return absl::OkStatus();
@@ -1133,8 +1136,8 @@ absl::Status Catalog::CreateMultiCloudImageSetting(
     }
     if (auto st = CheckSetting(txn, name->account, *cloud, s); !st.ok()) return st;
     txn.exec_prepared("insert_setting", row.id, 0, *cloud, IdOf(s.image()), IdOf(s.instance_type()),
-                    s.kernel_image().empty() ? "" : IdOf(s.kernel_image()),
-                    s.ramdisk_image().empty() ? "" : IdOf(s.ramdisk_image()), s.user_data());
+                      s.kernel_image().empty() ? "" : IdOf(s.kernel_image()),
+                      s.ramdisk_image().empty() ? "" : IdOf(s.ramdisk_image()), s.user_data());
     AppendEvent(txn, row, Event::SETTINGS_CHANGED, 0, true);
     *out = s;
     out->set_name(SettingName{*name, *cloud}.Full());
@@ -1158,9 +1161,10 @@ absl::Status Catalog::UpdateMultiCloudImageSetting(
   if (paths.empty()) paths.assign(kUpdatable.begin(), kUpdatable.end());
   for (const auto& p : paths) {
     if (kUpdatable.count(p) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "update_mask path \"", p, "\" cannot be updated; updatable fields are image, "
-          "instance_type, kernel_image, ramdisk_image and user_data."));
+      return absl::InvalidArgumentError(
+          absl::StrCat("update_mask path \"", p,
+                       "\" cannot be updated; updatable fields are image, "
+                       "instance_type, kernel_image, ramdisk_image and user_data."));
     }
   }
   absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
@@ -1186,10 +1190,10 @@ absl::Status Catalog::UpdateMultiCloudImageSetting(
     }
     if (auto st = CheckSetting(txn, name->account, setting->cloud_id, merged); !st.ok()) return st;
     txn.exec_prepared("update_setting", row.id, setting->cloud_id, IdOf(merged.image()),
-                    IdOf(merged.instance_type()),
-                    merged.kernel_image().empty() ? "" : IdOf(merged.kernel_image()),
-                    merged.ramdisk_image().empty() ? "" : IdOf(merged.ramdisk_image()),
-                    merged.user_data());
+                      IdOf(merged.instance_type()),
+                      merged.kernel_image().empty() ? "" : IdOf(merged.kernel_image()),
+                      merged.ramdisk_image().empty() ? "" : IdOf(merged.ramdisk_image()),
+                      merged.user_data());
     AppendEvent(txn, row, Event::SETTINGS_CHANGED, 0, true);
     *out = merged;
     return absl::OkStatus();
@@ -1219,15 +1223,18 @@ absl::Status Catalog::DeleteMultiCloudImageSetting(
   return status;
 }
 
-absl::Status Catalog::ListMultiCloudImageSettings(
-    const Caller& caller, const pb::ListMultiCloudImageSettingsRequest& req,
-    pb::ListMultiCloudImageSettingsResponse* out) {
+absl::Status Catalog::ListMultiCloudImageSettings(const Caller& caller,
+                                                  const pb::ListMultiCloudImageSettingsRequest& req,
+                                                  pb::ListMultiCloudImageSettingsResponse* out) {
   pb::MultiCloudImage mci;
-  if (auto s = GetMultiCloudImage(caller, [&] {
-        pb::GetMultiCloudImageRequest g;
-        g.set_name(req.parent());
-        return g;
-      }(), &mci);
+  if (auto s = GetMultiCloudImage(
+          caller,
+          [&] {
+            pb::GetMultiCloudImageRequest g;
+            g.set_name(req.parent());
+            return g;
+          }(),
+          &mci);
       !s.ok()) {
     return s;
   }
@@ -1262,7 +1269,8 @@ absl::Status Catalog::AddTags(const Caller& caller, const pb::AddTagsRequest& re
                               pb::MultiCloudImage* out) {
   auto name = ReadableMci(caller, req.name(), false);
   if (!name.ok()) return name.status();
-  if (req.tags().empty()) return absl::InvalidArgumentError("tags is empty: name at least one tag.");
+  if (req.tags().empty())
+    return absl::InvalidArgumentError("tags is empty: name at least one tag.");
   for (const auto& t : req.tags()) {
     if (auto s = ValidateTag(t); !s.ok()) return s;
   }
@@ -1276,7 +1284,7 @@ absl::Status Catalog::AddTags(const Caller& caller, const pb::AddTagsRequest& re
       return absl::InvalidArgumentError("An MCI holds at most 100 tags.");
     }
     txn.exec_prepared("update_info", row.id, row.display_name, row.description,
-                    JoinArray({tags.begin(), tags.end()}));
+                      JoinArray({tags.begin(), tags.end()}));
     AppendEvent(txn, row, Event::TAGS_CHANGED, 0, true);
     return ReadMci(txn, *name, true, out);
   });
@@ -1288,7 +1296,8 @@ absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsReque
                                  pb::MultiCloudImage* out) {
   auto name = ReadableMci(caller, req.name(), false);
   if (!name.ok()) return name.status();
-  if (req.tags().empty()) return absl::InvalidArgumentError("tags is empty: name at least one tag.");
+  if (req.tags().empty())
+    return absl::InvalidArgumentError("tags is empty: name at least one tag.");
   for (const auto& t : req.tags()) {
     if (auto s = ValidateTag(t); !s.ok()) return s;
   }
@@ -1299,7 +1308,7 @@ absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsReque
     std::set<std::string> tags(row.tags.begin(), row.tags.end());
     for (const auto& t : req.tags()) tags.erase(t);
     txn.exec_prepared("update_info", row.id, row.display_name, row.description,
-                    JoinArray({tags.begin(), tags.end()}));
+                      JoinArray({tags.begin(), tags.end()}));
     AppendEvent(txn, row, Event::TAGS_CHANGED, 0, true);
     return ReadMci(txn, *name, true, out);
   });
@@ -1324,8 +1333,8 @@ absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageR
   ResolveCache::Answer answer;
   absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::nontransaction txn(c);
-    pqxx::result r = txn.exec_prepared("resolve", name->account, name->mci_id, name->revision,
-                                       *cloud);
+    pqxx::result r =
+        txn.exec_prepared("resolve", name->account, name->mci_id, name->revision, *cloud);
     if (r.empty()) return NotFound(*name);
     const pqxx::row& f = r[0];
     if (!f[1].as<bool>()) {
@@ -1401,8 +1410,8 @@ absl::Status Catalog::ValidateMultiCloudImage(const Caller& caller,
     MciRow row;
     if (auto s = LoadMci(txn, *name, false, &row); !s.ok()) return s;
     std::vector<SettingFacts> facts;
-    for (const auto& r : txn.exec_prepared("validate_settings", row.id, name->revision,
-                                           name->account)) {
+    for (const auto& r :
+         txn.exec_prepared("validate_settings", row.id, name->revision, name->account)) {
       SettingFacts f;
       std::string cloud = r[0].c_str();
       f.cloud = CloudName(cloud);

@@ -32,10 +32,10 @@ absl::StatusOr<DeletionPeer::Reservation> GrpcDeletionPeer::Reserve(
   Reservation out;
   out.reserved = resp.reserved();
   for (const auto& u : resp.usages()) {
-    out.usages.push_back(u.multi_cloud_image().empty()
-                             ? u.server_template()
-                             : absl::StrCat(u.server_template(), " (uses ", u.multi_cloud_image(),
-                                            ")"));
+    out.usages.push_back(
+        u.multi_cloud_image().empty()
+            ? u.server_template()
+            : absl::StrCat(u.server_template(), " (uses ", u.multi_cloud_image(), ")"));
   }
   return out;
 }

@@ -1,9 +1,9 @@
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "libs/common/auth.h"
 #include "libs/common/rpc.h"
@@ -38,14 +38,12 @@ class CatalogService final : public pb::CatalogService::CallbackService {
           R::kDesigner)
   MCI_RPC(DeleteMultiCloudImage, pb::DeleteMultiCloudImageRequest, google::protobuf::Empty,
           R::kDesigner)
-  MCI_RPC(CloneMultiCloudImage, pb::CloneMultiCloudImageRequest, pb::MultiCloudImage,
-          R::kDesigner)
+  MCI_RPC(CloneMultiCloudImage, pb::CloneMultiCloudImageRequest, pb::MultiCloudImage, R::kDesigner)
   MCI_RPC(CommitMultiCloudImage, pb::CommitMultiCloudImageRequest, pb::MultiCloudImage,
           R::kDesigner)
   MCI_RPC(ListMultiCloudImageRevisions, pb::ListMultiCloudImageRevisionsRequest,
           pb::ListMultiCloudImageRevisionsResponse, R::kObserver)
-  MCI_RPC(ImportMultiCloudImage, pb::ImportMultiCloudImageRequest, pb::MultiCloudImage,
-          R::kLibrary)
+  MCI_RPC(ImportMultiCloudImage, pb::ImportMultiCloudImageRequest, pb::MultiCloudImage, R::kLibrary)
   MCI_RPC(CreateMultiCloudImageSetting, pb::CreateMultiCloudImageSettingRequest,
           pb::MultiCloudImageSetting, R::kDesigner)
   MCI_RPC(UpdateMultiCloudImageSetting, pb::UpdateMultiCloudImageSettingRequest,

@@ -1,7 +1,7 @@
 // The inventory half of the catalog: clouds, instance types and images.
-#include <set>
-
 #include <google/protobuf/util/json_util.h>
+
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -188,8 +188,8 @@ absl::Status Catalog::RegisterCloud(const Caller&, const pb::RegisterCloudReques
   }
   return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
     if (!txn.exec_params(kCloudExists, cloud_id).empty()) {
-      return absl::AlreadyExistsError(absl::StrCat("Cloud ", req.cloud().name(),
-                                                   " is already registered."));
+      return absl::AlreadyExistsError(
+          absl::StrCat("Cloud ", req.cloud().name(), " is already registered."));
     }
     txn.exec_params(kInsertCloud, cloud_id, req.cloud().display_name(), req.cloud().provider(),
                     req.cloud().region());
@@ -221,7 +221,8 @@ absl::Status Catalog::ListInstanceTypes(const Caller&, const pb::ListInstanceTyp
       pb::InstanceType* t = out->add_instance_types();
       last = r[i][0].c_str();
       t->set_name(InstanceTypeName(*cloud, last));
-      for (int a : JsonInts(r[i][1].c_str())) t->add_architectures(static_cast<pb::Architecture>(a));
+      for (int a : JsonInts(r[i][1].c_str()))
+        t->add_architectures(static_cast<pb::Architecture>(a));
       t->set_cpus(r[i][2].as<int>());
       t->set_memory_mb(r[i][3].as<int64_t>());
     }
@@ -252,9 +253,9 @@ absl::Status Catalog::ListImages(const Caller& caller, const pb::ListImagesReque
     if (cloud != "-" && txn.exec_params(kCloudExists, cloud).empty()) {
       return absl::NotFoundError(absl::StrCat("Cloud ", req.parent(), " not found."));
     }
-    pqxx::result r = txn.exec_params(kListImages, caller.account, cloud,
-                                     static_cast<int>(req.kind()), after[0], after[1],
-                                     *page_size + 1);
+    pqxx::result r =
+        txn.exec_params(kListImages, caller.account, cloud, static_cast<int>(req.kind()), after[0],
+                        after[1], *page_size + 1);
     for (size_t i = 0; i < r.size() && static_cast<int>(i) < *page_size; ++i) {
       FillImage(r[i], out->add_images());
       after = {r[i][0].c_str(), r[i][1].c_str()};
@@ -297,17 +298,18 @@ absl::Status Catalog::RegisterImage(const Caller& caller, const pb::RegisterImag
     if (txn.exec_params(kCloudExists, *cloud).empty()) {
       return absl::NotFoundError(absl::StrCat("Cloud ", req.parent(), " not found."));
     }
-    pqxx::result r = txn.exec_params(kInsertImage, *cloud, image_id, static_cast<int>(in.kind()),
-                                     in.provider_id(), in.display_name(), in.os(),
-                                     static_cast<int>(in.architecture()), in.agent_version(),
-                                     caller.account);
+    pqxx::result r =
+        txn.exec_params(kInsertImage, *cloud, image_id, static_cast<int>(in.kind()),
+                        in.provider_id(), in.display_name(), in.os(),
+                        static_cast<int>(in.architecture()), in.agent_version(), caller.account);
     if (r.affected_rows() == 0) {
       return absl::AlreadyExistsError(absl::StrCat("Image ", ImageName(*cloud, image_id),
                                                    " already exists; choose another image_id."));
     }
-    pqxx::result back = txn.exec_params(
-        absl::StrCat("SELECT ", kImageColumns, " FROM images i WHERE cloud_id = $1 AND image_id = $2"),
-        *cloud, image_id);
+    pqxx::result back =
+        txn.exec_params(absl::StrCat("SELECT ", kImageColumns,
+                                     " FROM images i WHERE cloud_id = $1 AND image_id = $2"),
+                        *cloud, image_id);
     FillImage(back[0], out);
     return absl::OkStatus();
   });
@@ -318,7 +320,8 @@ absl::Status Catalog::ShareImage(const Caller& caller, const pb::ShareImageReque
   auto name = ParseCloudResourceName(req.name(), "images", "name");
   if (!name.ok()) return name.status();
   if (req.accounts().empty()) {
-    return absl::InvalidArgumentError("accounts is empty: name the accounts/{account} to share with.");
+    return absl::InvalidArgumentError(
+        "accounts is empty: name the accounts/{account} to share with.");
   }
   std::set<std::string> accounts;
   for (const auto& a : req.accounts()) {
@@ -340,9 +343,10 @@ absl::Status Catalog::ShareImage(const Caller& caller, const pb::ShareImageReque
           "; only its owner can share it."));
     }
     for (const auto& a : accounts) txn.exec_params(kShareImage, name->cloud_id, name->id, a);
-    pqxx::result back = txn.exec_params(
-        absl::StrCat("SELECT ", kImageColumns, " FROM images i WHERE cloud_id = $1 AND image_id = $2"),
-        name->cloud_id, name->id);
+    pqxx::result back =
+        txn.exec_params(absl::StrCat("SELECT ", kImageColumns,
+                                     " FROM images i WHERE cloud_id = $1 AND image_id = $2"),
+                        name->cloud_id, name->id);
     FillImage(back[0], out);
     return absl::OkStatus();
   });

@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
     std::getline(in, secret);
   }
   if (database_url.empty()) return Fail("--database-url (MCI_DATABASE_URL) is required.");
-  if (secret.empty()) return Fail("--jwt-secret (MCI_JWT_SECRET) or --jwt-secret-file is required.");
+  if (secret.empty())
+    return Fail("--jwt-secret (MCI_JWT_SECRET) or --jwt-secret-file is required.");
   auto pool_size = config->Int("db-pool-size", 8);
   if (!pool_size.ok()) return Fail(std::string(pool_size.status().message()));
 

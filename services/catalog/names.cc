@@ -81,9 +81,9 @@ absl::StatusOr<MciName> ParseMciName(absl::string_view name, bool allow_revision
           "\"", name, "\": the revision after @ must be a committed revision number (1, 2, ...)."));
     }
     if (!allow_revision) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          name, " is a committed revision and cannot be changed; use the HEAD name ",
-          "(without @", rev, "), or clone the revision to get an editable copy."));
+      return absl::FailedPreconditionError(
+          absl::StrCat(name, " is a committed revision and cannot be changed; use the HEAD name ",
+                       "(without @", rev, "), or clone the revision to get an editable copy."));
     }
   }
   if (!IsValidResourceId(id)) return BadName("MultiCloud Image", name, kMciForm);
@@ -120,7 +120,8 @@ absl::StatusOr<CloudResourceName> ParseCloudResourceName(absl::string_view name,
                                                          absl::string_view collection,
                                                          absl::string_view field) {
   std::string form = absl::StrCat("clouds/{cloud}/", collection, "/{id}");
-  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is required: ", form, "."));
+  if (name.empty())
+    return absl::InvalidArgumentError(absl::StrCat(field, " is required: ", form, "."));
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
   if (parts.size() != 4 || parts[0] != "clouds" || parts[2] != collection ||
       !IsValidCloudResourceId(parts[1]) || !IsValidCloudResourceId(parts[3])) {

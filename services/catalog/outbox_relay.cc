@@ -86,7 +86,9 @@ OutboxRelay::OutboxRelay(std::string database_url, nats::Client* nats)
 
 OutboxRelay::~OutboxRelay() { Stop(); }
 
-void OutboxRelay::Start() { thread_ = std::thread([this] { Loop(); }); }
+void OutboxRelay::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void OutboxRelay::Stop() {
   if (stopping_.exchange(true)) return;
@@ -122,8 +124,7 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
   if (!relayed.empty()) txn.exec_params(kDeleteRelayed, absl::StrJoin(relayed, ","));
   // Counting the backlog costs a scan: only when a publish failed. An empty batch means none.
   if (relayed.size() < rows.size()) {
-    Metrics::Global().SetGauge("mci_outbox_backlog",
-                               txn.exec(kBacklog)[0][0].as<double>());
+    Metrics::Global().SetGauge("mci_outbox_backlog", txn.exec(kBacklog)[0][0].as<double>());
   } else if (rows.empty()) {
     Metrics::Global().SetGauge("mci_outbox_backlog", 0);
   }
@@ -146,8 +147,8 @@ void OutboxRelay::Loop() {
       }
       if (!leader_) {
         pqxx::nontransaction txn(*conn);
-        leader_ = txn.exec_params("SELECT pg_try_advisory_lock($1)", kRelayLockKey)[0][0]
-                      .as<bool>();
+        leader_ =
+            txn.exec_params("SELECT pg_try_advisory_lock($1)", kRelayLockKey)[0][0].as<bool>();
         if (leader_) log::Info("outbox relay: leading");
       }
       if (leader_ && !stream_ready_) {

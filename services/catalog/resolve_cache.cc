@@ -15,8 +15,8 @@ ResolveCache::Shard& ResolveCache::ShardFor(const std::string& key) {
   return shards_[absl::Hash<std::string>{}(key) % shards_.size()];
 }
 
-std::optional<ResolveCache::Answer> ResolveCache::Get(const std::string& mci_key,
-                                                      int64_t revision, const std::string& cloud,
+std::optional<ResolveCache::Answer> ResolveCache::Get(const std::string& mci_key, int64_t revision,
+                                                      const std::string& cloud,
                                                       uint64_t* generation) {
   Shard& shard = ShardFor(mci_key);
   std::string answer_key = absl::StrCat(revision, "|", cloud);

@@ -15,9 +15,9 @@ using mci::catalog::v1::Finding;
 
 absl::Status ValidateTag(absl::string_view tag) {
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Tag \"", tag, "\" is not valid: ", why,
-        ". Tags look like namespace:predicate=value, e.g. ", kAgentTag, "."));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Tag \"", tag, "\" is not valid: ", why,
+                     ". Tags look like namespace:predicate=value, e.g. ", kAgentTag, "."));
   };
   if (tag.size() > 255) return bad("it is longer than 255 characters");
   auto colon = tag.find(':');
@@ -37,7 +37,8 @@ absl::Status ValidateTag(absl::string_view tag) {
   absl::string_view value = tag.substr(eq + 1);
   if (value.empty()) return bad("the value is empty");
   for (char c : value) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return bad("the value has control characters");
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return bad("the value has control characters");
   }
   if (absl::ascii_isspace(value.front()) || absl::ascii_isspace(value.back())) {
     return bad("the value starts or ends with a space");
@@ -68,9 +69,8 @@ absl::Status ValidateDisplayName(absl::string_view display_name) {
         "display_name is required: give the MultiCloud Image a short nickname.");
   }
   if (display_name.size() > kMaxDisplayName) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("display_name is ", display_name.size(), " bytes; the limit is ",
-                     kMaxDisplayName, "."));
+    return absl::InvalidArgumentError(absl::StrCat("display_name is ", display_name.size(),
+                                                   " bytes; the limit is ", kMaxDisplayName, "."));
   }
   return absl::OkStatus();
 }
@@ -110,9 +110,12 @@ absl::StatusOr<int> PageSize(int32_t requested) {
 
 std::string ArchitectureName(mci::catalog::v1::Architecture arch) {
   switch (arch) {
-    case mci::catalog::v1::I386: return "i386 (32-bit)";
-    case mci::catalog::v1::X86_64: return "x86_64 (64-bit)";
-    default: return "unspecified";
+    case mci::catalog::v1::I386:
+      return "i386 (32-bit)";
+    case mci::catalog::v1::X86_64:
+      return "x86_64 (64-bit)";
+    default:
+      return "unspecified";
   }
 }
 
@@ -144,7 +147,8 @@ std::vector<Finding> ComputeFindings(const std::vector<std::string>& tags,
   for (const SettingFacts& s : settings) {
     if (!s.image_found) {
       add(Finding::ERROR, "IMAGE_MISSING",
-          absl::StrCat("The image of ", s.cloud, " no longer exists; pick another image."), s.cloud);
+          absl::StrCat("The image of ", s.cloud, " no longer exists; pick another image."),
+          s.cloud);
       continue;
     }
     oses.insert(s.image.os());

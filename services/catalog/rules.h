@@ -35,10 +35,10 @@ absl::StatusOr<int> PageSize(int32_t requested);
 
 // What ValidateMultiCloudImage looks at for one setting.
 struct SettingFacts {
-  std::string cloud;                     // clouds/{cloud}
+  std::string cloud;  // clouds/{cloud}
   bool image_found = false;
-  mci::catalog::v1::Image image;         // when found
-  bool image_usable = false;             // public, own, or shared with the MCI's account
+  mci::catalog::v1::Image image;  // when found
+  bool image_usable = false;      // public, own, or shared with the MCI's account
   bool instance_type_found = false;
   mci::catalog::v1::InstanceType instance_type;
 };

@@ -1,9 +1,9 @@
 #pragma once
 
+#include <google/protobuf/timestamp.pb.h>
+
 #include <string>
 #include <vector>
-
-#include <google/protobuf/timestamp.pb.h>
 
 #include "absl/strings/string_view.h"
 

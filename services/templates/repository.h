@@ -91,7 +91,8 @@ class Repository {
   virtual absl::Status ApplyEvent(const mci::events::v1::MultiCloudImageEvent& event) = 0;
   // Applies a batch of events in one transaction (all or none), each as ApplyEvent would; events
   // of one MCI keep their order.
-  virtual absl::Status ApplyEvents(const std::vector<mci::events::v1::MultiCloudImageEvent>& events) {
+  virtual absl::Status ApplyEvents(
+      const std::vector<mci::events::v1::MultiCloudImageEvent>& events) {
     for (const auto& e : events) {
       if (absl::Status s = ApplyEvent(e); !s.ok()) return s;
     }

@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <google/protobuf/unknown_field_set.h>
 #include <grp.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -22,13 +25,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <pqxx/pqxx>
 #include <set>
 #include <thread>
-
-#include <google/protobuf/unknown_field_set.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <gtest/gtest.h>
-#include <pqxx/pqxx>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -246,8 +245,8 @@ void StopProcess(pid_t pid, int sig, absl::Duration timeout) {
   if (pid <= 0) return;
   kill(pid, sig);
   if (WaitExit(pid, timeout)) return;
-  std::fprintf(stderr, "[mci test harness] pid %d ignored signal %d for %s; killing it\n", pid,
-               sig, absl::FormatDuration(timeout).c_str());
+  std::fprintf(stderr, "[mci test harness] pid %d ignored signal %d for %s; killing it\n", pid, sig,
+               absl::FormatDuration(timeout).c_str());
   kill(pid, SIGKILL);
   int st;
   waitpid(pid, &st, 0);
@@ -404,8 +403,7 @@ std::string PristineCluster(const std::string& log_path) {
     }
     ok = ok && RunAndWait({PgBin("initdb"), "-D", tmp, "-A", "trust", "-U", "postgres", "-E",
                            "UTF8", "--locale=C", "-N"},
-                          SpawnOptions{log_path, /*as_postgres=*/true},
-                          absl::Seconds(120)) == 0;
+                          SpawnOptions{log_path, /*as_postgres=*/true}, absl::Seconds(120)) == 0;
     if (ok && rename(tmp.c_str(), dir.c_str()) == 0) {
       result = dir;
     } else {
@@ -435,8 +433,8 @@ TestPostgres::TestPostgres() {
   // A copy of the shared pristine cluster; initdb itself only when that fails.
   std::string pristine = PristineCluster(log_path_);
   if (pristine.empty() ||
-      RunAndWait({FindProgram("cp", {"/bin", "/usr/bin"}), "-a", pristine, dir_ + "/data"},
-                 options, absl::Seconds(60)) != 0) {
+      RunAndWait({FindProgram("cp", {"/bin", "/usr/bin"}), "-a", pristine, dir_ + "/data"}, options,
+                 absl::Seconds(60)) != 0) {
     std::error_code ec;
     fs::remove_all(dir_ + "/data", ec);
     int rc = RunAndWait({PgBin("initdb"), "-D", dir_ + "/data", "-A", "trust", "-U", "postgres",
@@ -508,9 +506,9 @@ void TestPostgres::Stop() {
   if (!running_) return;
   running_ = false;
   SpawnOptions options{log_path_, /*as_postgres=*/true};
-  int rc = RunAndWait({PgBin("pg_ctl"), "stop", "-D", dir_ + "/data", "-m", "fast", "-w", "-t",
-                       "30"},
-                      options, absl::Seconds(40));
+  int rc =
+      RunAndWait({PgBin("pg_ctl"), "stop", "-D", dir_ + "/data", "-m", "fast", "-w", "-t", "30"},
+                 options, absl::Seconds(40));
   if (rc != 0) {
     std::fprintf(stderr, "[mci test harness] pg_ctl stop failed (%d); signalling postgres\n", rc);
   }
@@ -593,14 +591,14 @@ absl::Status ServiceProcess::WaitServing(const std::string& address, absl::Durat
   while (true) {
     int status = 0;
     if (pid_ <= 0) {
-      return absl::FailedPreconditionError(absl::StrCat(name_, " is not running.\n",
-                                                        FormatTail(name_ + " log", log_path_)));
+      return absl::FailedPreconditionError(
+          absl::StrCat(name_, " is not running.\n", FormatTail(name_ + " log", log_path_)));
     }
     if (Reaped(pid_, &status)) {
       pid_ = -1;
-      return absl::FailedPreconditionError(
-          absl::StrCat(name_, " (", binary_, ") exited with ", DescribeExit(status),
-                       " before serving.\n", FormatTail(name_ + " log", log_path_)));
+      return absl::FailedPreconditionError(absl::StrCat(name_, " (", binary_, ") exited with ",
+                                                        DescribeExit(status), " before serving.\n",
+                                                        FormatTail(name_ + " log", log_path_)));
     }
     // wait_for_ready: the call itself drives the (re)connection while the server starts.
     auto health = Check(address, "", /*wait_for_ready=*/true, absl::Milliseconds(500));
@@ -609,9 +607,8 @@ absl::Status ServiceProcess::WaitServing(const std::string& address, absl::Durat
                        : health.status();
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(
-          absl::StrCat(name_, " not SERVING on ", address, " after ",
-                       absl::FormatDuration(timeout), " (last: ", last.ToString(), ").\n",
-                       FormatTail(name_ + " log", log_path_)));
+          absl::StrCat(name_, " not SERVING on ", address, " after ", absl::FormatDuration(timeout),
+                       " (last: ", last.ToString(), ").\n", FormatTail(name_ + " log", log_path_)));
     }
     Pause(absl::Milliseconds(100));
   }
@@ -790,10 +787,9 @@ Stack::Stack(Options options) {
   const std::string templates_grpc = address(), templates_http = address();
   const std::string marketplace_grpc = address(), marketplace_http = address();
   auto common = [&](const std::string& grpc, const std::string& http, const std::string& db) {
-    return std::vector<std::string>{
-        "--grpc-address=" + grpc,  "--http-address=" + http,
-        "--database-url=" + db,    "--nats-url=" + nats_->Url(),
-        std::string("--jwt-secret=") + kTestSecret};
+    return std::vector<std::string>{"--grpc-address=" + grpc, "--http-address=" + http,
+                                    "--database-url=" + db, "--nats-url=" + nats_->Url(),
+                                    std::string("--jwt-secret=") + kTestSecret};
   };
   if (options.catalog) {
     auto args = common(catalog_grpc, catalog_http, catalog_db);

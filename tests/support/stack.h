@@ -3,6 +3,7 @@
 // Test harness: real PostgreSQL and NATS servers on free loopback ports, and the service binaries
 // as child processes. Integration tests start what they need and the destructors stop it.
 
+#include <grpcpp/grpcpp.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -11,8 +12,6 @@
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -37,7 +36,7 @@ const std::string& TempDir();
 // (PostgreSQL refuses to run as root), listening on 127.0.0.1:<free port>.
 class TestPostgres {
  public:
-  TestPostgres();  // initdb + start; aborts the test binary with a message on failure
+  TestPostgres();   // initdb + start; aborts the test binary with a message on failure
   ~TestPostgres();  // stop + remove the directory
   // Creates a database (idempotent) and returns its URL: postgresql://postgres@127.0.0.1:PORT/NAME
   std::string CreateDatabase(const std::string& name);

@@ -28,7 +28,8 @@ int Token(const mci::Config& config) {
   }
   mci::auth::Claims claims;
   claims.account = config.String("account", "");
-  claims.subject = config.String("subject", claims.account.empty() ? "mcictl" : "user@" + claims.account);
+  claims.subject =
+      config.String("subject", claims.account.empty() ? "mcictl" : "user@" + claims.account);
   for (absl::string_view name :
        absl::StrSplit(config.String("roles", "observer"), ',', absl::SkipWhitespace())) {
     auto role = mci::auth::ParseRole(name);

@@ -2,10 +2,10 @@
 
 // Test helpers: a CatalogService client bound to one caller's token.
 
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "mci/catalog/v1/catalog.grpc.pb.h"
 #include "tests/support/stack.h"
@@ -21,7 +21,7 @@ class CatalogClient {
 
   template <typename Req, typename Resp>
   grpc::Status Call(grpc::Status (cpb::CatalogService::Stub::*method)(grpc::ClientContext*,
-                                                                       const Req&, Resp*),
+                                                                      const Req&, Resp*),
                     const Req& req, Resp* resp) {
     auto context = Context(token_);
     return (stub_.get()->*method)(context.get(), req, resp);

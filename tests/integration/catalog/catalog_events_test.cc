@@ -1,12 +1,11 @@
 // MCI_EVENTS as a consumer sees them: every change, in order, exactly once, across NATS outages
 // and catalog restarts (transactional outbox + relay).
+#include <gtest/gtest.h>
 #include <nats/nats.h>
 
 #include <map>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "mci/events/v1/events.pb.h"
@@ -107,9 +106,9 @@ TEST_F(CatalogEventsTest, ConsumerSeesEveryChangeInOrder) {
   ExpectInOrder(events);
   std::vector<Event::Type> types;
   for (const auto& e : events) types.push_back(e.type());
-  EXPECT_EQ(types, (std::vector<Event::Type>{Event::CREATED, Event::SETTINGS_CHANGED,
-                                             Event::TAGS_CHANGED, Event::UPDATED,
-                                             Event::COMMITTED, Event::SETTINGS_CHANGED}));
+  EXPECT_EQ(types,
+            (std::vector<Event::Type>{Event::CREATED, Event::SETTINGS_CHANGED, Event::TAGS_CHANGED,
+                                      Event::UPDATED, Event::COMMITTED, Event::SETTINGS_CHANGED}));
   EXPECT_NE(events[0].event_id().find("|mci.v1.events.created"), std::string::npos);
   // Each event carries the state a consumer needs.
   const Event& committed = events[4];

@@ -1,7 +1,6 @@
 // Two catalog replicas on one database: one outbox relay at a time, events neither lost nor
 // doubled, and each replica's resolve cache follows the other's writes through MCI_EVENTS.
 #include <gtest/gtest.h>
-
 #include <nats/nats.h>
 
 #include "absl/strings/str_cat.h"
@@ -96,7 +95,8 @@ TEST(CatalogReplicasTest, SecondReplicaSharesTheWorkSafely) {
   jsCtx_Destroy(js);
   natsConnection_Destroy(conn);
   ASSERT_EQ(sequences.size(), 33u);
-  for (size_t i = 0; i < sequences.size(); ++i) EXPECT_EQ(sequences[i], static_cast<int64_t>(i + 1));
+  for (size_t i = 0; i < sequences.size(); ++i)
+    EXPECT_EQ(sequences[i], static_cast<int64_t>(i + 1));
 }
 
 }  // namespace

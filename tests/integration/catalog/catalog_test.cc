@@ -1,10 +1,10 @@
 // The catalog's seed procedures and rules, against the real catalog process, PostgreSQL and NATS.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <set>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "tests/integration/catalog/catalog_client.h"
@@ -55,8 +55,8 @@ TEST_F(CatalogTest, CreateNewMultiCloudImageProcedure) {
   ASSERT_GE(before.clouds_size(), 7);
 
   ASSERT_TRUE(c.AddSetting(mci.name(), "aws-us-east-1", "centos-5-4-i386-v5-6", "m1.small").ok());
-  grpc::Status second = c.AddSetting(mci.name(), "aws-us-east-1", "centos-5-4-i386-v5-6",
-                                     "c1.medium");
+  grpc::Status second =
+      c.AddSetting(mci.name(), "aws-us-east-1", "centos-5-4-i386-v5-6", "c1.medium");
   EXPECT_EQ(second.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_THAT(second.error_message(), HasSubstr("already has a setting for clouds/aws-us-east-1"));
   ASSERT_TRUE(c.AddSetting(mci.name(), "aws-us-west-1", "centos-5-4-i386-v5-6", "c1.medium").ok());
@@ -86,8 +86,7 @@ TEST_F(CatalogTest, CreateNewMultiCloudImageProcedure) {
   EXPECT_EQ(got.description(), "Small instances");
   EXPECT_EQ(got.settings_size(), 2);
   EXPECT_THAT(got.tags(), ::testing::ElementsAre("provides:rs_agent_type=right_link"));
-  EXPECT_THAT(got.clouds(),
-              ::testing::ElementsAre("clouds/aws-us-east-1", "clouds/aws-us-west-1"));
+  EXPECT_THAT(got.clouds(), ::testing::ElementsAre("clouds/aws-us-east-1", "clouds/aws-us-west-1"));
 
   cpb::ResolveImageResponse resolved;
   ASSERT_TRUE(c.Resolve(mci.name(), "aws-us-west-1", &resolved).ok());
@@ -204,8 +203,8 @@ TEST_F(CatalogTest, AddNewCloudSupportProcedure) {
   EXPECT_EQ(imported.latest_revision(), 3);  // mirrors the published revision
 
   // Imported MCIs cannot be edited in place.
-  grpc::Status refused = c.AddSetting(imported.name(), "google-us-central1",
-                                      "centos-5-4-x64-v5-6", "n1-standard-2");
+  grpc::Status refused =
+      c.AddSetting(imported.name(), "google-us-central1", "centos-5-4-x64-v5-6", "n1-standard-2");
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(refused.error_message(), HasSubstr("clone it"));
 
@@ -262,8 +261,10 @@ TEST_F(CatalogTest, CustomRightImageProcedure) {
   }
   CatalogClient designer = Client(account_, {R::kDesigner});
   cpb::MultiCloudImage mci = designer.Create(account_, "App A fast boot v1");
-  ASSERT_TRUE(designer.AddSetting(mci.name(), "aws-us-east-1", "image-builder-app-a", "m1.large").ok());
-  ASSERT_TRUE(designer.AddSetting(mci.name(), "aws-eu-west-1", "image-builder-app-a", "m1.large").ok());
+  ASSERT_TRUE(
+      designer.AddSetting(mci.name(), "aws-us-east-1", "image-builder-app-a", "m1.large").ok());
+  ASSERT_TRUE(
+      designer.AddSetting(mci.name(), "aws-eu-west-1", "image-builder-app-a", "m1.large").ok());
   ASSERT_TRUE(designer.Tag(mci.name(), "provides:rs_agent_type=right_link").ok());
   cpb::ValidateMultiCloudImageRequest vreq;
   vreq.set_name(mci.name());
@@ -529,8 +530,9 @@ TEST_F(CatalogTest, BadNamesTagsAndPagesAreInvalidArgument) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << tag;
     EXPECT_THAT(s.error_message(), HasSubstr("namespace:predicate=value"));
   }
-  for (const char* name : {"", "mcis/x", "accounts/a/multiCloudImages/", "accounts/a/multiCloudImages/X",
-                           "accounts/a/multiCloudImages/x@0", "accounts/a/multiCloudImages/x@-1"}) {
+  for (const char* name :
+       {"", "mcis/x", "accounts/a/multiCloudImages/", "accounts/a/multiCloudImages/X",
+        "accounts/a/multiCloudImages/x@0", "accounts/a/multiCloudImages/x@-1"}) {
     grpc::Status s;
     c.Get(name, &s);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << name;
@@ -675,7 +677,8 @@ TEST_F(CatalogTest, ValidateReportsEveryFindingKind) {
   // Mixed OS, architecture and agent version.
   cpb::MultiCloudImage mixed = c.Create(account_, "Mixed");
   ASSERT_TRUE(c.AddSetting(mixed.name(), "aws-us-east-1", "centos-5-4-i386-v5-6", "m1.small").ok());
-  ASSERT_TRUE(c.AddSetting(mixed.name(), "aws-us-west-1", "ubuntu-10-04-x64-v5-8", "m1.large").ok());
+  ASSERT_TRUE(
+      c.AddSetting(mixed.name(), "aws-us-west-1", "ubuntu-10-04-x64-v5-8", "m1.large").ok());
   ASSERT_TRUE(c.Tag(mixed.name(), "provides:rs_agent_type=right_link").ok());
   vreq.set_name(mixed.name());
   resp.Clear();
@@ -734,7 +737,8 @@ TEST_F(CatalogTest, ValidateReportsEveryFindingKind) {
   snap->mutable_origin()->set_source_revision(1);
   EXPECT_EQ(c.Call(&Stub::ImportMultiCloudImage, imp, &updated).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(Client(account_, {R::kLibrary}).Call(&Stub::ImportMultiCloudImage, imp, &updated)
+  EXPECT_EQ(Client(account_, {R::kLibrary})
+                .Call(&Stub::ImportMultiCloudImage, imp, &updated)
                 .error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
 }

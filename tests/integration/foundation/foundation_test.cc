@@ -1,12 +1,12 @@
 // The foundation every service stands on, checked against the real catalog binary: gRPC health
 // tied to database readiness, HTTP probes and metrics, token authentication and roles, and server
 // reflection.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
 #include <algorithm>
 #include <memory>
 #include <string>
-
-#include <gtest/gtest.h>
-#include <httplib.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"

@@ -1,8 +1,8 @@
 #include "services/catalog/rules.h"
 
-#include <set>
-
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include "services/catalog/names.h"
 #include "services/catalog/resolve_cache.h"
@@ -26,8 +26,8 @@ TEST(TagTest, AcceptsNamespacePredicateValue) {
   EXPECT_TRUE(ValidateTag("provides:rs_agent_type=right_link").ok());
   EXPECT_TRUE(ValidateTag("team:owner=web ops").ok());
   EXPECT_TRUE(ValidateTag("a:b=c=d").ok());
-  for (const char* bad : {"", "x", "a:b", "a=b", ":b=c", "a:=c", "a:b=", "a b:c=d", "a:b= c",
-                          "a:b=c\n"}) {
+  for (const char* bad :
+       {"", "x", "a:b", "a=b", ":b=c", "a:=c", "a:b=", "a b:c=d", "a:b= c", "a:b=c\n"}) {
     absl::Status s = ValidateTag(bad);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
   }
@@ -59,10 +59,10 @@ TEST(NamesTest, ParsesHeadAndRevisions) {
   EXPECT_EQ(rev->Head(), "accounts/a1/multiCloudImages/base");
   EXPECT_EQ(ParseMciName("accounts/a1/multiCloudImages/base@12", false).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  for (const char* bad : {"", "accounts/a1", "accounts/A/multiCloudImages/x",
-                          "accounts/a/multiCloudImages/1x", "accounts/a/multiCloudImages/x@",
-                          "accounts/a/multiCloudImages/x@0", "accounts/a/templates/x",
-                          "accounts/a/multiCloudImages/x/y"}) {
+  for (const char* bad :
+       {"", "accounts/a1", "accounts/A/multiCloudImages/x", "accounts/a/multiCloudImages/1x",
+        "accounts/a/multiCloudImages/x@", "accounts/a/multiCloudImages/x@0",
+        "accounts/a/templates/x", "accounts/a/multiCloudImages/x/y"}) {
     EXPECT_EQ(ParseMciName(bad, true).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
   auto setting = ParseSettingName("accounts/a/multiCloudImages/m@2/settings/aws-us-east-1");
@@ -101,20 +101,21 @@ std::set<std::string> Codes(const std::vector<pb::Finding>& findings) {
 }
 
 TEST(FindingsTest, CleanMciHasNone) {
-  auto findings = ComputeFindings(
-      {kAgentTag}, {Fact("clouds/a", "CentOS", pb::X86_64, "5.6", {pb::X86_64}),
-                    Fact("clouds/b", "CentOS", pb::X86_64, "5.6", {pb::I386, pb::X86_64})},
-      "me");
+  auto findings =
+      ComputeFindings({kAgentTag},
+                      {Fact("clouds/a", "CentOS", pb::X86_64, "5.6", {pb::X86_64}),
+                       Fact("clouds/b", "CentOS", pb::X86_64, "5.6", {pb::I386, pb::X86_64})},
+                      "me");
   EXPECT_TRUE(findings.empty());
 }
 
 TEST(FindingsTest, ReportsEachProblem) {
   EXPECT_EQ(Codes(ComputeFindings({}, {}, "me")),
             (std::set<std::string>{"MISSING_AGENT_TAG", "NO_CLOUDS"}));
-  EXPECT_EQ(Codes(ComputeFindings(
-                {kAgentTag}, {Fact("clouds/a", "CentOS", pb::I386, "5.6", {pb::I386}),
-                              Fact("clouds/b", "Ubuntu", pb::X86_64, "5.8", {pb::X86_64})},
-                "me")),
+  EXPECT_EQ(Codes(ComputeFindings({kAgentTag},
+                                  {Fact("clouds/a", "CentOS", pb::I386, "5.6", {pb::I386}),
+                                   Fact("clouds/b", "Ubuntu", pb::X86_64, "5.8", {pb::X86_64})},
+                                  "me")),
             (std::set<std::string>{"MIXED_OS", "MIXED_ARCHITECTURE", "MIXED_AGENT_VERSION"}));
   auto bad = ComputeFindings(
       {kAgentTag}, {Fact("clouds/a", "CentOS", pb::X86_64, "5.6", {pb::I386}, false)}, "me");

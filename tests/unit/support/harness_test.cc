@@ -1,11 +1,11 @@
 // Exercises the process harness (PostgreSQL, NATS, ServiceProcess, health, reflection) against
 // fake-service, a bare ServiceHost whose readiness pings its database.
-#include <algorithm>
-#include <thread>
-
 #include <gtest/gtest.h>
 #include <httplib.h>
+
+#include <algorithm>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -52,10 +52,10 @@ TEST(ServiceProcessTest, HealthFollowsTheDatabase) {
   std::string db = pg.CreateDatabase("fake");
   std::string grpc_address = absl::StrCat("127.0.0.1:", FreePort());
   int http_port = FreePort();
-  ServiceProcess fake("fake", FAKE_SERVICE,
-                      {"--grpc-address=" + grpc_address,
-                       absl::StrCat("--http-address=127.0.0.1:", http_port),
-                       "--database-url=" + db});
+  ServiceProcess fake(
+      "fake", FAKE_SERVICE,
+      {"--grpc-address=" + grpc_address, absl::StrCat("--http-address=127.0.0.1:", http_port),
+       "--database-url=" + db});
   ASSERT_TRUE(fake.WaitServing(grpc_address, absl::Seconds(30)).ok());
   auto health = HealthCheck(grpc_address, "");
   ASSERT_TRUE(health.ok()) << health.status();
@@ -69,9 +69,9 @@ TEST(ServiceProcessTest, HealthFollowsTheDatabase) {
   ASSERT_TRUE(services.ok()) << services.status();
   EXPECT_NE(std::find(services->begin(), services->end(), "grpc.health.v1.Health"),
             services->end());
-  EXPECT_NE(std::find(services->begin(), services->end(),
-                      "grpc.reflection.v1alpha.ServerReflection"),
-            services->end());
+  EXPECT_NE(
+      std::find(services->begin(), services->end(), "grpc.reflection.v1alpha.ServerReflection"),
+      services->end());
 
   httplib::Client http("127.0.0.1", http_port);
   pg.Stop();

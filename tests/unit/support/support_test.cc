@@ -1,11 +1,10 @@
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <set>
-
-#include <gtest/gtest.h>
 
 #include "absl/time/clock.h"
 #include "libs/common/auth.h"
@@ -45,11 +44,10 @@ TEST(TokenTest, OtherSecretAndExpiryAreRejected) {
                 .status()
                 .code(),
             absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(
-      auth::VerifyToken(kTestSecret, Token("acme", {}, -absl::Minutes(1)), absl::Now())
-          .status()
-          .code(),
-      absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(auth::VerifyToken(kTestSecret, Token("acme", {}, -absl::Minutes(1)), absl::Now())
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
 }
 
 TEST(ContextTest, CarriesDeadline) {
