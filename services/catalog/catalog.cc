@@ -204,6 +204,15 @@ absl::Status NotFound(const MciName& name) {
   return absl::NotFoundError(absl::StrCat("MultiCloud Image ", name.Full(), " not found."));
 }
 
+// An optional client-chosen MCI id.
+absl::Status ValidateMciId(const std::string& id) {
+  if (id.empty() || IsValidResourceId(id)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("multi_cloud_image_id \"", id,
+                   "\" is not valid: use 1-63 characters, lower-case letters, digits and '-', "
+                   "starting with a letter."));
+}
+
 std::string EscapeLike(absl::string_view text) {
   return absl::StrReplaceAll(text, {{"\\", "\\\\"}, {"%", "\\%"}, {"_", "\\_"}});
 }
@@ -384,6 +393,19 @@ absl::Status Catalog::ReadMciByRequestId(pqxx::transaction_base& txn, const std:
   return ReadMci(txn, MciName{account, r[0][0].c_str(), 0}, true, out);
 }
 
+bool Catalog::FirstResultOfRequest(const absl::Status& status, const std::string& account,
+                                   const std::string& request_id, pb::MultiCloudImage* out) {
+  // A create-like transaction lost a race to a concurrent retry with the same request_id (its
+  // insert hit the unique key): answer the winner's result.
+  if (status.code() != absl::StatusCode::kAlreadyExists || request_id.empty()) return false;
+  return pool_
+      ->Run([&](pqxx::connection& c) {
+        pqxx::nontransaction txn(c);
+        return ReadMciByRequestId(txn, account, request_id, out);
+      })
+      .ok();
+}
+
 void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
                           int64_t revision, bool head_changed) {
   pqxx::result bumped = txn.exec_prepared("bump_for_event", row.id, head_changed ? 1 : 0);
@@ -435,12 +457,7 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
     if (auto s = ValidateTag(t); !s.ok()) return s;
     tags.insert(t);
   }
-  if (!req.multi_cloud_image_id().empty() && !IsValidResourceId(req.multi_cloud_image_id())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "multi_cloud_image_id \"", req.multi_cloud_image_id(),
-        "\" is not valid: use 1-63 characters, lower-case letters, digits and '-', starting "
-        "with a letter."));
-  }
+  if (auto s = ValidateMciId(req.multi_cloud_image_id()); !s.ok()) return s;
   if (req.request_id().size() > 128) {
     return absl::InvalidArgumentError("request_id is longer than 128 characters.");
   }
@@ -471,14 +488,7 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
     created = true;
     return ReadMci(txn, name, true, out);
   });
-  if (status.code() == absl::StatusCode::kAlreadyExists && !req.request_id().empty()) {
-    // A concurrent retry with the same request_id won the race: answer its result.
-    absl::Status again = pool_->Run([&](pqxx::connection& c) {
-      pqxx::nontransaction txn(c);
-      return ReadMciByRequestId(txn, name.account, req.request_id(), out);
-    });
-    if (again.ok()) return again;
-  }
+  if (FirstResultOfRequest(status, name.account, req.request_id(), out)) return absl::OkStatus();
   if (status.ok() && created) Committed(name);
   return status;
 }
@@ -620,12 +630,7 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
   if (!req.display_name().empty()) {
     if (auto s = ValidateDisplayName(req.display_name()); !s.ok()) return s;
   }
-  if (!req.multi_cloud_image_id().empty() && !IsValidResourceId(req.multi_cloud_image_id())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "multi_cloud_image_id \"", req.multi_cloud_image_id(),
-        "\" is not valid: use 1-63 characters, lower-case letters, digits and '-', starting "
-        "with a letter."));
-  }
+  if (auto s = ValidateMciId(req.multi_cloud_image_id()); !s.ok()) return s;
   MciName name{
       caller.account,
       req.multi_cloud_image_id().empty() ? RandomId("mci-", 12) : req.multi_cloud_image_id(), 0};
@@ -662,13 +667,7 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
     created = true;
     return ReadMci(txn, name, true, out);
   });
-  if (status.code() == absl::StatusCode::kAlreadyExists && !req.request_id().empty()) {
-    absl::Status again = pool_->Run([&](pqxx::connection& c) {
-      pqxx::nontransaction txn(c);
-      return ReadMciByRequestId(txn, name.account, req.request_id(), out);
-    });
-    if (again.ok()) return again;
-  }
+  if (FirstResultOfRequest(status, name.account, req.request_id(), out)) return absl::OkStatus();
   if (status.ok() && created) Committed(name);
   return status;
 }
@@ -884,13 +883,7 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
     changed = true;
     return ReadMci(txn, name, true, out);
   });
-  if (status.code() == absl::StatusCode::kAlreadyExists && !req.request_id().empty()) {
-    absl::Status again = pool_->Run([&](pqxx::connection& c) {
-      pqxx::nontransaction txn(c);
-      return ReadMciByRequestId(txn, name.account, req.request_id(), out);
-    });
-    if (again.ok()) return again;
-  }
+  if (FirstResultOfRequest(status, name.account, req.request_id(), out)) return absl::OkStatus();
   if (status.ok() && changed) Committed(name);
   return status;
 }

@@ -134,6 +134,9 @@ class Catalog {
                        pb::MultiCloudImage* out);
   absl::Status ReadMciByRequestId(pqxx::transaction_base& txn, const std::string& account,
                                   const std::string& request_id, pb::MultiCloudImage* out);
+  // True (with `out` set) when `status` is a lost request_id race whose winner can be answered.
+  bool FirstResultOfRequest(const absl::Status& status, const std::string& account,
+                            const std::string& request_id, pb::MultiCloudImage* out);
   // Bumps the MCI's event sequence (and HEAD version when `head_changed`) and appends the event.
   void AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
                    int64_t revision, bool head_changed);
