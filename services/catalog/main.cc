@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "libs/common/auth.h"
+#include "libs/common/bootstrap.h"
 #include "libs/common/config.h"
 #include "libs/common/db.h"
 #include "libs/common/log.h"
@@ -44,35 +45,17 @@ int main(int argc, char** argv) {
   mci::log::SetService("catalog");
   auto config = mci::Config::Parse(argc, argv);
   if (!config.ok()) return Fail(std::string(config.status().message()));
-  mci::log::Level level;
-  if (mci::log::ParseLevel(config->String("log-level", "info"), &level)) {
-    mci::log::SetMinLevel(level);
-  }
-  std::string database_url = config->String("database-url", "");
-  std::string secret = config->String("jwt-secret", "");
-  if (std::string file = config->String("jwt-secret-file", ""); secret.empty() && !file.empty()) {
-    std::ifstream in(file);
-    std::getline(in, secret);
-  }
-  if (database_url.empty()) return Fail("--database-url (MCI_DATABASE_URL) is required.");
-  if (secret.empty())
-    return Fail("--jwt-secret (MCI_JWT_SECRET) or --jwt-secret-file is required.");
-  auto pool_size = config->Int("db-pool-size", 8);
-  if (!pool_size.ok()) return Fail(std::string(pool_size.status().message()));
+  auto settings = mci::BootstrapService(*config, "127.0.0.1:50051", "127.0.0.1:9091",
+                                        mci::catalog::Migrations());
+  if (!settings.ok()) return Fail(settings.status().ToString());
+  const std::string& database_url = settings->database_url;
+  mci::db::Pool pool(database_url, settings->db_pool_size, &mci::catalog::Catalog::Prepare);
 
-  if (auto s = mci::db::WaitForDatabase(database_url, absl::Seconds(30)); !s.ok()) {
-    return Fail(s.ToString());
-  }
-  if (auto s = mci::db::Migrate(database_url, mci::catalog::Migrations()); !s.ok()) {
-    return Fail(s.ToString());
-  }
-  mci::db::Pool pool(database_url, *pool_size, &mci::catalog::Catalog::Prepare);
-
-  auto nats = mci::nats::Client::Connect(config->String("nats-url", "nats://127.0.0.1:4222"),
-                                         "catalog-service", config->String("nats-ca-file", ""));
+  auto nats =
+      mci::nats::Client::Connect(settings->nats_url, "catalog-service", settings->nats_ca_file);
   if (!nats.ok()) return Fail(nats.status().ToString());
 
-  mci::auth::Authenticator authenticator(secret);
+  mci::auth::Authenticator authenticator(settings->jwt_secret);
   mci::catalog::GrpcDeletionPeer peer(
       grpc::CreateChannel(config->String("templates-address", "127.0.0.1:50053"),
                           grpc::InsecureChannelCredentials()),
@@ -114,8 +97,8 @@ int main(int argc, char** argv) {
   mci::catalog::CatalogService service(&catalog, &authenticator);
   mci::ServerOptions server_options;
   server_options.service_name = "mci.catalog.v1.CatalogService";
-  server_options.grpc_address = config->String("grpc-address", "127.0.0.1:50051");
-  server_options.http_address = config->String("http-address", "127.0.0.1:9091");
+  server_options.grpc_address = settings->grpc_address;
+  server_options.http_address = settings->http_address;
   mci::nats::Client* nats_client = nats->get();
   server_options.ready = [&pool, nats_client] { return nats_client->connected() && pool.Ping(); };
   server_options.on_shutdown = [&] {

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "libs/common/auth.h"
+#include "libs/common/bootstrap.h"
 #include "libs/common/config.h"
 #include "libs/common/db.h"
 #include "libs/common/log.h"
@@ -32,32 +33,15 @@ int main(int argc, char** argv) {
   mci::log::SetService("marketplace-service");
   auto config = mci::Config::Parse(argc, argv);
   if (!config.ok()) return Fail("bad flags", config.status());
-  mci::log::Level level;
-  if (mci::log::ParseLevel(config->String("log-level", "info"), &level)) {
-    mci::log::SetMinLevel(level);
-  }
-  std::string database_url = config->String("database-url", "");
-  std::string secret = config->String("jwt-secret", "");
-  if (database_url.empty() || secret.empty()) {
-    return Fail("missing configuration",
-                absl::InvalidArgumentError("--database-url (MCI_DATABASE_URL) and --jwt-secret "
-                                           "(MCI_JWT_SECRET) are required."));
-  }
-  auto pool_size = config->Int("db-pool-size", 8);
-  if (!pool_size.ok()) return Fail("bad flags", pool_size.status());
-
-  if (auto s = mci::db::WaitForDatabase(database_url, absl::Seconds(30)); !s.ok()) {
-    return Fail("database not reachable", s);
-  }
-  if (auto s = mci::db::Migrate(database_url, mci::marketplace::Migrations()); !s.ok()) {
-    return Fail("migrations failed", s);
-  }
-  mci::db::Pool pool(database_url, *pool_size);
-  auto nats = mci::nats::Client::Connect(config->String("nats-url", "nats://127.0.0.1:4222"),
-                                         "marketplace-service");
+  auto settings = mci::BootstrapService(*config, "127.0.0.1:50052", "127.0.0.1:9092",
+                                        mci::marketplace::Migrations());
+  if (!settings.ok()) return Fail("cannot start", settings.status());
+  mci::db::Pool pool(settings->database_url, settings->db_pool_size);
+  auto nats =
+      mci::nats::Client::Connect(settings->nats_url, "marketplace-service", settings->nats_ca_file);
   if (!nats.ok()) return Fail("cannot set up NATS", nats.status());
 
-  mci::auth::Authenticator authenticator(secret);
+  mci::auth::Authenticator authenticator(settings->jwt_secret);
   auto catalog = mci::marketplace::NewGrpcCatalogClient(
       grpc::CreateChannel(config->String("catalog-address", "127.0.0.1:50051"),
                           grpc::InsecureChannelCredentials()),
@@ -69,8 +53,8 @@ int main(int argc, char** argv) {
 
   mci::ServerOptions options;
   options.service_name = "mci.marketplace.v1.MarketplaceService";
-  options.grpc_address = config->String("grpc-address", "127.0.0.1:50052");
-  options.http_address = config->String("http-address", "127.0.0.1:9092");
+  options.grpc_address = settings->grpc_address;
+  options.http_address = settings->http_address;
   options.ready = [&] { return (*nats)->connected() && pool.Ping(); };
   options.on_shutdown = [&] { lineage.Stop(); };
   mci::ServiceHost host(options);

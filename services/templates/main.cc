@@ -7,6 +7,7 @@
 
 #include "absl/time/time.h"
 #include "libs/common/auth.h"
+#include "libs/common/bootstrap.h"
 #include "libs/common/config.h"
 #include "libs/common/db.h"
 #include "libs/common/log.h"
@@ -39,29 +40,12 @@ int main(int argc, char** argv) {
   mci::log::SetService("template-reference-service");
   auto config = mci::Config::Parse(argc, argv);
   if (!config.ok()) return Fail("bad arguments", config.status());
-  mci::log::Level level;
-  if (mci::log::ParseLevel(config->String("log-level", "info"), &level)) {
-    mci::log::SetMinLevel(level);
-  }
-  std::string database_url = config->String("database-url", "");
-  std::string jwt_secret = config->String("jwt-secret", "");
-  if (database_url.empty() || jwt_secret.empty()) {
-    std::cerr << "template-reference-service: --database-url (MCI_DATABASE_URL) and --jwt-secret "
-                 "(MCI_JWT_SECRET) are required.\n";
-    return 2;
-  }
-  auto pool_size = config->Int("db-pool-size", 8);
-  if (!pool_size.ok()) return Fail("bad --db-pool-size", pool_size.status());
-
-  if (auto s = mci::db::WaitForDatabase(database_url, absl::Seconds(60)); !s.ok()) {
-    return Fail("database not reachable", s);
-  }
-  if (auto s = mci::db::Migrate(database_url, mci::templates::Migrations()); !s.ok()) {
-    return Fail("migrations failed", s);
-  }
-  mci::db::Pool pool(database_url, *pool_size);
-  auto nats = mci::nats::Client::Connect(config->String("nats-url", "nats://127.0.0.1:4222"),
-                                         "template-reference-service");
+  auto settings = mci::BootstrapService(*config, "127.0.0.1:50053", "127.0.0.1:9093",
+                                        mci::templates::Migrations());
+  if (!settings.ok()) return Fail("cannot start", settings.status());
+  mci::db::Pool pool(settings->database_url, settings->db_pool_size);
+  auto nats = mci::nats::Client::Connect(settings->nats_url, "template-reference-service",
+                                         settings->nats_ca_file);
   if (!nats.ok()) return Fail("cannot set up NATS", nats.status());
 
   mci::templates::PgRepository repository(&pool);
@@ -69,15 +53,15 @@ int main(int argc, char** argv) {
       grpc::CreateChannel(config->String("catalog-address", "127.0.0.1:50051"),
                           grpc::InsecureChannelCredentials()),
       kCatalogDeadline);
-  mci::auth::Authenticator authenticator(jwt_secret);
+  mci::auth::Authenticator authenticator(settings->jwt_secret);
   mci::templates::ServerTemplateLogic logic(&repository, &catalog);
   mci::templates::TemplatesService service(&logic, &authenticator);
   mci::templates::EventConsumer consumer(nats->get(), &repository);
 
   mci::ServerOptions options;
   options.service_name = "mci.templates.v1.ServerTemplateService";
-  options.grpc_address = config->String("grpc-address", "127.0.0.1:50053");
-  options.http_address = config->String("http-address", "127.0.0.1:9093");
+  options.grpc_address = settings->grpc_address;
+  options.http_address = settings->http_address;
   mci::nats::Client* nats_client = nats->get();
   options.ready = [&pool, nats_client] { return nats_client->connected() && pool.Ping(); };
   options.on_shutdown = [&consumer] { consumer.Stop(); };
