@@ -1087,6 +1087,7 @@ absl::Status Catalog::CheckSetting(pqxx::transaction_base& txn, const std::strin
   std::vector<int> arches = JsonInts(t[0][0].c_str());
   if (std::find(arches.begin(), arches.end(), architecture) == arches.end()) {
     std::vector<std::string> supported;
+    supported.reserve(arches.size());
     for (int a : arches) supported.push_back(ArchitectureName(static_cast<pb::Architecture>(a)));
     return absl::InvalidArgumentError(absl::StrCat(
         "Instance type ", s.instance_type(), " supports ", absl::StrJoin(supported, " and "),
@@ -1262,8 +1263,9 @@ absl::Status Catalog::AddTags(const Caller& caller, const pb::AddTagsRequest& re
                               pb::MultiCloudImage* out) {
   auto name = ReadableMci(caller, req.name(), false);
   if (!name.ok()) return name.status();
-  if (req.tags().empty())
+  if (req.tags().empty()) {
     return absl::InvalidArgumentError("tags is empty: name at least one tag.");
+  }
   for (const auto& t : req.tags()) {
     if (auto s = ValidateTag(t); !s.ok()) return s;
   }
@@ -1289,8 +1291,9 @@ absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsReque
                                  pb::MultiCloudImage* out) {
   auto name = ReadableMci(caller, req.name(), false);
   if (!name.ok()) return name.status();
-  if (req.tags().empty())
+  if (req.tags().empty()) {
     return absl::InvalidArgumentError("tags is empty: name at least one tag.");
+  }
   for (const auto& t : req.tags()) {
     if (auto s = ValidateTag(t); !s.ok()) return s;
   }

@@ -11,7 +11,7 @@
 
 namespace mci::catalog {
 
-inline constexpr size_t kMaxUserDataBytes = 16 * 1024;
+inline constexpr size_t kMaxUserDataBytes = size_t{16} * 1024;
 inline constexpr size_t kMaxDisplayName = 255;
 inline constexpr size_t kMaxDescription = 4096;
 inline constexpr char kAgentTag[] = "provides:rs_agent_type=right_link";
