@@ -406,6 +406,15 @@ bool Catalog::FirstResultOfRequest(const absl::Status& status, const std::string
       .ok();
 }
 
+absl::Status Catalog::FinishCreate(pqxx::transaction_base& txn, const MciName& name, int64_t id,
+                                   const std::string& request_id, pb::MultiCloudImage* out) {
+  if (!request_id.empty()) txn.exec_prepared("insert_request_id", name.account, request_id, id);
+  MciRow row;
+  if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
+  AppendEvent(txn, row, Event::CREATED, 0, false);
+  return ReadMci(txn, name, true, out);
+}
+
 void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
                           int64_t revision, bool head_changed) {
   pqxx::result bumped = txn.exec_prepared("bump_for_event", row.id, head_changed ? 1 : 0);
@@ -479,14 +488,8 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
                           mci.description(), JoinArray({tags.begin(), tags.end()}),
                           static_cast<int>(pb::Origin::CREATED), "", "", name.Head(), "", 0)[0][0]
             .as<int64_t>();
-    if (!req.request_id().empty()) {
-      txn.exec_prepared("insert_request_id", name.account, req.request_id(), id);
-    }
-    MciRow row;
-    if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
-    AppendEvent(txn, row, Event::CREATED, 0, false);
     created = true;
-    return ReadMci(txn, name, true, out);
+    return FinishCreate(txn, name, id, req.request_id(), out);
   });
   if (FirstResultOfRequest(status, name.account, req.request_id(), out)) return absl::OkStatus();
   if (status.ok() && created) Committed(name);
@@ -658,14 +661,8 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
     MciRow src_row;
     if (auto s = LoadMci(txn, *source, false, &src_row); !s.ok()) return s;
     txn.exec_prepared("copy_settings", id, 0, src_row.id, source->revision);
-    if (!req.request_id().empty()) {
-      txn.exec_prepared("insert_request_id", name.account, req.request_id(), id);
-    }
-    MciRow row;
-    if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
-    AppendEvent(txn, row, Event::CREATED, 0, false);
     created = true;
-    return ReadMci(txn, name, true, out);
+    return FinishCreate(txn, name, id, req.request_id(), out);
   });
   if (FirstResultOfRequest(status, name.account, req.request_id(), out)) return absl::OkStatus();
   if (status.ok() && created) Committed(name);
@@ -845,15 +842,9 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
                                      snap.origin().source_display_name(), snap.origin().lineage(),
                                      snap.origin().source(), revision)[0][0]
                        .as<int64_t>();
-      if (!req.request_id().empty()) {
-        txn.exec_prepared("insert_request_id", name.account, req.request_id(), id);
-      }
       write_settings(txn, id);
-      MciRow row;
-      if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
-      AppendEvent(txn, row, Event::CREATED, 0, false);
       changed = true;
-      return ReadMci(txn, name, true, out);
+      return FinishCreate(txn, name, id, req.request_id(), out);
     }
     MciRow row;
     if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;

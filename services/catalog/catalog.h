@@ -134,6 +134,10 @@ class Catalog {
                        pb::MultiCloudImage* out);
   absl::Status ReadMciByRequestId(pqxx::transaction_base& txn, const std::string& account,
                                   const std::string& request_id, pb::MultiCloudImage* out);
+  // The end of every create-like transaction (create, clone, import): records the request_id,
+  // appends the CREATED event and reads the new MCI back.
+  absl::Status FinishCreate(pqxx::transaction_base& txn, const MciName& name, int64_t id,
+                            const std::string& request_id, pb::MultiCloudImage* out);
   // True (with `out` set) when `status` is a lost request_id race whose winner can be answered.
   bool FirstResultOfRequest(const absl::Status& status, const std::string& account,
                             const std::string& request_id, pb::MultiCloudImage* out);

@@ -267,6 +267,26 @@ absl::StatusOr<LockedHead> LockHead(pqxx::work& txn, const std::string& account,
   return h;
 }
 
+// Runs `edit` on the locked HEAD row of a template in one transaction, then answers the template
+// as the transaction leaves it.
+template <typename Edit>
+absl::StatusOr<TemplateRecord> EditHead(db::Pool* pool, const std::string& account,
+                                        const std::string& template_id, int64_t expected_version,
+                                        Edit&& edit) {
+  TemplateRecord out;
+  absl::Status status = pool->Transact([&](pqxx::work& txn) -> absl::Status {
+    auto head = LockHead(txn, account, template_id, expected_version);
+    if (!head.ok()) return head.status();
+    if (absl::Status s = edit(txn, *head); !s.ok()) return s;
+    auto t = LoadTemplate(txn, account, template_id, 0);
+    if (!t.ok()) return t.status();
+    out = *std::move(t);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
 // Under the MCI's lock: may a new reference to this MCI (revision) be committed?
 absl::Status CheckReferenceable(pqxx::work& txn, const std::string& mci, int64_t revision) {
   std::string name = MultiCloudImageResourceName(mci, revision);
@@ -397,19 +417,13 @@ absl::StatusOr<std::vector<TemplateRecord>> PgRepository::ListTemplates(const st
 absl::StatusOr<TemplateRecord> PgRepository::UpdateTemplate(const std::string& account,
                                                             const std::string& template_id,
                                                             const TemplateUpdate& update) {
-  TemplateRecord out;
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    auto head = LockHead(txn, account, template_id, update.expected_version);
-    if (!head.ok()) return head.status();
-    txn.exec_params(kUpdateHead, head->row_id, update.display_name.value_or(head->display_name),
-                    update.description.value_or(head->description));
-    auto t = LoadTemplate(txn, account, template_id, 0);
-    if (!t.ok()) return t.status();
-    out = *std::move(t);
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  return out;
+  return EditHead(pool_, account, template_id, update.expected_version,
+                  [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
+                    txn.exec_params(kUpdateHead, head.row_id,
+                                    update.display_name.value_or(head.display_name),
+                                    update.description.value_or(head.description));
+                    return absl::OkStatus();
+                  });
 }
 
 absl::Status PgRepository::DeleteTemplate(const std::string& account,
@@ -480,92 +494,72 @@ absl::StatusOr<TemplateRecord> PgRepository::AddReference(const std::string& acc
                                                           const std::string& template_id,
                                                           const Reference& reference,
                                                           bool make_default) {
-  TemplateRecord out;
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    auto head = LockHead(txn, account, template_id, 0);
-    if (!head.ok()) return head.status();
-    LockMci(txn, reference.mci);
-    if (absl::Status s = CheckReferenceable(txn, reference.mci, reference.mci_revision); !s.ok()) {
-      return s;
-    }
-    bool changed = false;
-    pqxx::result existing =
-        txn.exec_params(kSelectReference, head->row_id, reference.mci, reference.mci_revision);
-    bool is_default = !existing.empty() && existing[0][0].as<bool>();
-    if (existing.empty()) {
-      pqxx::row next = txn.exec_params1(kNextPosition, head->row_id);
-      is_default = next[0].as<int64_t>() == 0;
-      txn.exec_params(kInsertReference, head->row_id, 0, reference.mci, reference.mci_revision,
-                      next[1].as<int>(), is_default);
-      changed = true;
-    }
-    if (make_default && !is_default) {
-      txn.exec_params(kSetDefault, head->row_id, reference.mci, reference.mci_revision);
-      changed = true;
-    }
-    if (changed) txn.exec_params(kTouchHead, head->row_id);
-    auto t = LoadTemplate(txn, account, template_id, 0);
-    if (!t.ok()) return t.status();
-    out = *std::move(t);
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  return out;
+  return EditHead(
+      pool_, account, template_id, 0, [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
+        LockMci(txn, reference.mci);
+        if (absl::Status s = CheckReferenceable(txn, reference.mci, reference.mci_revision);
+            !s.ok()) {
+          return s;
+        }
+        bool changed = false;
+        pqxx::result existing =
+            txn.exec_params(kSelectReference, head.row_id, reference.mci, reference.mci_revision);
+        bool is_default = !existing.empty() && existing[0][0].as<bool>();
+        if (existing.empty()) {
+          pqxx::row next = txn.exec_params1(kNextPosition, head.row_id);
+          is_default = next[0].as<int64_t>() == 0;
+          txn.exec_params(kInsertReference, head.row_id, 0, reference.mci, reference.mci_revision,
+                          next[1].as<int>(), is_default);
+          changed = true;
+        }
+        if (make_default && !is_default) {
+          txn.exec_params(kSetDefault, head.row_id, reference.mci, reference.mci_revision);
+          changed = true;
+        }
+        if (changed) txn.exec_params(kTouchHead, head.row_id);
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<TemplateRecord> PgRepository::RemoveReference(const std::string& account,
                                                              const std::string& template_id,
                                                              const Reference& reference) {
-  TemplateRecord out;
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    auto head = LockHead(txn, account, template_id, 0);
-    if (!head.ok()) return head.status();
-    pqxx::result removed =
-        txn.exec_params(kDeleteReference, head->row_id, reference.mci, reference.mci_revision);
-    if (removed.empty()) {
-      return absl::NotFoundError(
-          absl::StrCat("ServerTemplate ", TemplateResourceName(account, template_id, 0),
-                       " does not reference MultiCloud Image ",
-                       MultiCloudImageResourceName(reference.mci, reference.mci_revision), "."));
-    }
-    if (removed[0][0].as<bool>()) txn.exec_params(kPromoteFirstReference, head->row_id);
-    txn.exec_params(kTouchHead, head->row_id);
-    auto t = LoadTemplate(txn, account, template_id, 0);
-    if (!t.ok()) return t.status();
-    out = *std::move(t);
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  return out;
+  return EditHead(
+      pool_, account, template_id, 0, [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
+        pqxx::result removed =
+            txn.exec_params(kDeleteReference, head.row_id, reference.mci, reference.mci_revision);
+        if (removed.empty()) {
+          return absl::NotFoundError(absl::StrCat(
+              "ServerTemplate ", TemplateResourceName(account, template_id, 0),
+              " does not reference MultiCloud Image ",
+              MultiCloudImageResourceName(reference.mci, reference.mci_revision), "."));
+        }
+        if (removed[0][0].as<bool>()) txn.exec_params(kPromoteFirstReference, head.row_id);
+        txn.exec_params(kTouchHead, head.row_id);
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<TemplateRecord> PgRepository::SetDefaultReference(const std::string& account,
                                                                  const std::string& template_id,
                                                                  const Reference& reference) {
-  TemplateRecord out;
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    auto head = LockHead(txn, account, template_id, 0);
-    if (!head.ok()) return head.status();
-    pqxx::result existing =
-        txn.exec_params(kSelectReference, head->row_id, reference.mci, reference.mci_revision);
-    if (existing.empty()) {
-      return absl::NotFoundError(
-          absl::StrCat("ServerTemplate ", TemplateResourceName(account, template_id, 0),
-                       " does not reference MultiCloud Image ",
-                       MultiCloudImageResourceName(reference.mci, reference.mci_revision),
-                       "; add it with AddMultiCloudImage first."));
-    }
-    if (!existing[0][0].as<bool>()) {
-      txn.exec_params(kSetDefault, head->row_id, reference.mci, reference.mci_revision);
-      txn.exec_params(kTouchHead, head->row_id);
-    }
-    auto t = LoadTemplate(txn, account, template_id, 0);
-    if (!t.ok()) return t.status();
-    out = *std::move(t);
-    return absl::OkStatus();
-  });
-  if (!status.ok()) return status;
-  return out;
+  return EditHead(
+      pool_, account, template_id, 0, [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
+        pqxx::result existing =
+            txn.exec_params(kSelectReference, head.row_id, reference.mci, reference.mci_revision);
+        if (existing.empty()) {
+          return absl::NotFoundError(
+              absl::StrCat("ServerTemplate ", TemplateResourceName(account, template_id, 0),
+                           " does not reference MultiCloud Image ",
+                           MultiCloudImageResourceName(reference.mci, reference.mci_revision),
+                           "; add it with AddMultiCloudImage first."));
+        }
+        if (!existing[0][0].as<bool>()) {
+          txn.exec_params(kSetDefault, head.row_id, reference.mci, reference.mci_revision);
+          txn.exec_params(kTouchHead, head.row_id);
+        }
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<std::vector<Usage>> PgRepository::ListUsages(const std::string& mci,
