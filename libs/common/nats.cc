@@ -55,12 +55,44 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& url,
   return client;
 }
 
+void Client::Unsubscribe() {
+  for (auto& sub : subscriptions_) {
+    natsSubscription_Unsubscribe(sub->sub);
+    natsSubscription_Destroy(sub->sub);
+  }
+  subscriptions_.clear();
+}
+
 Client::~Client() {
+  Unsubscribe();
   if (js_ != nullptr) jsCtx_Destroy(js_);
   if (conn_ != nullptr) {
     natsConnection_Close(conn_);
     natsConnection_Destroy(conn_);
   }
+}
+
+absl::Status Client::Announce(const std::string& subject, const std::string& data) {
+  return ToStatus(
+      natsConnection_Publish(conn_, subject.c_str(), data.data(), static_cast<int>(data.size())),
+      absl::StrCat("Cannot publish on ", subject));
+}
+
+absl::Status Client::Subscribe(const std::string& subject, Handler on_message) {
+  auto sub = std::make_unique<Subscription>();
+  sub->handler = std::move(on_message);
+  natsStatus s = natsConnection_Subscribe(
+      &sub->sub, conn_, subject.c_str(),
+      [](natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+        const auto* self = static_cast<const Subscription*>(closure);
+        self->handler(absl::string_view(natsMsg_GetData(msg),
+                                        static_cast<size_t>(natsMsg_GetDataLength(msg))));
+        natsMsg_Destroy(msg);
+      },
+      sub.get());
+  if (s != NATS_OK) return ToStatus(s, absl::StrCat("Cannot subscribe to ", subject));
+  subscriptions_.push_back(std::move(sub));
+  return absl::OkStatus();
 }
 
 bool Client::connected() const {

@@ -2,6 +2,7 @@
 
 #include <nats/nats.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,13 +35,27 @@ class Client {
   // Publishes and waits for the JetStream ack; msg_id de-duplicates retries.
   absl::Status Publish(const std::string& subject, const std::string& data,
                        const std::string& msg_id, absl::Duration timeout);
+  // Core NATS (no JetStream, at most once): a plain publish, for cache announcements whose loss
+  // only delays an expiry.
+  absl::Status Announce(const std::string& subject, const std::string& data);
+  // Core NATS subscription for the client's lifetime; `on_message(data)` runs on the client's
+  // delivery thread and must not block. Survives reconnects.
+  using Handler = std::function<void(absl::string_view data)>;
+  absl::Status Subscribe(const std::string& subject, Handler on_message);
+  // Ends every Subscribe: call before what the handlers use goes away.
+  void Unsubscribe();
   natsConnection* connection() { return conn_; }
   jsCtx* jetstream() { return js_; }
 
  private:
+  struct Subscription {
+    Handler handler;
+    natsSubscription* sub = nullptr;
+  };
   Client() = default;
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;
+  std::vector<std::unique_ptr<Subscription>> subscriptions_;
 };
 
 }  // namespace mci::nats

@@ -134,7 +134,7 @@ constexpr char kResolve[] =
     " coalesce(i.display_name, ''), coalesce(i.owner, ''), coalesce(k.provider_id, ''),"
     " coalesce(rd.provider_id, ''), CASE WHEN s.cloud_id IS NULL THEN coalesce((SELECT"
     " array_to_json(array_agg(cloud_id ORDER BY cloud_id)) FROM mci_settings"
-    " WHERE mci = m.id AND revision = $3)::text, '[]') ELSE '[]' END"
+    " WHERE mci = m.id AND revision = $3)::text, '[]') ELSE '[]' END, m.event_seq"
     " FROM mcis m"
     " LEFT JOIN mci_settings s ON s.mci = m.id AND s.revision = $3 AND s.cloud_id = $4"
     " LEFT JOIN images i ON i.cloud_id = s.cloud_id AND i.image_id = s.image_id"
@@ -304,7 +304,7 @@ void Catalog::Prepare(pqxx::connection& conn) {
 
 void Catalog::Committed(const MciName& name) {
   cache_.Invalidate(name.Key());
-  revisions_.Invalidate(name.Key());
+  mcis_cache_.Invalidate(name.Key());
   if (on_events_) on_events_();
 }
 
@@ -312,7 +312,7 @@ void Catalog::OnRemoteEvent(const Event& event) {
   auto name = ParseMciName(event.multi_cloud_image(), false);
   if (name.ok()) {
     cache_.Invalidate(name->Key());
-    revisions_.Invalidate(name->Key());
+    mcis_cache_.Invalidate(name->Key());
   }
 }
 
@@ -502,19 +502,17 @@ absl::Status Catalog::GetMultiCloudImage(const Caller& caller,
   auto name = ReadableMci(caller, req.name(), true);
   if (!name.ok()) return name.status();
   uint64_t generation = 0;
-  if (name->revision > 0) {
-    if (auto hit = revisions_.Get(name->Key(), name->revision, &generation)) {
-      *out = *hit;
-      return absl::OkStatus();
-    }
+  if (auto hit = mcis_cache_.Get(name->Key(), name->revision, &generation)) {
+    *out = *hit;
+    return absl::OkStatus();
   }
   absl::Status status = pool_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction txn(c);
     return ReadMci(txn, *name, true, out);
   });
-  if (status.ok() && name->revision > 0) {
-    revisions_.Put(name->Key(), name->revision, generation,
-                   std::make_shared<const pb::MultiCloudImage>(*out));
+  if (status.ok()) {
+    mcis_cache_.Put(name->Key(), name->revision, generation,
+                    std::make_shared<const pb::MultiCloudImage>(*out));
   }
   return status;
 }
@@ -523,9 +521,8 @@ std::optional<absl::Status> Catalog::GetMultiCloudImageCached(
     const Caller& caller, const pb::GetMultiCloudImageRequest& req, pb::MultiCloudImage* out) {
   auto name = ReadableMci(caller, req.name(), true);
   if (!name.ok()) return name.status();
-  if (name->revision == 0) return std::nullopt;
   uint64_t generation = 0;
-  auto hit = revisions_.Get(name->Key(), name->revision, &generation);
+  auto hit = mcis_cache_.Get(name->Key(), name->revision, &generation);
   if (hit == nullptr) return std::nullopt;
   *out = *hit;
   return absl::OkStatus();
@@ -1314,7 +1311,7 @@ absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageR
   if (!cloud.ok()) return cloud.status();
   uint64_t generation = 0;
   if (auto hit = cache_.Get(name->Key(), name->revision, *cloud, &generation)) {
-    if (hit->status.ok()) *out = std::move(hit->response);
+    if (hit->status.ok()) *out = hit->response;
     return hit->status;
   }
   ResolveCache::Answer answer;
@@ -1362,6 +1359,7 @@ absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageR
     resp.set_image_provider_id(f[8].c_str());
     resp.set_kernel_provider_id(f[15].c_str());
     resp.set_ramdisk_provider_id(f[16].c_str());
+    resp.set_sequence(f[18].as<int64_t>());
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
@@ -1380,8 +1378,8 @@ std::optional<absl::Status> Catalog::ResolveImageCached(const Caller& caller,
   if (!cloud.ok()) return cloud.status();
   uint64_t generation = 0;
   auto hit = cache_.Get(name->Key(), name->revision, *cloud, &generation);
-  if (!hit) return std::nullopt;
-  if (hit->status.ok()) *out = std::move(hit->response);
+  if (hit == nullptr) return std::nullopt;
+  if (hit->status.ok()) *out = hit->response;
   return hit->status;
 }
 

@@ -154,7 +154,7 @@ class Catalog {
   DeletionPeer* deletion_peer_;
   CatalogOptions options_;
   ResolveCache cache_;
-  RevisionCache revisions_;
+  MciCache mcis_cache_;
   std::function<void()> on_events_;
 };
 

@@ -29,7 +29,7 @@ class CatalogService final : public pb::CatalogService::CallbackService {
   MCI_RPC(ShareImage, pb::ShareImageRequest, pb::Image, R::kActor)
   MCI_RPC(CreateMultiCloudImage, pb::CreateMultiCloudImageRequest, pb::MultiCloudImage,
           R::kDesigner)
-  // Committed revisions are answered from memory when cached (RevisionCache).
+  // Answered from memory when cached (MciCache).
   MCI_RPC_CACHED(GetMultiCloudImage, pb::GetMultiCloudImageRequest, pb::MultiCloudImage,
                  R::kObserver)
   MCI_RPC(ListMultiCloudImages, pb::ListMultiCloudImagesRequest, pb::ListMultiCloudImagesResponse,

@@ -29,15 +29,6 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-void OnEvent(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-  auto* catalog = static_cast<mci::catalog::Catalog*>(closure);
-  mci::events::v1::MultiCloudImageEvent event;
-  if (event.ParseFromArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg))) {
-    catalog->OnRemoteEvent(event);
-  }
-  natsMsg_Destroy(msg);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -78,9 +69,17 @@ int main(int argc, char** argv) {
   relay.Start();
 
   // Other replicas' writes invalidate this replica's resolve cache.
-  natsSubscription* subscription = nullptr;
-  natsConnection_Subscribe(&subscription, (*nats)->connection(), "mci.v1.events.>", OnEvent,
-                           &catalog);
+  if (auto s = (*nats)->Subscribe("mci.v1.events.>",
+                                  [&catalog](absl::string_view data) {
+                                    mci::events::v1::MultiCloudImageEvent event;
+                                    if (event.ParseFromArray(data.data(),
+                                                             static_cast<int>(data.size()))) {
+                                      catalog.OnRemoteEvent(event);
+                                    }
+                                  });
+      !s.ok()) {
+    return Fail(s.ToString());
+  }
 
   std::atomic<bool> stopping{false};
   std::mutex recovery_mu;
@@ -114,7 +113,7 @@ int main(int argc, char** argv) {
   host.AddService(&service);
   if (auto s = host.Start(); !s.ok()) return Fail(s.ToString());
   host.Wait();
-  if (subscription != nullptr) natsSubscription_Destroy(subscription);
+  (*nats)->Unsubscribe();
   mci::log::Info("stopped");
   return 0;
 }

@@ -5,6 +5,8 @@
 #include <iostream>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "libs/common/auth.h"
 #include "libs/common/bootstrap.h"
@@ -13,6 +15,7 @@
 #include "libs/common/log.h"
 #include "libs/common/nats.h"
 #include "libs/common/server.h"
+#include "mci/events/v1/events.pb.h"
 #include "services/templates/catalog_client.h"
 #include "services/templates/event_consumer.h"
 #include "services/templates/pg_repository.h"
@@ -56,6 +59,32 @@ int main(int argc, char** argv) {
   mci::auth::Authenticator authenticator(settings->jwt_secret);
   mci::templates::ServerTemplateLogic logic(&repository, &catalog);
   mci::templates::TemplatesService service(&logic, &authenticator);
+  // The launch cache: announce this replica's template changes, hear the others' and the MCI
+  // events (see services/templates/launch_cache.h).
+  mci::nats::Client* announcer = nats->get();
+  logic.set_on_template_changed([announcer](const std::string& account, const std::string& id) {
+    if (auto s = announcer->Announce(mci::templates::kTemplateChangesSubject,
+                                     absl::StrCat(account, "/", id));
+        !s.ok()) {
+      mci::log::Warn("cannot announce a template change; other replicas' launch caches expire it",
+                     {{"template", absl::StrCat(account, "/", id)}, {"error", s.ToString()}});
+    }
+  });
+  mci::templates::LaunchCache& launch_cache = logic.launch_cache();
+  absl::Status subscribed = announcer->Subscribe(
+      mci::templates::kTemplateChangesSubject, [&launch_cache](absl::string_view data) {
+        std::pair<std::string, std::string> parts = absl::StrSplit(data, absl::MaxSplits('/', 1));
+        launch_cache.TemplateChanged(parts.first, parts.second);
+      });
+  if (subscribed.ok()) {
+    subscribed = announcer->Subscribe("mci.v1.events.>", [&launch_cache](absl::string_view data) {
+      mci::events::v1::MultiCloudImageEvent event;
+      if (event.ParseFromArray(data.data(), static_cast<int>(data.size()))) {
+        launch_cache.MciChanged(event.multi_cloud_image(), event.sequence());
+      }
+    });
+  }
+  if (!subscribed.ok()) return Fail("cannot subscribe", subscribed);
   mci::templates::EventConsumer consumer(nats->get(), &repository);
 
   mci::ServerOptions options;
@@ -71,5 +100,6 @@ int main(int argc, char** argv) {
   consumer.Start();
   host.Wait();
   consumer.Stop();
+  announcer->Unsubscribe();
   return 0;
 }

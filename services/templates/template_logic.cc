@@ -17,7 +17,6 @@ using google::protobuf::util::TimeUtil;
 constexpr size_t kMaxDisplayName = 255;
 constexpr size_t kMaxDescription = 4096;
 constexpr size_t kMaxRequestId = 128;
-constexpr size_t kMaxResolveCache = 10000;
 
 absl::Status TemplateNotFound(absl::string_view name) {
   return absl::NotFoundError(absl::StrCat("ServerTemplate ", name, " was not found."));
@@ -198,6 +197,7 @@ absl::Status ServerTemplateLogic::CreateServerTemplate(
   n.description = t.description();
   n.request_id = request.request_id();
   auto created = repository_->CreateTemplate(n);
+  Changed(n.account, n.template_id);
   if (!created.ok()) return created.status();
   return Fill(*created, response);
 }
@@ -268,6 +268,7 @@ absl::Status ServerTemplateLogic::UpdateServerTemplate(
     }
   }
   auto updated = repository_->UpdateTemplate(name->account, name->template_id, update);
+  Changed(name->account, name->template_id);
   if (!updated.ok()) return updated.status();
   return Fill(*updated, response);
 }
@@ -286,7 +287,9 @@ absl::Status ServerTemplateLogic::DeleteServerTemplate(
   if (!auth::OwnsAccount(caller, name->account)) return TemplateNotFound(request.name());
   auto version = ParseEtag(request.etag());
   if (!version.ok()) return version.status();
-  return repository_->DeleteTemplate(name->account, name->template_id, *version);
+  absl::Status deleted = repository_->DeleteTemplate(name->account, name->template_id, *version);
+  Changed(name->account, name->template_id);
+  return deleted;
 }
 
 absl::Status ServerTemplateLogic::CloneServerTemplate(const auth::Caller& caller,
@@ -311,6 +314,7 @@ absl::Status ServerTemplateLogic::CloneServerTemplate(const auth::Caller& caller
   n.request_id = request.request_id();
   n.references = source->references;
   auto created = repository_->CreateTemplate(n);
+  Changed(n.account, n.template_id);
   if (!created.ok()) return created.status();
   return Fill(*created, response);
 }
@@ -370,6 +374,7 @@ absl::Status ServerTemplateLogic::CommitServerTemplate(
   }
   auto committed = repository_->CommitTemplate(head->account, head->template_id, *version,
                                                request.message(), pins);
+  Changed(head->account, head->template_id);
   if (!committed.ok()) return committed.status();
   return Fill(*committed, response);
 }
@@ -438,6 +443,7 @@ absl::Status ServerTemplateLogic::AddMultiCloudImage(const auth::Caller& caller,
   if (absl::Status s = EnsureReplica(caller, ref->mci, ref->mci_revision); !s.ok()) return s;
   auto updated =
       repository_->AddReference(head->account, head->template_id, *ref, request.make_default());
+  Changed(head->account, head->template_id);
   if (!updated.ok()) return updated.status();
   return Fill(*updated, response);
 }
@@ -458,6 +464,7 @@ absl::Status ServerTemplateLogic::RemoveMultiCloudImage(
   auto ref = ParseReference(caller, request.multi_cloud_image(), "multi_cloud_image");
   if (!ref.ok()) return ref.status();
   auto updated = repository_->RemoveReference(name->account, name->template_id, *ref);
+  Changed(name->account, name->template_id);
   if (!updated.ok()) return updated.status();
   return Fill(*updated, response);
 }
@@ -478,6 +485,7 @@ absl::Status ServerTemplateLogic::SetDefaultMultiCloudImage(
   auto ref = ParseReference(caller, request.multi_cloud_image(), "multi_cloud_image");
   if (!ref.ok()) return ref.status();
   auto updated = repository_->SetDefaultReference(name->account, name->template_id, *ref);
+  Changed(name->account, name->template_id);
   if (!updated.ok()) return updated.status();
   return Fill(*updated, response);
 }
@@ -519,53 +527,108 @@ absl::Status ServerTemplateLogic::ListSupportedClouds(const auth::Caller& caller
   return absl::OkStatus();
 }
 
-absl::StatusOr<catalog::ResolveImageResponse> ServerTemplateLogic::Resolve(
+void ServerTemplateLogic::Changed(const std::string& account, const std::string& template_id) {
+  launch_cache_.TemplateChanged(account, template_id);
+  if (on_template_changed_) on_template_changed_(account, template_id);
+}
+
+absl::StatusOr<std::shared_ptr<const TemplateRecord>> ServerTemplateLogic::LoadForLaunch(
+    const auth::Caller& caller, absl::string_view name) {
+  auto parsed = ParseTemplateName(name, "server_template");
+  if (!parsed.ok()) return parsed.status();
+  if (!auth::OwnsAccount(caller, parsed->account)) return TemplateNotFound(name);
+  uint64_t generation = 0;
+  if (auto hit = launch_cache_.GetTemplate(parsed->account, parsed->template_id, parsed->revision,
+                                           &generation)) {
+    return hit;
+  }
+  auto t = repository_->GetTemplate(parsed->account, parsed->template_id, parsed->revision);
+  if (!t.ok()) return t.status();
+  launch_cache_.PutTemplate(*t, generation);
+  return std::make_shared<const TemplateRecord>(*std::move(t));
+}
+
+absl::StatusOr<std::shared_ptr<const LaunchCache::Resolved>> ServerTemplateLogic::Resolve(
     const auth::Caller& caller, const Reference& ref, const std::string& cloud) {
-  std::string name = MultiCloudImageResourceName(ref.mci, ref.mci_revision);
-  auto key = std::make_pair(name, cloud);
-  if (ref.mci_revision > 0) {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  uint64_t generation = 0;
+  if (auto hit = launch_cache_.GetResolved(ref.mci, ref.mci_revision, cloud, &generation)) {
+    return hit;
   }
-  auto resolved = catalog_->ResolveImage(caller.token, name, cloud);
-  if (resolved.ok() && ref.mci_revision > 0) {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    if (cache_.size() >= kMaxResolveCache) cache_.clear();
-    cache_[key] = *resolved;
+  auto answer = catalog_->ResolveImage(
+      caller.token, MultiCloudImageResourceName(ref.mci, ref.mci_revision), cloud);
+  LaunchCache::Resolved resolved;
+  if (answer.ok()) {
+    resolved.response = *std::move(answer);
+  } else if (answer.status().code() == absl::StatusCode::kFailedPrecondition ||
+             answer.status().code() == absl::StatusCode::kNotFound) {
+    resolved.status = answer.status();
+  } else {
+    return answer.status();
   }
-  return resolved;
+  auto shared = std::make_shared<const LaunchCache::Resolved>(resolved);
+  launch_cache_.PutResolved(ref.mci, ref.mci_revision, cloud, generation, std::move(resolved));
+  return shared;
+}
+
+namespace {
+
+void Answer(const Reference& ref, const catalog::ResolveImageResponse& image,
+            v1::ResolveLaunchResponse* response) {
+  response->set_multi_cloud_image(MultiCloudImageResourceName(ref.mci, ref.mci_revision));
+  *response->mutable_image() = image;
+}
+
+}  // namespace
+
+std::optional<absl::Status> ServerTemplateLogic::ResolveLaunchCached(
+    const auth::Caller& caller, const v1::ResolveLaunchRequest& request,
+    v1::ResolveLaunchResponse* response) {
+  auto parsed = ParseTemplateName(request.server_template(), "server_template");
+  if (!parsed.ok() || !auth::OwnsAccount(caller, parsed->account)) return std::nullopt;
+  uint64_t generation = 0;
+  auto t = launch_cache_.GetTemplate(parsed->account, parsed->template_id, parsed->revision,
+                                     &generation);
+  if (t == nullptr) return std::nullopt;
+  for (const auto& ref : LaunchCandidates(t->references, {}, request.cloud())) {
+    auto hit = launch_cache_.GetResolved(ref.mci, ref.mci_revision, request.cloud(), &generation);
+    if (hit == nullptr) return std::nullopt;
+    if (hit->status.ok()) {
+      Answer(ref, hit->response, response);
+      return absl::OkStatus();
+    }
+  }
+  // Nothing covers the cloud (or no references): ResolveLaunch words the error.
+  return std::nullopt;
 }
 
 absl::Status ServerTemplateLogic::ResolveLaunch(const auth::Caller& caller,
                                                 const v1::ResolveLaunchRequest& request,
                                                 v1::ResolveLaunchResponse* response) {
   if (absl::Status s = ValidateCloudName(request.cloud(), "cloud"); !s.ok()) return s;
-  auto t = Load(caller, request.server_template(), "server_template", /*head_only=*/false);
+  auto t = LoadForLaunch(caller, request.server_template());
   if (!t.ok()) return t.status();
-  std::string name = TemplateResourceName(t->account, t->template_id, t->revision);
-  if (t->references.empty()) {
+  const TemplateRecord& tmpl = **t;
+  std::string name = TemplateResourceName(tmpl.account, tmpl.template_id, tmpl.revision);
+  if (tmpl.references.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("ServerTemplate ", name,
                      " references no MultiCloud Image, so it cannot launch anywhere; add one with "
                      "AddMultiCloudImage."));
   }
-  auto replicas = repository_->GetReplicas(MciNames(t->references));
-  if (!replicas.ok()) return replicas.status();
-  auto answer = [&](const Reference& ref, catalog::ResolveImageResponse image) {
-    response->set_multi_cloud_image(MultiCloudImageResourceName(ref.mci, ref.mci_revision));
-    *response->mutable_image() = std::move(image);
-    return absl::OkStatus();
-  };
-  for (const auto& ref : LaunchCandidates(t->references, *replicas, request.cloud())) {
+  // In launch order; each tried in turn (the catalog decides what covers the cloud, and its
+  // answers are cached, so the replica is read only to word a refusal).
+  for (const auto& ref : LaunchCandidates(tmpl.references, {}, request.cloud())) {
     auto resolved = Resolve(caller, ref, request.cloud());
-    if (resolved.ok()) return answer(ref, *std::move(resolved));
-    // This one has no setting for the cloud (or is gone): try the next one.
-    if (resolved.status().code() != absl::StatusCode::kFailedPrecondition &&
-        resolved.status().code() != absl::StatusCode::kNotFound) {
-      return resolved.status();
+    if (!resolved.ok()) return resolved.status();
+    if ((*resolved)->status.ok()) {
+      Answer(ref, (*resolved)->response, response);
+      return absl::OkStatus();
     }
+    // This one has no setting for the cloud (or is gone): try the next one.
   }
-  std::vector<std::string> covered = CoveredClouds(t->references, *replicas);
+  auto replicas = repository_->GetReplicas(MciNames(tmpl.references));
+  if (!replicas.ok()) return replicas.status();
+  std::vector<std::string> covered = CoveredClouds(tmpl.references, *replicas);
   return absl::FailedPreconditionError(absl::StrCat(
       "No MultiCloud Image of ServerTemplate ", name, " has a setting for ", request.cloud(),
       covered.empty() ? "; its MultiCloud Images cover no cloud yet."

@@ -3,8 +3,9 @@
 // The RPC logic of mci.templates.v1.ServerTemplateService, free of gRPC wiring: a unit test
 // constructs it with a fake repository or catalog.
 
+#include <functional>
 #include <map>
-#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "libs/common/auth.h"
 #include "mci/templates/v1/templates.pb.h"
 #include "services/templates/catalog_client.h"
+#include "services/templates/launch_cache.h"
 #include "services/templates/model.h"
 #include "services/templates/repository.h"
 
@@ -72,12 +74,25 @@ class ServerTemplateLogic {
                                    v1::ListSupportedCloudsResponse* response);
   absl::Status ResolveLaunch(const auth::Caller& caller, const v1::ResolveLaunchRequest& request,
                              v1::ResolveLaunchResponse* response);
+  // ResolveLaunch from memory (LaunchCache): the answer, or nullopt when something it needs is
+  // not cached (then ResolveLaunch runs, and fills the cache).
+  std::optional<absl::Status> ResolveLaunchCached(const auth::Caller& caller,
+                                                  const v1::ResolveLaunchRequest& request,
+                                                  v1::ResolveLaunchResponse* response);
   absl::Status ReserveMultiCloudImageDeletion(
       const auth::Caller& caller, const v1::ReserveMultiCloudImageDeletionRequest& request,
       v1::ReserveMultiCloudImageDeletionResponse* response);
   absl::Status ReleaseMultiCloudImageDeletion(
       const auth::Caller& caller, const v1::ReleaseMultiCloudImageDeletionRequest& request,
       google::protobuf::Empty* response);
+
+  // Called after every write of a template by this replica (main announces it to the others).
+  void set_on_template_changed(
+      std::function<void(const std::string& account, const std::string& template_id)> fn) {
+    on_template_changed_ = std::move(fn);
+  }
+  // Where main feeds other replicas' template announcements and MCI events.
+  LaunchCache& launch_cache() { return launch_cache_; }
 
  private:
   // The template `name` of the caller's account (NOT_FOUND for another account's).
@@ -88,16 +103,22 @@ class ServerTemplateLogic {
   absl::Status EnsureReplica(const auth::Caller& caller, const std::string& mci, int64_t revision);
   absl::Status Fill(const TemplateRecord& record, v1::ServerTemplate* out);
   absl::Status CheckCatalogIdentity(const auth::Caller& caller) const;
-  absl::StatusOr<mci::catalog::v1::ResolveImageResponse> Resolve(const auth::Caller& caller,
-                                                                 const Reference& ref,
-                                                                 const std::string& cloud);
+  // The template for ResolveLaunch: from the launch cache, else read and cached.
+  absl::StatusOr<std::shared_ptr<const TemplateRecord>> LoadForLaunch(const auth::Caller& caller,
+                                                                      absl::string_view name);
+  // The catalog's answer for `ref` in `cloud` (cached when it may be): OK, FAILED_PRECONDITION
+  // (no setting for the cloud) or NOT_FOUND in Resolved::status; other failures as the error.
+  absl::StatusOr<std::shared_ptr<const LaunchCache::Resolved>> Resolve(const auth::Caller& caller,
+                                                                       const Reference& ref,
+                                                                       const std::string& cloud);
+  // Drops the template from this replica's launch cache and tells the others.
+  void Changed(const std::string& account, const std::string& template_id);
 
   Repository* repository_;
   CatalogClient* catalog_;
   std::string catalog_subject_;
-  // Revisions are immutable, so what the catalog resolves for name@N + cloud never changes.
-  std::mutex cache_mu_;
-  std::map<std::pair<std::string, std::string>, mci::catalog::v1::ResolveImageResponse> cache_;
+  LaunchCache launch_cache_;
+  std::function<void(const std::string&, const std::string&)> on_template_changed_;
 };
 
 }  // namespace mci::templates

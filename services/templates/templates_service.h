@@ -39,7 +39,9 @@ class TemplatesService final : public v1::ServerTemplateService::CallbackService
           v1::ListMultiCloudImageUsagesResponse, auth::Role::kObserver)
   MCI_RPC(ListSupportedClouds, v1::ListSupportedCloudsRequest, v1::ListSupportedCloudsResponse,
           auth::Role::kObserver)
-  MCI_RPC(ResolveLaunch, v1::ResolveLaunchRequest, v1::ResolveLaunchResponse, auth::Role::kObserver)
+  // Answered from memory when the template and its MCI's answer are cached (LaunchCache).
+  MCI_RPC_CACHED(ResolveLaunch, v1::ResolveLaunchRequest, v1::ResolveLaunchResponse,
+                 auth::Role::kObserver)
   MCI_RPC(ReserveMultiCloudImageDeletion, v1::ReserveMultiCloudImageDeletionRequest,
           v1::ReserveMultiCloudImageDeletionResponse, auth::Role::kService)
   MCI_RPC(ReleaseMultiCloudImageDeletion, v1::ReleaseMultiCloudImageDeletionRequest,

@@ -14,6 +14,43 @@ namespace {
 using Stub = cpb::CatalogService::Stub;
 using R = auth::Role;
 
+TEST(CatalogReplicasTest, GetFollowsOwnWritesAtOnceAndTheOtherReplicasByEvents) {
+  Stack stack(Stack::Options{});
+  ASSERT_TRUE(stack.status().ok()) << stack.status();
+  std::string second_address = absl::StrCat("127.0.0.1:", FreePort());
+  ServiceProcess second(
+      "catalog-replica", MCI_BIN_DIR "/services/catalog/catalog-service",
+      {"--grpc-address=" + second_address, absl::StrCat("--http-address=127.0.0.1:", FreePort()),
+       "--database-url=" + stack.postgres().Url("catalog"), "--nats-url=" + stack.nats().Url(),
+       std::string("--jwt-secret=") + kTestSecret,
+       absl::StrCat("--templates-address=127.0.0.1:", FreePort()),
+       std::string("--inventory-file=") + MCI_SOURCE_DIR + "/deploy/inventory.json"});
+  ASSERT_TRUE(second.WaitServing(second_address, absl::Seconds(30)).ok());
+  std::string token = Token("getters", {R::kDesigner});
+  CatalogClient a(stack.Channel(stack.catalog_address()), token);
+  CatalogClient b(stack.Channel(second_address), token);
+  cpb::MultiCloudImage mci = a.Create("getters", "Cached");
+  ASSERT_TRUE(a.AddSetting(mci.name(), "aws-us-east-1", "centos-5-4-i386-v5-6", "m1.small").ok());
+  // Both replicas cache HEAD (and @1) once read.
+  cpb::MultiCloudImage first = b.Get(mci.name());
+  EXPECT_EQ(a.Get(mci.name()).etag(), first.etag());
+  // A's own write shows on A at once, etag and all...
+  ASSERT_TRUE(a.Tag(mci.name(), "n:v=2").ok());
+  cpb::MultiCloudImage on_a = a.Get(mci.name());
+  EXPECT_NE(on_a.etag(), first.etag());
+  EXPECT_EQ(on_a.tags_size(), 1);
+  // ...and on B as soon as its event arrives, long before the 10 s safety expiry.
+  EXPECT_TRUE(
+      Eventually([&] { return b.Get(mci.name()).etag() == on_a.etag(); }, absl::Seconds(3)));
+  // A committed revision's answer carries HEAD's latest revision, so it follows too.
+  a.Commit(mci.name(), "first");
+  cpb::MultiCloudImage rev = b.Get(mci.name() + "@1");
+  EXPECT_EQ(rev.latest_revision(), 1);
+  a.Commit(mci.name(), "second");
+  EXPECT_TRUE(Eventually([&] { return b.Get(mci.name() + "@1").latest_revision() == 2; },
+                         absl::Seconds(3)));
+}
+
 TEST(CatalogReplicasTest, SecondReplicaSharesTheWorkSafely) {
   Stack stack(Stack::Options{});
   ASSERT_TRUE(stack.status().ok()) << stack.status();

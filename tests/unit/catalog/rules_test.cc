@@ -129,19 +129,19 @@ TEST(FindingsTest, ReportsEachProblem) {
 TEST(ResolveCacheTest, InvalidationWinsOverARacingRead) {
   ResolveCache cache;
   uint64_t gen = 0;
-  EXPECT_FALSE(cache.Get("a/m", 0, "c", &gen).has_value());
+  EXPECT_FALSE(cache.Get("a/m", 0, "c", &gen) != nullptr);
   ResolveCache::Answer answer;
   answer.response.set_image_provider_id("ami-1");
   cache.Invalidate("a/m");  // a write committed while the read was in flight
   cache.Put("a/m", 0, "c", gen, answer);
   uint64_t gen2 = 0;
-  EXPECT_FALSE(cache.Get("a/m", 0, "c", &gen2).has_value());
+  EXPECT_FALSE(cache.Get("a/m", 0, "c", &gen2) != nullptr);
   cache.Put("a/m", 0, "c", gen2, answer);
   auto hit = cache.Get("a/m", 0, "c", &gen2);
-  ASSERT_TRUE(hit.has_value());
+  ASSERT_NE(hit, nullptr);
   EXPECT_EQ(hit->response.image_provider_id(), "ami-1");
   cache.Invalidate("a/m");
-  EXPECT_FALSE(cache.Get("a/m", 0, "c", &gen2).has_value());
+  EXPECT_FALSE(cache.Get("a/m", 0, "c", &gen2) != nullptr);
 }
 
 TEST(ResolveCacheTest, HeadAnswersExpireRevisionsDoNot) {
@@ -149,10 +149,43 @@ TEST(ResolveCacheTest, HeadAnswersExpireRevisionsDoNot) {
   uint64_t gen = 0;
   cache.Get("a/m", 0, "c", &gen);
   cache.Put("a/m", 0, "c", gen, {});
-  EXPECT_FALSE(cache.Get("a/m", 0, "c", &gen).has_value());
+  EXPECT_FALSE(cache.Get("a/m", 0, "c", &gen) != nullptr);
   cache.Get("a/m", 3, "c", &gen);
   cache.Put("a/m", 3, "c", gen, {});
-  EXPECT_TRUE(cache.Get("a/m", 3, "c", &gen).has_value());
+  EXPECT_TRUE(cache.Get("a/m", 3, "c", &gen) != nullptr);
+}
+
+TEST(MciCacheTest, CachesHeadAndRevisionsUntilTheMciChanges) {
+  MciCache cache;
+  uint64_t gen = 0;
+  EXPECT_EQ(cache.Get("a/m", 0, &gen), nullptr);
+  auto head = std::make_shared<pb::MultiCloudImage>();
+  head->set_etag("\"7\"");
+  cache.Put("a/m", 0, gen, head);
+  cache.Get("a/m", 2, &gen);
+  cache.Put("a/m", 2, gen, std::make_shared<pb::MultiCloudImage>());
+  auto hit = cache.Get("a/m", 0, &gen);
+  ASSERT_NE(hit, nullptr);
+  EXPECT_EQ(hit->etag(), "\"7\"");
+  EXPECT_NE(cache.Get("a/m", 2, &gen), nullptr);
+  EXPECT_EQ(cache.Get("a/other", 0, &gen), nullptr);
+  cache.Invalidate("a/m");  // this replica's write, or another's event
+  EXPECT_EQ(cache.Get("a/m", 0, &gen), nullptr);
+  EXPECT_EQ(cache.Get("a/m", 2, &gen), nullptr);
+}
+
+TEST(MciCacheTest, HeadExpiresARacingReadIsNotCached) {
+  MciCache expiring(absl::ZeroDuration());
+  uint64_t gen = 0;
+  expiring.Get("a/m", 0, &gen);
+  expiring.Put("a/m", 0, gen, std::make_shared<pb::MultiCloudImage>());
+  EXPECT_EQ(expiring.Get("a/m", 0, &gen), nullptr);
+
+  MciCache cache;
+  cache.Get("a/m", 0, &gen);
+  cache.Invalidate("a/m");
+  cache.Put("a/m", 0, gen, std::make_shared<pb::MultiCloudImage>());
+  EXPECT_EQ(cache.Get("a/m", 0, &gen), nullptr);
 }
 
 }  // namespace

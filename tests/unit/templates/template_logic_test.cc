@@ -172,6 +172,7 @@ class FakeCatalog : public CatalogClient {
     catalog::ResolveImageResponse r;
     r.set_multi_cloud_image(name);
     r.mutable_setting()->set_cloud(cloud);
+    r.set_sequence(sequence);
     return r;
   }
 
@@ -186,6 +187,8 @@ class FakeCatalog : public CatalogClient {
   }
 
   bool available = true;
+  // The MCI sequence the catalog's ResolveImage answers reflect.
+  int64_t sequence = 0;
   std::map<std::string, catalog::MultiCloudImage> mcis;
   std::map<std::string, std::set<std::string>> coverage;
   std::vector<std::string> calls;
@@ -219,6 +222,15 @@ class TemplateLogicTest : public ::testing::Test {
     absl::Status s = logic_.ResolveLaunch(designer_, req, &resp);
     if (!s.ok()) return s;
     return resp;
+  }
+  // What the in-memory fast path answers (nullopt: it needs the slow path).
+  std::optional<absl::Status> Cached(const std::string& tmpl, const std::string& cloud,
+                                     const auth::Caller* caller = nullptr) {
+    v1::ResolveLaunchRequest req;
+    req.set_server_template(tmpl);
+    req.set_cloud(cloud);
+    v1::ResolveLaunchResponse resp;
+    return logic_.ResolveLaunchCached(caller != nullptr ? *caller : designer_, req, &resp);
   }
 
   FakeRepository repository_;
@@ -304,6 +316,79 @@ TEST_F(TemplateLogicTest, ResolvedRevisionsAreCached) {
   catalog_.AddMci(absl::StrCat(kBase, "@2"), {kEast});
   ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
   ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  EXPECT_EQ(catalog_.calls.size(), 1u);
+}
+
+TEST_F(TemplateLogicTest, ALaunchIsAnsweredFromMemoryOnceResolved) {
+  repository_.AddTemplate({{kOther, 0, true}, {kBase, 0, false}});
+  catalog_.AddMci(kOther, {kEast});
+  catalog_.AddMci(kBase, {kEast, kWest});
+  EXPECT_FALSE(Cached(kTemplate, kWest).has_value());
+  ASSERT_TRUE(Resolve(kTemplate, kWest).ok());
+  // The default's HEAD does not cover west: that answer is not cached, so the fast path steps
+  // aside (HEAD refusals carry no sequence) and the slow path asks again.
+  EXPECT_FALSE(Cached(kTemplate, kWest).has_value());
+  auto east = Cached(kTemplate, kEast);
+  EXPECT_FALSE(east.has_value());
+  ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  size_t calls = catalog_.calls.size();
+  east = Cached(kTemplate, kEast);
+  ASSERT_TRUE(east.has_value());
+  EXPECT_TRUE(east->ok());
+  ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  EXPECT_EQ(catalog_.calls.size(), calls);
+  // Another account's caller is not answered from this account's cached template.
+  auth::Caller rival = designer_;
+  rival.account = "rival";
+  EXPECT_FALSE(Cached(kTemplate, kEast, &rival).has_value());
+}
+
+TEST_F(TemplateLogicTest, AnMciEventDropsItsHeadAnswersAndStaleAnswersAreNotCached) {
+  repository_.AddTemplate({{kBase, 0, true}});
+  catalog_.AddMci(kBase, {kEast});
+  catalog_.sequence = 4;
+  ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  ASSERT_TRUE(Cached(kTemplate, kEast).has_value());
+  logic_.launch_cache().MciChanged(kBase, 5);
+  EXPECT_FALSE(Cached(kTemplate, kEast).has_value());
+  // A catalog replica that has not applied sequence 5 yet answers with 4: served, not cached.
+  ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  EXPECT_FALSE(Cached(kTemplate, kEast).has_value());
+  catalog_.sequence = 5;
+  ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  EXPECT_TRUE(Cached(kTemplate, kEast).has_value());
+}
+
+TEST_F(TemplateLogicTest, TemplateWritesDropItFromTheLaunchCacheAndAreAnnounced) {
+  repository_.AddTemplate({{kBase, 0, true}});
+  repository_.AddReplica(kBase, {kEast});
+  catalog_.AddMci(kBase, {kEast});
+  catalog_.AddMci(kOther, {kEast, kWest});
+  std::vector<std::string> announced;
+  logic_.set_on_template_changed([&](const std::string& account, const std::string& id) {
+    announced.push_back(absl::StrCat(account, "/", id));
+  });
+  ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  ASSERT_TRUE(Cached(kTemplate, kEast).has_value());
+  ASSERT_TRUE(Add(kOther).ok());
+  EXPECT_THAT(announced, ElementsAre("acme/web"));
+  EXPECT_FALSE(Cached(kTemplate, kEast).has_value());
+  auto west = Resolve(kTemplate, kWest);  // the new reference is seen at once
+  ASSERT_TRUE(west.ok()) << west.status();
+  EXPECT_EQ(west->multi_cloud_image(), kOther);
+  // Another replica's announcement drops it too.
+  ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  ASSERT_TRUE(Cached(kTemplate, kEast).has_value());
+  logic_.launch_cache().TemplateChanged("acme", "web");
+  EXPECT_FALSE(Cached(kTemplate, kEast).has_value());
+}
+
+TEST_F(TemplateLogicTest, ARevisionThatLacksTheCloudIsRememberedToo) {
+  repository_.AddTemplate({{kBase, 2, true}});
+  repository_.AddReplica(kBase, {}, {{2, {kEast}}});
+  catalog_.AddMci(absl::StrCat(kBase, "@2"), {kEast});
+  EXPECT_EQ(Resolve(kTemplate, kWest).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Resolve(kTemplate, kWest).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(catalog_.calls.size(), 1u);
 }
 

@@ -1,0 +1,109 @@
+#pragma once
+
+// An in-process read-through cache whose entries are dropped by group (an MCI, a template) when
+// the thing they were read from changes, with a generation per group so that a read that raced
+// with a change never caches what it read:
+//
+//   uint64_t generation;
+//   if (auto hit = cache.Get(group, key, &generation)) return *hit;
+//   Value v = ReadFromTheDatabase();          // a change here calls Invalidate(group)...
+//   cache.Put(group, key, generation, v, …);  // ...so this Put is ignored
+//
+// Entries carry their own expiry (absl::InfiniteFuture() for immutable ones), the safety net for
+// a replica that missed an invalidation. Sharded, read-mostly: Get takes a shared lock.
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace mci {
+
+template <typename Value>
+class GenerationCache {
+ public:
+  // At most about `max_groups` groups are kept; a full shard starts over (cheaper than LRU
+  // bookkeeping on every hit, and the working set of the launch path is small).
+  explicit GenerationCache(size_t max_groups = 200000)
+      : max_per_shard_(std::max<size_t>(1, max_groups / kShards)) {}
+
+  // The cached value, or null with `*generation` set for a later Put.
+  std::shared_ptr<const Value> Get(const std::string& group, const std::string& key,
+                                   uint64_t* generation) {
+    Shard& shard = ShardFor(group);
+    {
+      std::shared_lock<std::shared_mutex> lock(shard.mu);
+      auto it = shard.groups.find(group);
+      if (it != shard.groups.end()) {
+        auto e = it->second.entries.find(key);
+        if (e != it->second.entries.end() && e->second.expires > absl::Now()) {
+          return e->second.value;
+        }
+        *generation = it->second.generation;
+        return nullptr;
+      }
+    }
+    std::unique_lock<std::shared_mutex> lock(shard.mu);
+    if (shard.groups.size() >= max_per_shard_) shard.groups.clear();
+    auto [it, inserted] = shard.groups.try_emplace(group, Group{next_generation_++, {}});
+    *generation = it->second.generation;
+    return nullptr;
+  }
+
+  // Stores `value` unless the group changed since the Get that handed out `generation`.
+  void Put(const std::string& group, const std::string& key, uint64_t generation,
+           std::shared_ptr<const Value> value, absl::Time expires) {
+    Shard& shard = ShardFor(group);
+    std::unique_lock<std::shared_mutex> lock(shard.mu);
+    auto it = shard.groups.find(group);
+    if (it == shard.groups.end() || it->second.generation != generation) return;
+    it->second.entries[key] = Entry{std::move(value), expires};
+  }
+
+  // Drops the group's entries; reads of it in flight will not be cached.
+  void Invalidate(const std::string& group) {
+    Shard& shard = ShardFor(group);
+    std::unique_lock<std::shared_mutex> lock(shard.mu);
+    shard.groups.erase(group);
+  }
+
+  void Clear() {
+    for (Shard& shard : shards_) {
+      std::unique_lock<std::shared_mutex> lock(shard.mu);
+      shard.groups.clear();
+    }
+  }
+
+ private:
+  static constexpr size_t kShards = 16;
+  struct Entry {
+    std::shared_ptr<const Value> value;
+    absl::Time expires;
+  };
+  struct Group {
+    uint64_t generation;
+    absl::flat_hash_map<std::string, Entry> entries;
+  };
+  struct Shard {
+    std::shared_mutex mu;
+    absl::flat_hash_map<std::string, Group> groups;
+  };
+  Shard& ShardFor(const std::string& group) {
+    return shards_[absl::Hash<std::string>{}(group) % kShards];
+  }
+
+  size_t max_per_shard_;
+  std::atomic<uint64_t> next_generation_{1};
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace mci

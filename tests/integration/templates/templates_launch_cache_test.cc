@@ -1,0 +1,82 @@
+// ResolveLaunch answered from memory by two template-reference replicas on one database: each
+// follows the other's template writes (announced on core NATS) and the catalog's MCI changes
+// (MCI_EVENTS) within moments, and a launch it can answer from memory needs no catalog call.
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/integration/templates/helpers.h"
+#include "tests/support/stack.h"
+
+namespace mci::templates::testing {
+namespace {
+
+constexpr char kEast[] = "clouds/aws-us-east-1";
+
+grpc::Status Launch(Clients& via, const std::string& tmpl, tpb::ResolveLaunchResponse* out) {
+  tpb::ResolveLaunchRequest req;
+  req.set_server_template(tmpl);
+  req.set_cloud(kEast);
+  return via.templates().ResolveLaunch(Context(Observer()).get(), req, out);
+}
+
+TEST(TemplatesLaunchCacheTest, ReplicasFollowEachOthersWritesAndTheCatalogsChanges) {
+  mci::testing::Stack stack(mci::testing::Stack::Options{.catalog = true, .templates = true});
+  ASSERT_TRUE(stack.status().ok()) << stack.status();
+  std::string second_address = absl::StrCat("127.0.0.1:", mci::testing::FreePort());
+  mci::testing::ServiceProcess second(
+      "templates-replica", MCI_BIN_DIR "/services/templates/template-reference-service",
+      {"--grpc-address=" + second_address,
+       absl::StrCat("--http-address=127.0.0.1:", mci::testing::FreePort()),
+       "--database-url=" + stack.postgres().Url("templates"), "--nats-url=" + stack.nats().Url(),
+       std::string("--jwt-secret=") + mci::testing::kTestSecret,
+       "--catalog-address=" + stack.catalog_address()});
+  ASSERT_TRUE(second.WaitServing(second_address, absl::Seconds(30)).ok());
+  Clients a(stack.Channel(stack.catalog_address()), stack.Channel(stack.templates_address()));
+  Clients b(stack.Channel(stack.catalog_address()), stack.Channel(second_address));
+
+  std::string base = a.CreateMci("base", {kEast});
+  std::string other = a.CreateMci("other", {kEast});
+  std::string tmpl = a.CreateTemplate("web");
+  ASSERT_TRUE(a.Add(tmpl, base, /*make_default=*/true).ok());
+  tpb::ResolveLaunchResponse launch;
+  ASSERT_TRUE(Launch(b, tmpl, &launch).ok());
+  EXPECT_EQ(launch.multi_cloud_image(), base);
+
+  // Replica A changes the template's default; B, which has the template cached, follows.
+  ASSERT_TRUE(a.Add(tmpl, other, /*make_default=*/true).ok());
+  EXPECT_TRUE(Eventually(
+      [&] { return Launch(b, tmpl, &launch).ok() && launch.multi_cloud_image() == other; },
+      absl::Seconds(3)));
+
+  // The catalog changes the default MCI's setting; both replicas' cached answers follow.
+  ASSERT_TRUE(Launch(a, tmpl, &launch).ok());
+  cpb::UpdateMultiCloudImageSettingRequest edit;
+  edit.mutable_setting()->set_name(other + "/settings/aws-us-east-1");
+  edit.mutable_setting()->set_instance_type("clouds/aws-us-east-1/instanceTypes/m1.xlarge");
+  edit.mutable_update_mask()->add_paths("instance_type");
+  cpb::MultiCloudImageSetting updated;
+  grpc::Status s =
+      a.catalog().UpdateMultiCloudImageSetting(Context(Designer()).get(), edit, &updated);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  for (Clients* via : {&a, &b}) {
+    EXPECT_TRUE(Eventually(
+        [&] {
+          return Launch(*via, tmpl, &launch).ok() &&
+                 launch.image().setting().instance_type() ==
+                     "clouds/aws-us-east-1/instanceTypes/m1.xlarge";
+        },
+        absl::Seconds(3)));
+  }
+
+  // Answered from memory: with the catalog gone, the cached launch still resolves on both.
+  stack.catalog()->Terminate();
+  for (Clients* via : {&a, &b}) {
+    s = Launch(*via, tmpl, &launch);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(launch.multi_cloud_image(), other);
+  }
+}
+
+}  // namespace
+}  // namespace mci::templates::testing
