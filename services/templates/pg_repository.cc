@@ -128,10 +128,6 @@ constexpr char kSelectReplicas[] =
 constexpr char kSelectReplicaRevisions[] =
     "SELECT mci, revision, array_to_string(clouds, ',') FROM mci_replica_revisions"
     " WHERE mci = ANY (string_to_array($1, E'\\x1f'))";
-constexpr char kSelectReplicaForUpdate[] =
-    "SELECT state, sequence, row_version,"
-    " coalesce((extract(epoch FROM tombstone_time) * 1000000)::bigint, -1)"
-    " FROM mci_replica WHERE mci = $1 FOR UPDATE";
 constexpr char kSelectReplicaState[] = "SELECT state FROM mci_replica WHERE mci = $1";
 constexpr char kSelectReplicaRevision[] =
     "SELECT 1 FROM mci_replica_revisions WHERE mci = $1 AND revision = $2";
@@ -153,17 +149,6 @@ constexpr char kDeleteReplicaRevisions[] = "DELETE FROM mci_replica_revisions WH
 constexpr char kInsertReplicaRevision[] =
     "INSERT INTO mci_replica_revisions (mci, revision, clouds)"
     " VALUES ($1, $2, string_to_array($3, ',')) ON CONFLICT DO NOTHING";
-constexpr char kUpsertReplicaFromEvent[] =
-    "INSERT INTO mci_replica (mci, account, display_name, state, sequence, head_clouds,"
-    " tombstone_time, row_version)"
-    " VALUES ($1, $2, $3, $4, $5, string_to_array($6, ','),"
-    "  CASE WHEN $7::bigint >= 0 THEN timestamptz 'epoch' + $7::bigint * interval '1 microsecond'"
-    "  END, 1)"
-    " ON CONFLICT (mci) DO UPDATE SET account = EXCLUDED.account,"
-    " display_name = EXCLUDED.display_name, state = EXCLUDED.state,"
-    " sequence = EXCLUDED.sequence, head_clouds = EXCLUDED.head_clouds,"
-    " tombstone_time = EXCLUDED.tombstone_time, row_version = mci_replica.row_version + 1,"
-    " update_time = now()";
 constexpr char kTombstoneReplica[] =
     "INSERT INTO mci_replica (mci, account, state, tombstone_time, row_version)"
     " VALUES ($1, $2, 3, now(), 1)"
@@ -634,58 +619,135 @@ absl::Status PgRepository::RecordCatalogState(const CatalogState& state,
 
 namespace {
 
-// One event's effect on the replica and the fences, inside the caller's transaction.
-void ApplyEventInTransaction(pqxx::work& txn, const MultiCloudImageEvent& event) {
+// An event's effect on the deletion fences (keyed by deletion id and idempotent, so they hold
+// even for an event the replica itself ignores; they back up a Release the catalog could not
+// deliver).
+void ApplyFenceEffects(pqxx::work& txn, const MultiCloudImageEvent& event) {
   const std::string& mci = event.multi_cloud_image();
-  {
-    LockMci(txn, mci);
-    // Effects on fences first: they are keyed by deletion id and idempotent, so they hold even for
-    // an event the replica itself ignores. They back up a Release the catalog could not deliver.
-    if (event.type() == MultiCloudImageEvent::DELETED) {
-      // Only this deletion's fence: a late event of an earlier MCI of the same name must not drop
-      // the fence of a deletion under way now.
-      if (!event.deletion_id().empty()) {
-        txn.exec_params(kUpsertDeletion, event.deletion_id(), mci, kDeleted);
-      } else {
-        txn.exec_params(kSupersedeFences, mci, "", kDeleted);
-      }
-    } else if (event.type() == MultiCloudImageEvent::DELETION_ABORTED &&
-               !event.deletion_id().empty()) {
-      pqxx::result known = txn.exec_params(kSelectDeletion, event.deletion_id());
-      if (known.empty()) {
-        txn.exec_params(kUpsertDeletion, event.deletion_id(), mci, kAborted);
-      } else {
-        txn.exec_params(kAbortDeletion, event.deletion_id());
-      }
+  if (event.type() == MultiCloudImageEvent::DELETED) {
+    // Only this deletion's fence: a late event of an earlier MCI of the same name must not drop
+    // the fence of a deletion under way now.
+    if (!event.deletion_id().empty()) {
+      txn.exec_params(kUpsertDeletion, event.deletion_id(), mci, kDeleted);
+    } else {
+      txn.exec_params(kSupersedeFences, mci, "", kDeleted);
     }
+  } else if (event.type() == MultiCloudImageEvent::DELETION_ABORTED &&
+             !event.deletion_id().empty()) {
+    pqxx::result known = txn.exec_params(kSelectDeletion, event.deletion_id());
+    if (known.empty()) {
+      txn.exec_params(kUpsertDeletion, event.deletion_id(), mci, kAborted);
+    } else {
+      txn.exec_params(kAbortDeletion, event.deletion_id());
+    }
+  }
+}
 
-    std::optional<StoredReplica> stored;
-    pqxx::result row = txn.exec_params(kSelectReplicaForUpdate, mci);
-    if (!row.empty()) {
-      StoredReplica s;
-      s.state = static_cast<ReplicaState>(row[0][0].as<int>());
-      s.sequence = row[0][1].as<int64_t>();
-      int64_t tombstone = row[0][3].as<int64_t>();
-      if (tombstone >= 0) s.tombstone_time = absl::FromUnixMicros(tombstone);
-      stored = s;
+// What a batch leaves of one MCI's replica row: events are decided one after the other in
+// memory (exactly as one transaction each would), and only the outcome is written.
+struct PendingReplica {
+  std::optional<StoredReplica> stored;
+  const MultiCloudImageEvent* last = nullptr;  // the newest event applied
+  bool replaced = false;                       // its revisions start over
+  std::map<int64_t, std::string> revisions;    // revision -> clouds, first seen wins
+};
+
+// Applies `ordered` (grouped by MCI name, each MCI's events in stream order) in the caller's
+// transaction with a fixed number of statements, however many events: at 1,000 events/s a
+// statement per event and row would fall behind.
+void ApplyEventsInTransaction(pqxx::work& txn,
+                              const std::vector<const MultiCloudImageEvent*>& ordered) {
+  std::vector<std::string> mcis;
+  for (const auto* e : ordered) {
+    if (mcis.empty() || mcis.back() != e->multi_cloud_image()) {
+      mcis.push_back(e->multi_cloud_image());
     }
-    ReplicaUpdate update = DecideReplicaUpdate(stored, event);
-    log::Debug("replica update", {{"mci", mci},
-                                  {"sequence", std::to_string(event.sequence())},
+  }
+  std::string list = absl::StrJoin(
+      mcis, ",", [&txn](std::string* out, const std::string& m) { out->append(txn.quote(m)); });
+  // In name order, as LockMci is taken everywhere else (unnest keeps the array's order).
+  txn.exec(absl::StrCat("SELECT pg_advisory_xact_lock(", kMciLockSpace,
+                        ", hashtext(m)) FROM unnest(ARRAY[", list, "]::text[]) AS m"));
+  for (const auto* e : ordered) ApplyFenceEffects(txn, *e);
+
+  std::map<std::string, PendingReplica> pending;
+  for (const auto& row :
+       txn.exec(absl::StrCat("SELECT mci, state, sequence,"
+                             " coalesce((extract(epoch FROM tombstone_time) * 1000000)::bigint, -1)"
+                             " FROM mci_replica WHERE mci IN (",
+                             list, ") FOR UPDATE"))) {
+    StoredReplica s;
+    s.state = static_cast<ReplicaState>(row[1].as<int>());
+    s.sequence = row[2].as<int64_t>();
+    int64_t tombstone = row[3].as<int64_t>();
+    if (tombstone >= 0) s.tombstone_time = absl::FromUnixMicros(tombstone);
+    pending[row[0].as<std::string>()].stored = s;
+  }
+  for (const auto* e : ordered) {
+    PendingReplica& p = pending[e->multi_cloud_image()];
+    ReplicaUpdate update = DecideReplicaUpdate(p.stored, *e);
+    log::Debug("replica update", {{"mci", e->multi_cloud_image()},
+                                  {"sequence", std::to_string(e->sequence())},
                                   {"decision", std::to_string(static_cast<int>(update))}});
-    if (update == ReplicaUpdate::kIgnore) return;
-    if (update == ReplicaUpdate::kReplace) txn.exec_params(kDeleteReplicaRevisions, mci);
-    std::vector<std::string> head_clouds(event.head_clouds().begin(), event.head_clouds().end());
-    std::string account = event.account().empty() ? AccountOfMci(mci) : event.account();
-    ReplicaState state = EventState(event);
-    txn.exec_params(
-        kUpsertReplicaFromEvent, mci, account, event.display_name(), static_cast<int>(state),
-        event.sequence(), JoinClouds(head_clouds),
-        state == ReplicaState::kDeleted ? absl::ToUnixMicros(EventTime(event)) : int64_t{-1});
-    for (const auto& rev : event.revisions()) {
-      std::vector<std::string> clouds(rev.clouds().begin(), rev.clouds().end());
-      txn.exec_params(kInsertReplicaRevision, mci, rev.revision(), JoinClouds(clouds));
+    if (update == ReplicaUpdate::kIgnore) continue;
+    if (update == ReplicaUpdate::kReplace) {
+      p.replaced = true;
+      p.revisions.clear();
     }
+    p.last = e;
+    StoredReplica now;
+    now.state = EventState(*e);
+    now.sequence = e->sequence();
+    if (now.state == ReplicaState::kDeleted) {
+      now.tombstone_time = absl::FromUnixMicros(absl::ToUnixMicros(EventTime(*e)));
+    }
+    p.stored = now;
+    for (const auto& rev : e->revisions()) {
+      std::vector<std::string> clouds(rev.clouds().begin(), rev.clouds().end());
+      p.revisions.emplace(rev.revision(), JoinClouds(clouds));
+    }
+  }
+
+  std::vector<std::string> replaced, rows, revision_rows;
+  for (const auto& [mci, p] : pending) {
+    if (p.last == nullptr) continue;
+    const MultiCloudImageEvent& e = *p.last;
+    if (p.replaced) replaced.push_back(txn.quote(mci));
+    std::vector<std::string> head_clouds(e.head_clouds().begin(), e.head_clouds().end());
+    std::string account = e.account().empty() ? AccountOfMci(mci) : e.account();
+    int64_t tombstone =
+        p.stored->tombstone_time.has_value() ? absl::ToUnixMicros(*p.stored->tombstone_time) : -1;
+    rows.push_back(absl::StrCat("(", txn.quote(mci), ",", txn.quote(account), ",",
+                                txn.quote(e.display_name()), ",",
+                                static_cast<int>(p.stored->state), ",", e.sequence(), "::bigint,",
+                                txn.quote(JoinClouds(head_clouds)), ",", tombstone, "::bigint)"));
+    for (const auto& [revision, clouds] : p.revisions) {
+      revision_rows.push_back(absl::StrCat("(", txn.quote(mci), ",", revision, "::bigint,",
+                                           "string_to_array(", txn.quote(clouds), ", ','))"));
+    }
+  }
+  if (!replaced.empty()) {
+    txn.exec(absl::StrCat("DELETE FROM mci_replica_revisions WHERE mci IN (",
+                          absl::StrJoin(replaced, ","), ")"));
+  }
+  if (!rows.empty()) {
+    txn.exec(absl::StrCat(
+        "INSERT INTO mci_replica (mci, account, display_name, state, sequence, head_clouds,"
+        " tombstone_time, row_version)"
+        " SELECT m, a, d, s, q, string_to_array(h, ','),"
+        "  CASE WHEN t >= 0 THEN timestamptz 'epoch' + t * interval '1 microsecond' END, 1"
+        " FROM (VALUES ",
+        absl::StrJoin(rows, ","),
+        ") AS v(m, a, d, s, q, h, t)"
+        " ON CONFLICT (mci) DO UPDATE SET account = EXCLUDED.account,"
+        " display_name = EXCLUDED.display_name, state = EXCLUDED.state,"
+        " sequence = EXCLUDED.sequence, head_clouds = EXCLUDED.head_clouds,"
+        " tombstone_time = EXCLUDED.tombstone_time, row_version = mci_replica.row_version + 1,"
+        " update_time = now()"));
+  }
+  if (!revision_rows.empty()) {
+    txn.exec(absl::StrCat("INSERT INTO mci_replica_revisions (mci, revision, clouds) VALUES ",
+                          absl::StrJoin(revision_rows, ","), " ON CONFLICT DO NOTHING"));
   }
 }
 
@@ -693,7 +755,7 @@ void ApplyEventInTransaction(pqxx::work& txn, const MultiCloudImageEvent& event)
 
 absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
   return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    ApplyEventInTransaction(txn, event);
+    ApplyEventsInTransaction(txn, {&event});
     return absl::OkStatus();
   });
 }
@@ -707,7 +769,7 @@ absl::Status PgRepository::ApplyEvents(const std::vector<MultiCloudImageEvent>& 
     return a->multi_cloud_image() < b->multi_cloud_image();
   });
   return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    for (const auto* e : ordered) ApplyEventInTransaction(txn, *e);
+    ApplyEventsInTransaction(txn, ordered);
     return absl::OkStatus();
   });
 }
