@@ -1,10 +1,9 @@
 -- pgbench baseline of AddMultiCloudImage in the template-reference database: the statements of
--- services/templates (template load, replica lookups, the AddReference transaction, the reply's
--- template and replica reads) as of this benchmark's writing. Variables from the driver (-D):
+-- services/templates (replica lookups, the AddReference transaction, the reply's template and
+-- replica reads) as of this benchmark's writing. Variables from the driver (-D):
 -- acct, ntemplates (templates t-1..t-N), mci (a replicated MCI name).
 \set n random(1, 999999999999999)
 \set t random(1, :ntemplates)
-SELECT id, display_name, description, cloned_from, '' AS commit_message, latest_revision, version, (extract(epoch FROM create_time) * 1000000)::bigint, (extract(epoch FROM update_time) * 1000000)::bigint FROM server_templates WHERE account = :acct AND template_id = 't-' || :t;
 SELECT mci, account, display_name, state, sequence, row_version, array_to_string(head_clouds, ','), coalesce((extract(epoch FROM tombstone_time) * 1000000)::bigint, -1) FROM mci_replica WHERE mci = ANY (string_to_array(:mci, E'\x1f'));
 SELECT mci, revision, array_to_string(clouds, ',') FROM mci_replica_revisions WHERE mci = ANY (string_to_array(:mci, E'\x1f'));
 BEGIN;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "libs/common/log.h"
 #include "services/catalog/rules.h"
@@ -80,10 +81,11 @@ constexpr char kBumpForEvent[] =
     " head_clouds = ARRAY(SELECT cloud_id FROM mci_settings WHERE mci = $1 AND revision = 0"
     " ORDER BY cloud_id),"
     " update_time = CASE WHEN $2::int = 1 THEN now() ELSE update_time END"
-    " WHERE id = $1 RETURNING event_seq, array_to_json(head_clouds)::text, version";
-constexpr char kRevisionClouds[] =
-    "SELECT revision, array_to_json(array_agg(cloud_id ORDER BY cloud_id))::text"
-    " FROM mci_settings WHERE mci = $1 AND revision > 0 GROUP BY revision ORDER BY revision";
+    " WHERE id = $1 RETURNING event_seq, array_to_json(head_clouds)::text, version,"
+    // Every committed revision's clouds, "1:a,b;2:a", in the same round trip.
+    " coalesce((SELECT string_agg(revision || ':' || clouds, ';' ORDER BY revision) FROM"
+    " (SELECT revision, string_agg(cloud_id, ',' ORDER BY cloud_id) AS clouds FROM mci_settings"
+    " WHERE mci = $1 AND revision > 0 GROUP BY revision) r), '')";
 constexpr char kInsertOutbox[] =
     "INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)";
 constexpr char kCopySettings[] =
@@ -169,7 +171,6 @@ const std::vector<std::pair<const char*, const char*>>& Statements() {
       {"visible_image", kVisibleImage},
       {"instance_type_architectures", kInstanceTypeArchitectures},
       {"bump_for_event", kBumpForEvent},
-      {"revision_clouds", kRevisionClouds},
       {"insert_outbox", kInsertOutbox},
       // The statements of the write paths, prepared once per connection rather than parsed and
       // planned on every call.
@@ -431,10 +432,14 @@ void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event:
                                                                     : Event::STATE_ACTIVE;
   event.set_state(state);
   for (const auto& c : JsonStrings(bumped[0][1].c_str())) event.add_head_clouds(CloudName(c));
-  for (const auto& r : txn.exec_prepared("revision_clouds", row.id)) {
+  for (absl::string_view entry : absl::StrSplit(bumped[0][3].c_str(), ';', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(entry, ':');
     Event::Revision* rev = event.add_revisions();
-    rev->set_revision(r[0].as<int64_t>());
-    for (const auto& c : JsonStrings(r[1].c_str())) rev->add_clouds(CloudName(c));
+    int64_t revision = 0;
+    if (absl::SimpleAtoi(parts.first, &revision)) rev->set_revision(revision);
+    for (absl::string_view c : absl::StrSplit(parts.second, ',', absl::SkipEmpty())) {
+      rev->add_clouds(CloudName(c));
+    }
   }
   event.set_deletion_id(row.deletion_id);
   event.set_display_name(row.display_name);

@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
   auto settings = mci::BootstrapService(*config, "127.0.0.1:50053", "127.0.0.1:9093",
                                         mci::templates::Migrations());
   if (!settings.ok()) return Fail("cannot start", settings.status());
-  mci::db::Pool pool(settings->database_url, settings->db_pool_size);
+  mci::db::Pool pool(settings->database_url, settings->db_pool_size,
+                     &mci::templates::PgRepository::Prepare);
   auto nats = mci::nats::Client::Connect(settings->nats_url, "template-reference-service",
                                          settings->nats_ca_file);
   if (!nats.ok()) return Fail("cannot set up NATS", nats.status());

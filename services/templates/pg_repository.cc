@@ -182,14 +182,14 @@ absl::Status EtagMismatch(const std::string& account, const std::string& id) {
 }
 
 void LockKey(pqxx::work& txn, int space, const std::string& key) {
-  txn.exec_params(kLockKey, space, key);
+  txn.exec_prepared("kLockKey", space, key);
 }
 
 void LockMci(pqxx::work& txn, const std::string& mci) { LockKey(txn, kMciLockSpace, mci); }
 
-std::vector<Reference> LoadReferences(pqxx::work& txn, int64_t row_id, int64_t revision) {
+std::vector<Reference> LoadReferences(pqxx::transaction_base& txn, int64_t row_id, int64_t revision) {
   std::vector<Reference> refs;
-  for (const auto& row : txn.exec_params(kSelectReferences, row_id, revision)) {
+  for (const auto& row : txn.exec_prepared("kSelectReferences", row_id, revision)) {
     Reference r;
     r.mci = row[0].as<std::string>();
     r.mci_revision = row[1].as<int64_t>();
@@ -218,10 +218,10 @@ TemplateRecord RecordFromRow(const pqxx::row& row, const std::string& account,
   return t;
 }
 
-absl::StatusOr<TemplateRecord> LoadTemplate(pqxx::work& txn, const std::string& account,
+absl::StatusOr<TemplateRecord> LoadTemplate(pqxx::transaction_base& txn, const std::string& account,
                                             const std::string& template_id, int64_t revision) {
-  pqxx::result r = revision == 0 ? txn.exec_params(kSelectHead, account, template_id)
-                                 : txn.exec_params(kSelectRevision, account, template_id, revision);
+  pqxx::result r = revision == 0 ? txn.exec_prepared("kSelectHead", account, template_id)
+                                 : txn.exec_prepared("kSelectRevision", account, template_id, revision);
   if (r.empty()) return TemplateNotFound(account, template_id, revision);
   TemplateRecord t = RecordFromRow(r[0], account, template_id, revision);
   t.references = LoadReferences(txn, t.row_id, revision);
@@ -237,7 +237,7 @@ struct LockedHead {
 
 absl::StatusOr<LockedHead> LockHead(pqxx::work& txn, const std::string& account,
                                     const std::string& template_id, int64_t expected_version) {
-  pqxx::result r = txn.exec_params(kLockHead, account, template_id);
+  pqxx::result r = txn.exec_prepared("kLockHead", account, template_id);
   if (r.empty()) return TemplateNotFound(account, template_id);
   LockedHead h;
   h.row_id = r[0][0].as<int64_t>();
@@ -275,12 +275,12 @@ absl::StatusOr<TemplateRecord> EditHead(db::Pool* pool, const std::string& accou
 // Under the MCI's lock: may a new reference to this MCI (revision) be committed?
 absl::Status CheckReferenceable(pqxx::work& txn, const std::string& mci, int64_t revision) {
   std::string name = MultiCloudImageResourceName(mci, revision);
-  if (!txn.exec_params(kSelectFence, mci).empty()) {
+  if (!txn.exec_prepared("kSelectFence", mci).empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("MultiCloud Image ", mci,
                      " is being deleted; it cannot be referenced by a ServerTemplate."));
   }
-  pqxx::result state = txn.exec_params(kSelectReplicaState, mci);
+  pqxx::result state = txn.exec_prepared("kSelectReplicaState", mci);
   if (state.empty() || state[0][0].as<int>() == static_cast<int>(ReplicaState::kDeleted)) {
     return absl::NotFoundError(absl::StrCat("MultiCloud Image ", name, " was not found."));
   }
@@ -289,7 +289,7 @@ absl::Status CheckReferenceable(pqxx::work& txn, const std::string& mci, int64_t
         absl::StrCat("MultiCloud Image ", mci,
                      " is being deleted; it cannot be referenced by a ServerTemplate."));
   }
-  if (revision > 0 && txn.exec_params(kSelectReplicaRevision, mci, revision).empty()) {
+  if (revision > 0 && txn.exec_prepared("kSelectReplicaRevision", mci, revision).empty()) {
     return absl::NotFoundError(absl::StrCat("MultiCloud Image revision ", name, " was not found."));
   }
   return absl::OkStatus();
@@ -307,10 +307,10 @@ absl::Status LockAndCheckAll(pqxx::work& txn, const std::vector<Reference>& refs
   return absl::OkStatus();
 }
 
-std::vector<Usage> QueryUsages(pqxx::work& txn, const std::string& mci, int64_t mci_revision,
+std::vector<Usage> QueryUsages(pqxx::transaction_base& txn, const std::string& mci, int64_t mci_revision,
                                const Repository::UsageKey& after, int limit) {
   std::vector<Usage> usages;
-  for (const auto& row : txn.exec_params(kListUsages, mci, mci_revision, after.template_row_id,
+  for (const auto& row : txn.exec_prepared("kListUsages", mci, mci_revision, after.template_row_id,
                                          after.template_revision, after.mci_revision, limit)) {
     Usage u;
     u.account = row[0].as<std::string>();
@@ -337,7 +337,7 @@ absl::StatusOr<TemplateRecord> PgRepository::CreateTemplate(const NewTemplate& t
   absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
     if (!t.request_id.empty()) {
       LockKey(txn, kRequestIdLockSpace, absl::StrCat(t.account, "/", t.request_id));
-      pqxx::result seen = txn.exec_params(kSelectRequestId, t.account, t.request_id);
+      pqxx::result seen = txn.exec_prepared("kSelectRequestId", t.account, t.request_id);
       if (!seen.empty()) {
         auto existing = LoadTemplate(txn, t.account, seen[0][0].as<std::string>(), 0);
         if (!existing.ok()) return existing.status();
@@ -345,20 +345,20 @@ absl::StatusOr<TemplateRecord> PgRepository::CreateTemplate(const NewTemplate& t
         return absl::OkStatus();
       }
     }
-    if (!txn.exec_params(kTemplateExists, t.account, t.template_id).empty()) {
+    if (!txn.exec_prepared("kTemplateExists", t.account, t.template_id).empty()) {
       return absl::AlreadyExistsError(
           absl::StrCat("ServerTemplate ", TemplateResourceName(t.account, t.template_id, 0),
                        " already exists; choose another server_template_id."));
     }
     if (absl::Status s = LockAndCheckAll(txn, t.references); !s.ok()) return s;
-    int64_t row_id = txn.exec_params1(kInsertTemplate, t.account, t.template_id, t.display_name,
+    int64_t row_id = txn.exec_prepared1("kInsertTemplate", t.account, t.template_id, t.display_name,
                                       t.description, t.cloned_from)[0]
                          .as<int64_t>();
     int position = 0;
     for (const auto& r : t.references) {
-      txn.exec_params(kInsertReference, row_id, 0, r.mci, r.mci_revision, ++position, r.is_default);
+      txn.exec_prepared("kInsertReference", row_id, 0, r.mci, r.mci_revision, ++position, r.is_default);
     }
-    if (!t.request_id.empty()) txn.exec_params(kInsertRequestId, t.account, t.request_id, row_id);
+    if (!t.request_id.empty()) txn.exec_prepared("kInsertRequestId", t.account, t.request_id, row_id);
     auto created = LoadTemplate(txn, t.account, t.template_id, 0);
     if (!created.ok()) return created.status();
     out = *std::move(created);
@@ -368,11 +368,58 @@ absl::StatusOr<TemplateRecord> PgRepository::CreateTemplate(const NewTemplate& t
   return out;
 }
 
+void PgRepository::Prepare(pqxx::connection& conn) {
+  // Every statement, parsed and planned once per connection rather than on every call.
+  static const std::pair<const char*, const char*> kStatements[] = {
+      {"kAbortDeletion", kAbortDeletion},
+      {"kDeleteReference", kDeleteReference},
+      {"kDeleteReplicaRevisions", kDeleteReplicaRevisions},
+      {"kDeleteTemplate", kDeleteTemplate},
+      {"kInsertCatalogReplica", kInsertCatalogReplica},
+      {"kInsertReference", kInsertReference},
+      {"kInsertReplicaRevision", kInsertReplicaRevision},
+      {"kInsertRequestId", kInsertRequestId},
+      {"kInsertRevision", kInsertRevision},
+      {"kInsertTemplate", kInsertTemplate},
+      {"kListHeads", kListHeads},
+      {"kListUsages", kListUsages},
+      {"kLockHead", kLockHead},
+      {"kLockKey", kLockKey},
+      {"kNextPosition", kNextPosition},
+      {"kPromoteFirstReference", kPromoteFirstReference},
+      {"kRefreshReplicaHead", kRefreshReplicaHead},
+      {"kReviveReplica", kReviveReplica},
+      {"kSelectDeletion", kSelectDeletion},
+      {"kSelectFence", kSelectFence},
+      {"kSelectHead", kSelectHead},
+      {"kSelectReference", kSelectReference},
+      {"kSelectReferences", kSelectReferences},
+      {"kSelectReplicaRevision", kSelectReplicaRevision},
+      {"kSelectReplicaRevisions", kSelectReplicaRevisions},
+      {"kSelectReplicaState", kSelectReplicaState},
+      {"kSelectReplicas", kSelectReplicas},
+      {"kSelectRequestId", kSelectRequestId},
+      {"kSelectRevision", kSelectRevision},
+      {"kSetDefault", kSetDefault},
+      {"kSetLatestRevision", kSetLatestRevision},
+      {"kSupersedeFences", kSupersedeFences},
+      {"kTemplateExists", kTemplateExists},
+      {"kTombstoneReplica", kTombstoneReplica},
+      {"kTouchHead", kTouchHead},
+      {"kUpdateHead", kUpdateHead},
+      {"kUpsertDeletion", kUpsertDeletion},
+  };
+  for (const auto& [name, sql] : kStatements) conn.prepare(name, sql);
+}
+
 absl::StatusOr<TemplateRecord> PgRepository::GetTemplate(const std::string& account,
                                                          const std::string& template_id,
                                                          int64_t revision) {
   TemplateRecord out;
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+  // Reads are single round trips without BEGIN/COMMIT; a write landing between the row and its
+  // references shows at worst an older etag, which a later edit then refuses (ABORTED).
+  absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction txn(c);
     auto t = LoadTemplate(txn, account, template_id, revision);
     if (!t.ok()) return t.status();
     out = *std::move(t);
@@ -386,9 +433,10 @@ absl::StatusOr<std::vector<TemplateRecord>> PgRepository::ListTemplates(const st
                                                                         int64_t after_row_id,
                                                                         int limit) {
   std::vector<TemplateRecord> out;
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+  absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction txn(c);
     out.clear();
-    for (const auto& row : txn.exec_params(kListHeads, account, after_row_id, limit)) {
+    for (const auto& row : txn.exec_prepared("kListHeads", account, after_row_id, limit)) {
       TemplateRecord t = RecordFromRow(row, account, row[9].as<std::string>(), 0);
       t.references = LoadReferences(txn, t.row_id, 0);
       out.push_back(std::move(t));
@@ -404,7 +452,7 @@ absl::StatusOr<TemplateRecord> PgRepository::UpdateTemplate(const std::string& a
                                                             const TemplateUpdate& update) {
   return EditHead(pool_, account, template_id, update.expected_version,
                   [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
-                    txn.exec_params(kUpdateHead, head.row_id,
+                    txn.exec_prepared("kUpdateHead", head.row_id,
                                     update.display_name.value_or(head.display_name),
                                     update.description.value_or(head.description));
                     return absl::OkStatus();
@@ -417,7 +465,7 @@ absl::Status PgRepository::DeleteTemplate(const std::string& account,
   return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
     auto head = LockHead(txn, account, template_id, expected_version);
     if (!head.ok()) return head.status();
-    txn.exec_params(kDeleteTemplate, head->row_id);
+    txn.exec_prepared("kDeleteTemplate", head->row_id);
     return absl::OkStatus();
   });
 }
@@ -458,14 +506,14 @@ absl::StatusOr<TemplateRecord> PgRepository::CommitTemplate(
     }
     if (absl::Status s = LockAndCheckAll(txn, pinned); !s.ok()) return s;
     int64_t revision = head->latest_revision + 1;
-    txn.exec_params(kInsertRevision, head->row_id, revision, head->display_name, head->description,
+    txn.exec_prepared("kInsertRevision", head->row_id, revision, head->display_name, head->description,
                     head->cloned_from, message);
     int position = 0;
     for (const auto& r : pinned) {
-      txn.exec_params(kInsertReference, head->row_id, revision, r.mci, r.mci_revision, ++position,
+      txn.exec_prepared("kInsertReference", head->row_id, revision, r.mci, r.mci_revision, ++position,
                       r.is_default);
     }
-    txn.exec_params(kSetLatestRevision, head->row_id, revision);
+    txn.exec_prepared("kSetLatestRevision", head->row_id, revision);
     auto t = LoadTemplate(txn, account, template_id, revision);
     if (!t.ok()) return t.status();
     out = *std::move(t);
@@ -488,20 +536,20 @@ absl::StatusOr<TemplateRecord> PgRepository::AddReference(const std::string& acc
         }
         bool changed = false;
         pqxx::result existing =
-            txn.exec_params(kSelectReference, head.row_id, reference.mci, reference.mci_revision);
+            txn.exec_prepared("kSelectReference", head.row_id, reference.mci, reference.mci_revision);
         bool is_default = !existing.empty() && existing[0][0].as<bool>();
         if (existing.empty()) {
-          pqxx::row next = txn.exec_params1(kNextPosition, head.row_id);
+          pqxx::row next = txn.exec_prepared1("kNextPosition", head.row_id);
           is_default = next[0].as<int64_t>() == 0;
-          txn.exec_params(kInsertReference, head.row_id, 0, reference.mci, reference.mci_revision,
+          txn.exec_prepared("kInsertReference", head.row_id, 0, reference.mci, reference.mci_revision,
                           next[1].as<int>(), is_default);
           changed = true;
         }
         if (make_default && !is_default) {
-          txn.exec_params(kSetDefault, head.row_id, reference.mci, reference.mci_revision);
+          txn.exec_prepared("kSetDefault", head.row_id, reference.mci, reference.mci_revision);
           changed = true;
         }
-        if (changed) txn.exec_params(kTouchHead, head.row_id);
+        if (changed) txn.exec_prepared("kTouchHead", head.row_id);
         return absl::OkStatus();
       });
 }
@@ -512,15 +560,15 @@ absl::StatusOr<TemplateRecord> PgRepository::RemoveReference(const std::string& 
   return EditHead(
       pool_, account, template_id, 0, [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
         pqxx::result removed =
-            txn.exec_params(kDeleteReference, head.row_id, reference.mci, reference.mci_revision);
+            txn.exec_prepared("kDeleteReference", head.row_id, reference.mci, reference.mci_revision);
         if (removed.empty()) {
           return absl::NotFoundError(absl::StrCat(
               "ServerTemplate ", TemplateResourceName(account, template_id, 0),
               " does not reference MultiCloud Image ",
               MultiCloudImageResourceName(reference.mci, reference.mci_revision), "."));
         }
-        if (removed[0][0].as<bool>()) txn.exec_params(kPromoteFirstReference, head.row_id);
-        txn.exec_params(kTouchHead, head.row_id);
+        if (removed[0][0].as<bool>()) txn.exec_prepared("kPromoteFirstReference", head.row_id);
+        txn.exec_prepared("kTouchHead", head.row_id);
         return absl::OkStatus();
       });
 }
@@ -531,7 +579,7 @@ absl::StatusOr<TemplateRecord> PgRepository::SetDefaultReference(const std::stri
   return EditHead(
       pool_, account, template_id, 0, [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
         pqxx::result existing =
-            txn.exec_params(kSelectReference, head.row_id, reference.mci, reference.mci_revision);
+            txn.exec_prepared("kSelectReference", head.row_id, reference.mci, reference.mci_revision);
         if (existing.empty()) {
           return absl::NotFoundError(
               absl::StrCat("ServerTemplate ", TemplateResourceName(account, template_id, 0),
@@ -540,8 +588,8 @@ absl::StatusOr<TemplateRecord> PgRepository::SetDefaultReference(const std::stri
                            "; add it with AddMultiCloudImage first."));
         }
         if (!existing[0][0].as<bool>()) {
-          txn.exec_params(kSetDefault, head.row_id, reference.mci, reference.mci_revision);
-          txn.exec_params(kTouchHead, head.row_id);
+          txn.exec_prepared("kSetDefault", head.row_id, reference.mci, reference.mci_revision);
+          txn.exec_prepared("kTouchHead", head.row_id);
         }
         return absl::OkStatus();
       });
@@ -552,7 +600,7 @@ absl::StatusOr<std::vector<Usage>> PgRepository::ListUsages(const std::string& m
                                                             const UsageKey& after, int limit) {
   std::vector<Usage> out;
   absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
-    pqxx::work txn(c);
+    pqxx::nontransaction txn(c);
     out = QueryUsages(txn, mci, mci_revision.value_or(-1), after, limit);
     return absl::OkStatus();
   });
@@ -566,9 +614,9 @@ absl::StatusOr<std::map<std::string, ReplicaRecord>> PgRepository::GetReplicas(
   if (mcis.empty()) return out;
   std::string keys = absl::StrJoin(mcis, std::string(1, kSep));
   absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
-    pqxx::work txn(c);
+    pqxx::nontransaction txn(c);
     out.clear();
-    for (const auto& row : txn.exec_params(kSelectReplicas, keys)) {
+    for (const auto& row : txn.exec_prepared("kSelectReplicas", keys)) {
       ReplicaRecord r;
       r.mci = row[0].as<std::string>();
       r.account = row[1].as<std::string>();
@@ -581,7 +629,7 @@ absl::StatusOr<std::map<std::string, ReplicaRecord>> PgRepository::GetReplicas(
       if (tombstone >= 0) r.tombstone_time = absl::FromUnixMicros(tombstone);
       out[r.mci] = std::move(r);
     }
-    for (const auto& row : txn.exec_params(kSelectReplicaRevisions, keys)) {
+    for (const auto& row : txn.exec_prepared("kSelectReplicaRevisions", keys)) {
       auto it = out.find(row[0].as<std::string>());
       if (it != out.end()) it->second.revision_clouds[row[1].as<int64_t>()] = SplitClouds(row[2]);
     }
@@ -597,21 +645,21 @@ absl::Status PgRepository::RecordCatalogState(const CatalogState& state,
     LockMci(txn, state.mci);
     std::string head_clouds = state.revision == 0 ? JoinClouds(state.clouds) : "";
     if (!expected_row_version.has_value()) {
-      txn.exec_params(kInsertCatalogReplica, state.mci, state.account, state.display_name,
+      txn.exec_prepared("kInsertCatalogReplica", state.mci, state.account, state.display_name,
                       head_clouds);
     } else if (state.revision == 0) {
       pqxx::result revived =
-          txn.exec_params(kReviveReplica, state.mci, state.account, state.display_name, head_clouds,
+          txn.exec_prepared("kReviveReplica", state.mci, state.account, state.display_name, head_clouds,
                           *expected_row_version);
       if (revived.affected_rows() > 0) {
-        txn.exec_params(kDeleteReplicaRevisions, state.mci);
+        txn.exec_prepared("kDeleteReplicaRevisions", state.mci);
       } else {
-        txn.exec_params(kRefreshReplicaHead, state.mci, state.display_name, head_clouds,
+        txn.exec_prepared("kRefreshReplicaHead", state.mci, state.display_name, head_clouds,
                         *expected_row_version);
       }
     }
     if (state.revision > 0) {
-      txn.exec_params(kInsertReplicaRevision, state.mci, state.revision, JoinClouds(state.clouds));
+      txn.exec_prepared("kInsertReplicaRevision", state.mci, state.revision, JoinClouds(state.clouds));
     }
     return absl::OkStatus();
   });
@@ -628,17 +676,17 @@ void ApplyFenceEffects(pqxx::work& txn, const MultiCloudImageEvent& event) {
     // Only this deletion's fence: a late event of an earlier MCI of the same name must not drop
     // the fence of a deletion under way now.
     if (!event.deletion_id().empty()) {
-      txn.exec_params(kUpsertDeletion, event.deletion_id(), mci, kDeleted);
+      txn.exec_prepared("kUpsertDeletion", event.deletion_id(), mci, kDeleted);
     } else {
-      txn.exec_params(kSupersedeFences, mci, "", kDeleted);
+      txn.exec_prepared("kSupersedeFences", mci, "", kDeleted);
     }
   } else if (event.type() == MultiCloudImageEvent::DELETION_ABORTED &&
              !event.deletion_id().empty()) {
-    pqxx::result known = txn.exec_params(kSelectDeletion, event.deletion_id());
+    pqxx::result known = txn.exec_prepared("kSelectDeletion", event.deletion_id());
     if (known.empty()) {
-      txn.exec_params(kUpsertDeletion, event.deletion_id(), mci, kAborted);
+      txn.exec_prepared("kUpsertDeletion", event.deletion_id(), mci, kAborted);
     } else {
-      txn.exec_params(kAbortDeletion, event.deletion_id());
+      txn.exec_prepared("kAbortDeletion", event.deletion_id());
     }
   }
 }
@@ -777,8 +825,8 @@ absl::Status PgRepository::ApplyEvents(const std::vector<MultiCloudImageEvent>& 
 absl::StatusOr<bool> PgRepository::DeletionFenced(const std::string& mci) {
   bool fenced = false;
   absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
-    pqxx::work txn(c);
-    fenced = !txn.exec_params(kSelectFence, mci).empty();
+    pqxx::nontransaction txn(c);
+    fenced = !txn.exec_prepared("kSelectFence", mci).empty();
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
@@ -791,7 +839,7 @@ absl::StatusOr<Reservation> PgRepository::ReserveDeletion(const std::string& mci
   absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
     out = Reservation{};
     LockMci(txn, mci);
-    pqxx::result known = txn.exec_params(kSelectDeletion, deletion_id);
+    pqxx::result known = txn.exec_prepared("kSelectDeletion", deletion_id);
     int state = 0;
     if (!known.empty()) {
       if (known[0][0].as<std::string>() != mci) {
@@ -810,11 +858,11 @@ absl::StatusOr<Reservation> PgRepository::ReserveDeletion(const std::string& mci
     // An aborted deletion never raises a fence again: nobody would release it.
     if (state == kAborted) return absl::OkStatus();
     if (!out.usages.empty()) {
-      txn.exec_params(kUpsertDeletion, deletion_id, mci, kRefused);
+      txn.exec_prepared("kUpsertDeletion", deletion_id, mci, kRefused);
       return absl::OkStatus();
     }
-    txn.exec_params(kSupersedeFences, mci, deletion_id, kAborted);
-    txn.exec_params(kUpsertDeletion, deletion_id, mci, kReserved);
+    txn.exec_prepared("kSupersedeFences", mci, deletion_id, kAborted);
+    txn.exec_prepared("kUpsertDeletion", deletion_id, mci, kReserved);
     out.reserved = true;
     return absl::OkStatus();
   });
@@ -826,22 +874,22 @@ absl::Status PgRepository::ReleaseDeletion(const std::string& mci, const std::st
                                            bool deleted) {
   return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
     LockMci(txn, mci);
-    pqxx::result known = txn.exec_params(kSelectDeletion, deletion_id);
+    pqxx::result known = txn.exec_prepared("kSelectDeletion", deletion_id);
     if (!known.empty() && known[0][0].as<std::string>() != mci) {
       return absl::InvalidArgumentError(absl::StrCat(
           "deletion_id ", deletion_id, " belongs to the deletion of another MultiCloud Image, ",
           known[0][0].as<std::string>(), "."));
     }
     if (deleted) {
-      txn.exec_params(kUpsertDeletion, deletion_id, mci, kDeleted);
-      txn.exec_params(kSupersedeFences, mci, deletion_id, kDeleted);
-      txn.exec_params(kTombstoneReplica, mci, AccountOfMci(mci));
+      txn.exec_prepared("kUpsertDeletion", deletion_id, mci, kDeleted);
+      txn.exec_prepared("kSupersedeFences", mci, deletion_id, kDeleted);
+      txn.exec_prepared("kTombstoneReplica", mci, AccountOfMci(mci));
       return absl::OkStatus();
     }
     if (known.empty()) {
-      txn.exec_params(kUpsertDeletion, deletion_id, mci, kAborted);
+      txn.exec_prepared("kUpsertDeletion", deletion_id, mci, kAborted);
     } else {
-      txn.exec_params(kAbortDeletion, deletion_id);
+      txn.exec_prepared("kAbortDeletion", deletion_id);
     }
     return absl::OkStatus();
   });

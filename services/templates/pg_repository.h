@@ -13,6 +13,8 @@ namespace mci::templates {
 class PgRepository : public Repository {
  public:
   explicit PgRepository(db::Pool* pool) : pool_(pool) {}
+  // Prepares the repository's statements on a new connection (the pool's on-connect hook).
+  static void Prepare(pqxx::connection& conn);
 
   absl::StatusOr<TemplateRecord> CreateTemplate(const NewTemplate& t) override;
   absl::StatusOr<TemplateRecord> GetTemplate(const std::string& account,

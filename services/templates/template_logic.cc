@@ -124,9 +124,10 @@ ServerTemplateLogic::ServerTemplateLogic(Repository* repository, CatalogClient* 
                                          std::string catalog_subject)
     : repository_(repository), catalog_(catalog), catalog_subject_(std::move(catalog_subject)) {}
 
-absl::StatusOr<TemplateRecord> ServerTemplateLogic::Load(const auth::Caller& caller,
-                                                         absl::string_view name,
-                                                         absl::string_view field, bool head_only) {
+absl::StatusOr<TemplateName> ServerTemplateLogic::ParseOwned(const auth::Caller& caller,
+                                                             absl::string_view name,
+                                                             absl::string_view field,
+                                                             bool head_only) const {
   auto parsed = ParseTemplateName(name, field);
   if (!parsed.ok()) return parsed.status();
   if (head_only && parsed->revision != 0) {
@@ -135,6 +136,14 @@ absl::StatusOr<TemplateRecord> ServerTemplateLogic::Load(const auth::Caller& cal
                      ", which cannot be changed; use the template HEAD ", parsed->Head(), "."));
   }
   if (!auth::OwnsAccount(caller, parsed->account)) return TemplateNotFound(name);
+  return parsed;
+}
+
+absl::StatusOr<TemplateRecord> ServerTemplateLogic::Load(const auth::Caller& caller,
+                                                         absl::string_view name,
+                                                         absl::string_view field, bool head_only) {
+  auto parsed = ParseOwned(caller, name, field, head_only);
+  if (!parsed.ok()) return parsed.status();
   return repository_->GetTemplate(parsed->account, parsed->template_id, parsed->revision);
 }
 
@@ -436,7 +445,8 @@ absl::Status ServerTemplateLogic::EnsureReplica(const auth::Caller& caller, cons
 absl::Status ServerTemplateLogic::AddMultiCloudImage(const auth::Caller& caller,
                                                      const v1::AddMultiCloudImageRequest& request,
                                                      v1::ServerTemplate* response) {
-  auto head = Load(caller, request.server_template(), "server_template", /*head_only=*/true);
+  // Not read first: AddReference answers NOT_FOUND for a template that does not exist.
+  auto head = ParseOwned(caller, request.server_template(), "server_template", /*head_only=*/true);
   if (!head.ok()) return head.status();
   auto ref = ParseReference(caller, request.multi_cloud_image(), "multi_cloud_image");
   if (!ref.ok()) return ref.status();
@@ -534,9 +544,8 @@ void ServerTemplateLogic::Changed(const std::string& account, const std::string&
 
 absl::StatusOr<std::shared_ptr<const TemplateRecord>> ServerTemplateLogic::LoadForLaunch(
     const auth::Caller& caller, absl::string_view name) {
-  auto parsed = ParseTemplateName(name, "server_template");
+  auto parsed = ParseOwned(caller, name, "server_template", /*head_only=*/false);
   if (!parsed.ok()) return parsed.status();
-  if (!auth::OwnsAccount(caller, parsed->account)) return TemplateNotFound(name);
   uint64_t generation = 0;
   if (auto hit = launch_cache_.GetTemplate(parsed->account, parsed->template_id, parsed->revision,
                                            &generation)) {

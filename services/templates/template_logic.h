@@ -15,6 +15,7 @@
 #include "services/templates/catalog_client.h"
 #include "services/templates/launch_cache.h"
 #include "services/templates/model.h"
+#include "services/templates/names.h"
 #include "services/templates/repository.h"
 
 namespace mci::templates {
@@ -95,6 +96,9 @@ class ServerTemplateLogic {
   LaunchCache& launch_cache() { return launch_cache_; }
 
  private:
+  // `name` parsed, when it is the caller's account's (NOT_FOUND for another account's).
+  absl::StatusOr<TemplateName> ParseOwned(const auth::Caller& caller, absl::string_view name,
+                                          absl::string_view field, bool head_only) const;
   // The template `name` of the caller's account (NOT_FOUND for another account's).
   absl::StatusOr<TemplateRecord> Load(const auth::Caller& caller, absl::string_view name,
                                       absl::string_view field, bool head_only);
