@@ -553,6 +553,7 @@ absl::StatusOr<std::shared_ptr<const TemplateRecord>> ServerTemplateLogic::LoadF
   }
   auto t = repository_->GetTemplate(parsed->account, parsed->template_id, parsed->revision);
   if (!t.ok()) return t.status();
+  t->references = LaunchCandidates(t->references, {}, "");  // cached in launch order
   launch_cache_.PutTemplate(*t, generation);
   return std::make_shared<const TemplateRecord>(*std::move(t));
 }
@@ -598,7 +599,7 @@ std::optional<absl::Status> ServerTemplateLogic::ResolveLaunchCached(
   auto t = launch_cache_.GetTemplate(parsed->account, parsed->template_id, parsed->revision,
                                      &generation);
   if (t == nullptr) return std::nullopt;
-  for (const auto& ref : LaunchCandidates(t->references, {}, request.cloud())) {
+  for (const auto& ref : t->references) {  // in launch order (LoadForLaunch)
     auto hit = launch_cache_.GetResolved(ref.mci, ref.mci_revision, request.cloud(), &generation);
     if (hit == nullptr) return std::nullopt;
     if (hit->status.ok()) {
@@ -626,7 +627,7 @@ absl::Status ServerTemplateLogic::ResolveLaunch(const auth::Caller& caller,
   }
   // In launch order; each tried in turn (the catalog decides what covers the cloud, and its
   // answers are cached, so the replica is read only to word a refusal).
-  for (const auto& ref : LaunchCandidates(tmpl.references, {}, request.cloud())) {
+  for (const auto& ref : tmpl.references) {
     auto resolved = Resolve(caller, ref, request.cloud());
     if (!resolved.ok()) return resolved.status();
     if ((*resolved)->status.ok()) {
