@@ -76,16 +76,26 @@ constexpr char kUpdateInfo[] =
 constexpr char kSetState[] =
     "UPDATE mcis SET state = $2::smallint, deletion_id = nullif($3, ''),"
     " deletion_started_at = CASE WHEN $2::int = 2 THEN now() ELSE NULL END WHERE id = $1";
+// What every event's bump sets and returns (see AppendEvent): the next sequence, HEAD's clouds
+// and version, and every committed revision's clouds ("1:a,b;2:a"), in one round trip.
+#define MCI_BUMP_SET                                                                          \
+  "event_seq = event_seq + 1,"                                                                \
+  " head_clouds = ARRAY(SELECT cloud_id FROM mci_settings WHERE mci = $1 AND revision = 0"    \
+  " ORDER BY cloud_id)"
+#define MCI_BUMP_RETURNING                                                                    \
+  " RETURNING event_seq, array_to_json(head_clouds)::text, version,"                          \
+  " coalesce((SELECT string_agg(revision || ':' || clouds, ';' ORDER BY revision) FROM"       \
+  " (SELECT revision, string_agg(cloud_id, ',' ORDER BY cloud_id) AS clouds FROM mci_settings" \
+  " WHERE mci = $1 AND revision > 0 GROUP BY revision) r), '')"
 constexpr char kBumpForEvent[] =
-    "UPDATE mcis SET event_seq = event_seq + 1, version = version + $2::int,"
-    " head_clouds = ARRAY(SELECT cloud_id FROM mci_settings WHERE mci = $1 AND revision = 0"
-    " ORDER BY cloud_id),"
+    "UPDATE mcis SET " MCI_BUMP_SET ", version = version + $2::int,"
     " update_time = CASE WHEN $2::int = 1 THEN now() ELSE update_time END"
-    " WHERE id = $1 RETURNING event_seq, array_to_json(head_clouds)::text, version,"
-    // Every committed revision's clouds, "1:a,b;2:a", in the same round trip.
-    " coalesce((SELECT string_agg(revision || ':' || clouds, ';' ORDER BY revision) FROM"
-    " (SELECT revision, string_agg(cloud_id, ',' ORDER BY cloud_id) AS clouds FROM mci_settings"
-    " WHERE mci = $1 AND revision > 0 GROUP BY revision) r), '')";
+    " WHERE id = $1" MCI_BUMP_RETURNING;
+// update_info and the bump of a HEAD change in one statement (Update, AddTags, RemoveTags).
+constexpr char kUpdateInfoAndBump[] =
+    "UPDATE mcis SET display_name = $2, description = $3, tags = string_to_array($4, E'\\x1f'),"
+    " " MCI_BUMP_SET ", version = version + 1, update_time = now()"
+    " WHERE id = $1" MCI_BUMP_RETURNING;
 constexpr char kInsertOutbox[] =
     "INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)";
 constexpr char kCopySettings[] =
@@ -184,6 +194,7 @@ const std::vector<std::pair<const char*, const char*>>& Statements() {
       {"set_latest_revision", kSetLatestRevision},
       {"get_mci", kGetMci},
       {"update_info", kUpdateInfo},
+      {"update_info_and_bump", kUpdateInfoAndBump},
       {"delete_setting", kDeleteSetting},
       {"update_setting", kUpdateSetting},
       {"insert_request_id", kInsertRequestId},
@@ -418,7 +429,12 @@ absl::Status Catalog::FinishCreate(pqxx::transaction_base& txn, const MciName& n
 
 void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
                           int64_t revision, bool head_changed) {
-  pqxx::result bumped = txn.exec_prepared("bump_for_event", row.id, head_changed ? 1 : 0);
+  AppendEvent(txn, row, type, revision,
+              txn.exec_prepared("bump_for_event", row.id, head_changed ? 1 : 0));
+}
+
+void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
+                          int64_t revision, const pqxx::result& bumped) {
   Event event;
   event.set_event_id(RandomId("", 24));
   event.set_type(type);
@@ -617,10 +633,11 @@ absl::Status Catalog::UpdateMultiCloudImage(const Caller& caller,
                                              "). Get it again and retry."));
     }
     if (auto s = EditableHead(row, *name); !s.ok()) return s;
-    txn.exec_prepared("update_info", row.id, set_name ? in.display_name() : row.display_name,
-                      set_description ? in.description() : row.description, JoinArray(row.tags));
+    pqxx::result bumped = txn.exec_prepared(
+        "update_info_and_bump", row.id, set_name ? in.display_name() : row.display_name,
+        set_description ? in.description() : row.description, JoinArray(row.tags));
     if (set_name) row.display_name = in.display_name();
-    AppendEvent(txn, row, Event::UPDATED, 0, true);
+    AppendEvent(txn, row, Event::UPDATED, 0, bumped);
     return ReadMci(txn, *name, true, out);
   });
   if (status.ok()) Committed(*name);
@@ -1271,9 +1288,9 @@ absl::Status Catalog::AddTags(const Caller& caller, const pb::AddTagsRequest& re
     if (tags.size() > 100) {
       return absl::InvalidArgumentError("An MCI holds at most 100 tags.");
     }
-    txn.exec_prepared("update_info", row.id, row.display_name, row.description,
-                      JoinArray({tags.begin(), tags.end()}));
-    AppendEvent(txn, row, Event::TAGS_CHANGED, 0, true);
+    pqxx::result bumped = txn.exec_prepared("update_info_and_bump", row.id, row.display_name,
+                                            row.description, JoinArray({tags.begin(), tags.end()}));
+    AppendEvent(txn, row, Event::TAGS_CHANGED, 0, bumped);
     return ReadMci(txn, *name, true, out);
   });
   if (status.ok()) Committed(*name);
@@ -1296,9 +1313,9 @@ absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsReque
     if (auto st = EditableHead(row, *name); !st.ok()) return st;
     std::set<std::string> tags(row.tags.begin(), row.tags.end());
     for (const auto& t : req.tags()) tags.erase(t);
-    txn.exec_prepared("update_info", row.id, row.display_name, row.description,
-                      JoinArray({tags.begin(), tags.end()}));
-    AppendEvent(txn, row, Event::TAGS_CHANGED, 0, true);
+    pqxx::result bumped = txn.exec_prepared("update_info_and_bump", row.id, row.display_name,
+                                            row.description, JoinArray({tags.begin(), tags.end()}));
+    AppendEvent(txn, row, Event::TAGS_CHANGED, 0, bumped);
     return ReadMci(txn, *name, true, out);
   });
   if (status.ok()) Committed(*name);

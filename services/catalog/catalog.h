@@ -144,6 +144,9 @@ class Catalog {
   // Bumps the MCI's event sequence (and HEAD version when `head_changed`) and appends the event.
   void AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
                    int64_t revision, bool head_changed);
+  // With the row already bumped by a statement that returned MCI_BUMP_RETURNING's columns.
+  void AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
+                   int64_t revision, const pqxx::result& bumped);
   absl::Status CheckSetting(pqxx::transaction_base& txn, const std::string& account,
                             const std::string& cloud_id, const pb::MultiCloudImageSetting& s);
   void Committed(const MciName& name);
