@@ -13,7 +13,7 @@ It is a rehearsal, not Docker: layers, caching and the registry are not exercise
 is close to, not identical with, the debian:12-slim image. Needs root, debootstrap and Debian's
 apt mirror. Usage (from the repository root):
 
-  deploy/rehearse-dockerfile.py [--work DIR] [--target T ...] [--build-arg K=V ...]
+  deploy/rehearse-dockerfile.py [--work DIR] [--target T ...] [--build-arg K=V ...] [--reuse]
 """
 
 import argparse
@@ -27,6 +27,7 @@ import sys
 
 BASES = {"debian:12-slim": "bookworm"}
 MIRROR = "http://deb.debian.org/debian"
+CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 COMPILERS = ["gcc", "g++", "cc", "c++", "cpp", "clang", "ld", "as", "cmake", "make"]
 
 
@@ -192,7 +193,7 @@ class Rehearsal:
                 os.makedirs(target, exist_ok=True)
                 run(["mount", "--bind", src, target])
                 mounts.append(target)
-            cmd = ["chroot"]
+            cmd = [CHROOT]
             if user:
                 cmd.append(f"--userspec={user}")
             cmd += [rootfs, "/bin/sh", "-c", f"cd {shlex.quote(workdir)} && {command}"]
@@ -214,8 +215,16 @@ class Rehearsal:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 shutil.copy2(os.path.join(top, f), target, follow_symlinks=False)
 
-    def build_stage(self, s):
+    def build_stage(self, s, reuse=False):
         rootfs = os.path.join(self.work, "stage-" + s["name"])
+        done = os.path.join(self.work, f"stage-{s['name']}.json")
+        if reuse and os.path.exists(done):
+            log(f"stage {s['name']}: reusing {rootfs}")
+            self.built[s["name"]] = rootfs
+            self.meta[s["name"]] = json.load(open(done))
+            return rootfs
+        if os.path.exists(done):
+            os.remove(done)
         shutil.rmtree(rootfs, ignore_errors=True)
         parent = s["base"]
         if parent in self.built:
@@ -276,6 +285,7 @@ class Rehearsal:
                 raise SystemExit(f"cannot rehearse {word}")
         self.built[s["name"]] = rootfs
         self.meta[s["name"]] = meta
+        json.dump(meta, open(done, "w"))
         return rootfs
 
     # -- checks -------------------------------------------------------------------------------
@@ -290,7 +300,7 @@ class Rehearsal:
             problems.append(f"{target}: runs as root")
         entry = meta["entrypoint"]
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", **meta["env"]}
-        result = subprocess.run(["chroot", f"--userspec={meta['user']}", rootfs] + entry,
+        result = subprocess.run([CHROOT, f"--userspec={meta['user']}", rootfs] + entry,
                                 env=env, capture_output=True, text=True, timeout=30)
         if "--database-url (MCI_DATABASE_URL) is required" not in result.stderr + result.stdout:
             problems.append(f"{target}: {entry[0]} did not start as {meta['user']}: "
@@ -327,6 +337,8 @@ def main():
     parser.add_argument("--target", action="append",
                         default=[], help="default: catalog, marketplace, template-reference")
     parser.add_argument("--build-arg", action="append", default=[])
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep the stages a previous run built (to rerun the checks)")
     parser.add_argument("--host-build", default="build",
                         help="`make build`'s tree, to compare the service binaries with")
     args = parser.parse_args()
@@ -338,7 +350,7 @@ def main():
     os.makedirs(r.work, exist_ok=True)
     for name in r.needed(targets):
         log(f"stage {name}")
-        r.build_stage(r.stage(name))
+        r.build_stage(r.stage(name), reuse=args.reuse)
     host_build = os.path.abspath(args.host_build) if os.path.isdir(args.host_build) else None
     problems = [p for t in targets for p in r.check_image(t, host_build)]
     for p in problems:

@@ -1,6 +1,7 @@
 #include "services/catalog/outbox_relay.h"
 
 #include <atomic>
+#include <chrono>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -14,8 +15,11 @@ namespace mci::catalog {
 namespace {
 
 constexpr int64_t kRelayLockKey = 7262012;
+constexpr int kBatchSize = 256;
 constexpr char kSelectBatch[] =
     "SELECT id, event_id, subject, payload FROM outbox ORDER BY id LIMIT 256";
+// How long a relay that just published lets further commits gather (see Loop).
+constexpr std::chrono::milliseconds kLinger{2};
 constexpr char kDeleteRelayed[] =
     "DELETE FROM outbox WHERE id = ANY(string_to_array($1, ',')::bigint[])";
 constexpr char kBacklog[] = "SELECT count(*) FROM outbox";
@@ -167,7 +171,15 @@ void OutboxRelay::Loop() {
       batch.failed = true;
     }
     if (stopping_ && batch.relayed == 0 && !batch.failed) break;  // flushed
-    if (batch.relayed > 0 && !batch.failed) continue;             // more may be waiting
+    if (batch.relayed >= kBatchSize && !batch.failed) continue;   // a backlog: drain it
+    if (batch.relayed > 0 && !batch.failed) {
+      // Writes are coming in: let a few more commits gather for the next batch. Without this,
+      // under a steady load each event costs a batch read, an empty read and a delete of its
+      // own; an idle system's first event still goes out at once (woken by its commit).
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, kLinger, [&] { return stopping_.load(); });
+      continue;
+    }
     // Nothing to do, or a failure: wait for a local commit, or poll (other replicas' commits,
     // retries after an outage).
     std::unique_lock<std::mutex> lock(mu_);
