@@ -31,6 +31,11 @@ CHROOT = shutil.which("chroot") or "/usr/sbin/chroot"
 COMPILERS = ["gcc", "g++", "cc", "c++", "cpp", "clang", "ld", "as", "cmake", "make"]
 
 
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 def log(msg):
     print(f"[rehearse] {msg}", flush=True)
 
@@ -43,7 +48,7 @@ def run(cmd, **kw):
 def parse_dockerfile(path):
     """[(INSTRUCTION, arguments)] with continuations joined and comments dropped."""
     out, buf = [], ""
-    for line in open(path, encoding="utf-8").read().split("\n"):
+    for line in read(path).split("\n"):
         stripped = line.strip()
         if stripped.startswith("#") or (not stripped and not buf):
             continue
@@ -78,7 +83,7 @@ class DockerIgnore:
         self.rules = []
         path = os.path.join(context, ".dockerignore")
         if os.path.exists(path):
-            for line in open(path, encoding="utf-8"):
+            for line in read(path).split("\n"):
                 line = line.strip()
                 if not line or line.startswith("#"):
                     continue
@@ -181,7 +186,8 @@ class Rehearsal:
         if not os.path.exists(os.path.join(cached, ".complete")):
             shutil.rmtree(cached, ignore_errors=True)
             run(["debootstrap", "--variant=minbase", suite, cached, MIRROR])
-            open(os.path.join(cached, ".complete"), "w").close()
+            with open(os.path.join(cached, ".complete"), "w", encoding="utf-8"):
+                pass
         return cached
 
     def chroot_run(self, rootfs, command, env, user, workdir):
@@ -202,18 +208,22 @@ class Rehearsal:
             for target in reversed(mounts):
                 subprocess.run(["umount", "-l", target], check=False)
 
-    def copy_context(self, rootfs, dest):
+    def context_files(self):
+        """The files `COPY . .` sends, relative to the context."""
         for top, dirs, files in os.walk(self.context):
             rel_top = os.path.relpath(top, self.context)
             rel_top = "" if rel_top == "." else rel_top
             dirs[:] = [d for d in dirs if not self.ignore.prunable(os.path.join(rel_top, d))]
             for f in files:
                 rel = os.path.join(rel_top, f)
-                if self.ignore.excluded(rel):
-                    continue
-                target = os.path.join(rootfs, dest.lstrip("/"), rel)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                shutil.copy2(os.path.join(top, f), target, follow_symlinks=False)
+                if not self.ignore.excluded(rel):
+                    yield rel
+
+    def copy_context(self, rootfs, dest):
+        for rel in self.context_files():
+            target = os.path.join(rootfs, dest.lstrip("/"), rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(os.path.join(self.context, rel), target, follow_symlinks=False)
 
     def build_stage(self, s, reuse=False):
         rootfs = os.path.join(self.work, "stage-" + s["name"])
@@ -221,7 +231,7 @@ class Rehearsal:
         if reuse and os.path.exists(done):
             log(f"stage {s['name']}: reusing {rootfs}")
             self.built[s["name"]] = rootfs
-            self.meta[s["name"]] = json.load(open(done))
+            self.meta[s["name"]] = json.loads(read(done))
             return rootfs
         if os.path.exists(done):
             os.remove(done)
@@ -285,7 +295,8 @@ class Rehearsal:
                 raise SystemExit(f"cannot rehearse {word}")
         self.built[s["name"]] = rootfs
         self.meta[s["name"]] = meta
-        json.dump(meta, open(done, "w"))
+        with open(done, "w", encoding="utf-8") as f:
+            json.dump(meta, f)
         return rootfs
 
     # -- checks -------------------------------------------------------------------------------
@@ -316,8 +327,10 @@ class Rehearsal:
                 for top, _, files in os.walk(os.path.join(root, "services")):
                     for f in files:
                         p = os.path.join(top, f)
-                        if os.access(p, os.X_OK) and open(p, "rb").read(4) == b"\x7fELF":
-                            found.add(os.path.relpath(p, root))
+                        if os.access(p, os.X_OK):
+                            with open(p, "rb") as f:
+                                if f.read(4) == b"\x7fELF":
+                                    found.add(os.path.relpath(p, root))
                 return found
             ours = services(os.path.join(build_rootfs[0], "src/build"))
             theirs = services(host_build)
@@ -341,7 +354,13 @@ def main():
                         help="keep the stages a previous run built (to rerun the checks)")
     parser.add_argument("--host-build", default="build",
                         help="`make build`'s tree, to compare the service binaries with")
+    parser.add_argument("--list-context", action="store_true",
+                        help="print the files COPY . . would send, and stop")
     args = parser.parse_args()
+    if args.list_context:
+        for rel in sorted(Rehearsal(args).context_files()):
+            print(rel)
+        return 0
     if os.geteuid() != 0:
         raise SystemExit("needs root (debootstrap, chroot, mount)")
     targets = args.target or ["catalog", "marketplace", "template-reference"]
