@@ -78,7 +78,8 @@ int main(int argc, char** argv) {
                                     }
                                   });
       !s.ok()) {
-    return Fail(s.ToString());
+    // Not fatal: without it, other replicas' writes reach this cache only by its expiry.
+    mci::log::Warn("cannot subscribe to MCI events", {{"error", s.ToString()}});
   }
 
   std::atomic<bool> stopping{false};

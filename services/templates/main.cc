@@ -72,20 +72,22 @@ int main(int argc, char** argv) {
     }
   });
   mci::templates::LaunchCache& launch_cache = logic.launch_cache();
-  absl::Status subscribed = announcer->Subscribe(
+  absl::Status templates_heard = announcer->Subscribe(
       mci::templates::kTemplateChangesSubject, [&launch_cache](absl::string_view data) {
         std::pair<std::string, std::string> parts = absl::StrSplit(data, absl::MaxSplits('/', 1));
         launch_cache.TemplateChanged(parts.first, parts.second);
       });
-  if (subscribed.ok()) {
-    subscribed = announcer->Subscribe("mci.v1.events.>", [&launch_cache](absl::string_view data) {
-      mci::events::v1::MultiCloudImageEvent event;
-      if (event.ParseFromArray(data.data(), static_cast<int>(data.size()))) {
-        launch_cache.MciChanged(event.multi_cloud_image(), event.sequence());
-      }
-    });
+  absl::Status mcis_heard =
+      announcer->Subscribe("mci.v1.events.>", [&launch_cache](absl::string_view data) {
+        mci::events::v1::MultiCloudImageEvent event;
+        if (event.ParseFromArray(data.data(), static_cast<int>(data.size()))) {
+          launch_cache.MciChanged(event.multi_cloud_image(), event.sequence());
+        }
+      });
+  for (const absl::Status& s : {templates_heard, mcis_heard}) {
+    // Not fatal: without it, other replicas' changes reach the launch cache by its expiry.
+    if (!s.ok()) mci::log::Warn("cannot subscribe for the launch cache", {{"error", s.ToString()}});
   }
-  if (!subscribed.ok()) return Fail("cannot subscribe", subscribed);
   mci::templates::EventConsumer consumer(nats->get(), &repository);
 
   mci::ServerOptions options;
