@@ -146,9 +146,14 @@ class Bench {
   double PgCpu();
   Row Measure(const std::string& op, const std::string& group, int in_flight,
               const std::vector<pid_t>& servers, const Issue& issue, int64_t max_ops = 0);
-  Issue EchoIssue();
+  // An echo call carrying `request_bytes` and answering `response_bytes`.
+  Issue EchoIssue(size_t request_bytes, size_t response_bytes);
+  // The bytes of one request and reply of a read scenario, for its echo baseline.
+  struct Sizes {
+    size_t request = 60, response = 400;
+  };
   Row MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
-                    const Issue& issue);
+                    const Issue& issue, Sizes sizes);
   void Reads(const std::string& suffix);
   void Lists(const std::string& suffix);
   void Writes();
@@ -215,7 +220,8 @@ class Bench {
   std::vector<std::string> created_;  // MCIs created by the write scenario (HEAD names)
   std::mutex created_mu_;
   std::atomic<int64_t> counter_{0};
-  size_t resolve_request_bytes_ = 60, resolve_response_bytes_ = 400;
+  // Request and reply bytes of each read (measured on seeded data), for their echo baselines.
+  Sizes resolve_sizes_, get_sizes_[2], launch_sizes_;
 
   std::vector<Row> rows_;
   std::map<std::string, double> facts_;
@@ -512,8 +518,16 @@ bool Bench::SeedApi() {
     cpb::ResolveImageResponse resp;
     auto ctx = SyncContext(bearer_);
     if (catalog_[0]->ResolveImage(ctx.get(), req, &resp).ok()) {
-      resolve_request_bytes_ = req.ByteSizeLong();
-      resolve_response_bytes_ = resp.ByteSizeLong();
+      resolve_sizes_ = {req.ByteSizeLong(), resp.ByteSizeLong()};
+    }
+  }
+  for (int64_t revision : {int64_t{0}, int64_t{1}}) {
+    cpb::GetMultiCloudImageRequest req;
+    req.set_name(MciName(kAccount, "seed-1", revision));
+    cpb::MultiCloudImage resp;
+    auto ctx = SyncContext(bearer_);
+    if (catalog_[0]->GetMultiCloudImage(ctx.get(), req, &resp).ok()) {
+      get_sizes_[revision] = {req.ByteSizeLong(), resp.ByteSizeLong()};
     }
   }
 
@@ -566,6 +580,16 @@ bool Bench::SeedApi() {
     Log(absl::StrCat(failures.load(), " template seeding calls failed; first: ", first_error));
   }
   prop_template_ = template_names_.empty() ? "" : template_names_[0];
+  if (!template_names_.empty()) {
+    tpb::ResolveLaunchRequest req;
+    req.set_server_template(template_names_[0]);
+    req.set_cloud("clouds/" + SettingFor(1).cloud);
+    tpb::ResolveLaunchResponse resp;
+    auto ctx = SyncContext(bearer_);
+    if (templates_[0]->ResolveLaunch(ctx.get(), req, &resp).ok()) {
+      launch_sizes_ = {req.ByteSizeLong(), resp.ByteSizeLong()};
+    }
+  }
   return true;
 }
 
@@ -625,9 +649,9 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
   return row;
 }
 
-Issue Bench::EchoIssue() {
-  std::string payload(resolve_request_bytes_, 'r');
-  int response_bytes = static_cast<int>(resolve_response_bytes_);
+Issue Bench::EchoIssue(size_t request_bytes, size_t response_bytes_wanted) {
+  std::string payload(request_bytes, 'r');
+  int response_bytes = static_cast<int>(response_bytes_wanted);
   return [this, payload, response_bytes](int slot, Done done) {
     epb::EchoRequest req;
     req.set_payload(payload);
@@ -646,15 +670,15 @@ Issue Bench::EchoIssue() {
 // (echo, scenario, echo, scenario, ...): other load on the machine drifts over seconds, so each
 // ratio compares measurements taken side by side.
 Row Bench::MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
-                         const Issue& issue) {
+                         const Issue& issue, Sizes sizes) {
   const int slices = std::max(1, static_cast<int>(std::lround(seconds_)));
   const double saved_seconds = seconds_, saved_warmup = warmup_;
   Row echo, row;
   for (int i = 0; i < slices; ++i) {
     seconds_ = saved_seconds / slices;
     warmup_ = i == 0 ? saved_warmup : 0.2;
-    Row e =
-        Measure(absl::StrCat("echo (with ", op, ")"), "echo", in_flight, {echo_pid_}, EchoIssue());
+    Row e = Measure(absl::StrCat("echo (with ", op, ")"), "echo", in_flight, {echo_pid_},
+                    EchoIssue(sizes.request, sizes.response));
     Row r = Measure(op, "read", in_flight, servers, issue);
     for (auto [total, part] : {std::pair<Row*, Row*>{&echo, &e}, {&row, &r}}) {
       if (i == 0) {
@@ -724,41 +748,47 @@ void Bench::Reads(const std::string& suffix) {
     for (int64_t revision : {int64_t{0}, int64_t{1}}) {
       std::string op = revision == 0 ? "ResolveImage HEAD" : "ResolveImage @N";
       if (!Wanted(op) && !Wanted("ResolveImage")) continue;
-      Row row = MeasurePaired(op + suffix, in_flight, catalog, [&, revision](int slot, Done done) {
-        thread_local std::mt19937 rng{std::random_device{}()};
-        int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
-        // seed-n covers clouds n % C .. n % C + 2 (at least three).
-        int cloud = n + static_cast<int>(rng() % 3);
-        cpb::ResolveImageRequest req;
-        req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
-        req.set_cloud("clouds/" + SettingFor(cloud).cloud);
-        auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
-        Unary<cpb::ResolveImageRequest, cpb::ResolveImageResponse>(
-            bearer_, std::move(req),
-            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-              stub->async()->ResolveImage(ctx, rq, rs, std::move(cb));
-            },
-            [done](const grpc::Status& s, const cpb::ResolveImageResponse&) { done(s); });
-      });
+      Row row = MeasurePaired(
+          op + suffix, in_flight, catalog,
+          [&, revision](int slot, Done done) {
+            thread_local std::mt19937 rng{std::random_device{}()};
+            int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
+            // seed-n covers clouds n % C .. n % C + 2 (at least three).
+            int cloud = n + static_cast<int>(rng() % 3);
+            cpb::ResolveImageRequest req;
+            req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
+            req.set_cloud("clouds/" + SettingFor(cloud).cloud);
+            auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+            Unary<cpb::ResolveImageRequest, cpb::ResolveImageResponse>(
+                bearer_, std::move(req),
+                [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+                  stub->async()->ResolveImage(ctx, rq, rs, std::move(cb));
+                },
+                [done](const grpc::Status& s, const cpb::ResolveImageResponse&) { done(s); });
+          },
+          resolve_sizes_);
       row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
       rows_.push_back(row);
     }
     for (int64_t revision : {int64_t{0}, int64_t{1}}) {
       std::string op = revision == 0 ? "GetMultiCloudImage HEAD" : "GetMultiCloudImage @N";
       if (!Wanted(op) && !Wanted("GetMultiCloudImage")) continue;
-      Row row = MeasurePaired(op + suffix, in_flight, catalog, [&, revision](int slot, Done done) {
-        thread_local std::mt19937 rng{std::random_device{}()};
-        int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
-        cpb::GetMultiCloudImageRequest req;
-        req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
-        auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
-        Unary<cpb::GetMultiCloudImageRequest, cpb::MultiCloudImage>(
-            bearer_, std::move(req),
-            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-              stub->async()->GetMultiCloudImage(ctx, rq, rs, std::move(cb));
-            },
-            [done](const grpc::Status& s, const cpb::MultiCloudImage&) { done(s); });
-      });
+      Row row = MeasurePaired(
+          op + suffix, in_flight, catalog,
+          [&, revision](int slot, Done done) {
+            thread_local std::mt19937 rng{std::random_device{}()};
+            int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
+            cpb::GetMultiCloudImageRequest req;
+            req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
+            auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+            Unary<cpb::GetMultiCloudImageRequest, cpb::MultiCloudImage>(
+                bearer_, std::move(req),
+                [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+                  stub->async()->GetMultiCloudImage(ctx, rq, rs, std::move(cb));
+                },
+                [done](const grpc::Status& s, const cpb::MultiCloudImage&) { done(s); });
+          },
+          get_sizes_[revision]);
       row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
       rows_.push_back(row);
     }
@@ -772,7 +802,8 @@ void Bench::Reads(const std::string& suffix) {
       } else {
         // The default MCI of every template is `popular`, which covers clouds 0..3.
         row = MeasurePaired(
-            "ResolveLaunch", in_flight, {catalog_pid_, templates_pid_}, [&](int slot, Done done) {
+            "ResolveLaunch", in_flight, {catalog_pid_, templates_pid_},
+            [&](int slot, Done done) {
               thread_local std::mt19937 rng{std::random_device{}()};
               size_t t = rng() % template_names_.size();
               tpb::ResolveLaunchRequest req;
@@ -785,7 +816,8 @@ void Bench::Reads(const std::string& suffix) {
                     stub->async()->ResolveLaunch(ctx, rq, rs, std::move(cb));
                   },
                   [done](const grpc::Status& s, const tpb::ResolveLaunchResponse&) { done(s); });
-            });
+            },
+            launch_sizes_);
       }
       if (!row.ran) row.baseline.clear();
       row.target = "QPS >= 0.5x echo";

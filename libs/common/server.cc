@@ -13,8 +13,8 @@
 #include <mutex>
 
 #include "absl/strings/numbers.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "libs/common/log.h"
 #include "libs/common/metrics.h"
 #include "libs/common/rpc.h"

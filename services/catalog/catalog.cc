@@ -78,23 +78,25 @@ constexpr char kSetState[] =
     " deletion_started_at = CASE WHEN $2::int = 2 THEN now() ELSE NULL END WHERE id = $1";
 // What every event's bump sets and returns (see AppendEvent): the next sequence, HEAD's clouds
 // and version, and every committed revision's clouds ("1:a,b;2:a"), in one round trip.
-#define MCI_BUMP_SET                                                                          \
-  "event_seq = event_seq + 1,"                                                                \
-  " head_clouds = ARRAY(SELECT cloud_id FROM mci_settings WHERE mci = $1 AND revision = 0"    \
+#define MCI_BUMP_SET                                                                       \
+  "event_seq = event_seq + 1,"                                                             \
+  " head_clouds = ARRAY(SELECT cloud_id FROM mci_settings WHERE mci = $1 AND revision = 0" \
   " ORDER BY cloud_id)"
-#define MCI_BUMP_RETURNING                                                                    \
-  " RETURNING event_seq, array_to_json(head_clouds)::text, version,"                          \
-  " coalesce((SELECT string_agg(revision || ':' || clouds, ';' ORDER BY revision) FROM"       \
+#define MCI_BUMP_RETURNING                                                                     \
+  " RETURNING event_seq, array_to_json(head_clouds)::text, version,"                           \
+  " coalesce((SELECT string_agg(revision || ':' || clouds, ';' ORDER BY revision) FROM"        \
   " (SELECT revision, string_agg(cloud_id, ',' ORDER BY cloud_id) AS clouds FROM mci_settings" \
   " WHERE mci = $1 AND revision > 0 GROUP BY revision) r), '')"
 constexpr char kBumpForEvent[] =
-    "UPDATE mcis SET " MCI_BUMP_SET ", version = version + $2::int,"
+    "UPDATE mcis SET " MCI_BUMP_SET
+    ", version = version + $2::int,"
     " update_time = CASE WHEN $2::int = 1 THEN now() ELSE update_time END"
     " WHERE id = $1" MCI_BUMP_RETURNING;
 // update_info and the bump of a HEAD change in one statement (Update, AddTags, RemoveTags).
 constexpr char kUpdateInfoAndBump[] =
     "UPDATE mcis SET display_name = $2, description = $3, tags = string_to_array($4, E'\\x1f'),"
-    " " MCI_BUMP_SET ", version = version + 1, update_time = now()"
+    " " MCI_BUMP_SET
+    ", version = version + 1, update_time = now()"
     " WHERE id = $1" MCI_BUMP_RETURNING;
 constexpr char kInsertOutbox[] =
     "INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)";

@@ -187,7 +187,8 @@ void LockKey(pqxx::work& txn, int space, const std::string& key) {
 
 void LockMci(pqxx::work& txn, const std::string& mci) { LockKey(txn, kMciLockSpace, mci); }
 
-std::vector<Reference> LoadReferences(pqxx::transaction_base& txn, int64_t row_id, int64_t revision) {
+std::vector<Reference> LoadReferences(pqxx::transaction_base& txn, int64_t row_id,
+                                      int64_t revision) {
   std::vector<Reference> refs;
   for (const auto& row : txn.exec_prepared("kSelectReferences", row_id, revision)) {
     Reference r;
@@ -220,8 +221,9 @@ TemplateRecord RecordFromRow(const pqxx::row& row, const std::string& account,
 
 absl::StatusOr<TemplateRecord> LoadTemplate(pqxx::transaction_base& txn, const std::string& account,
                                             const std::string& template_id, int64_t revision) {
-  pqxx::result r = revision == 0 ? txn.exec_prepared("kSelectHead", account, template_id)
-                                 : txn.exec_prepared("kSelectRevision", account, template_id, revision);
+  pqxx::result r = revision == 0
+                       ? txn.exec_prepared("kSelectHead", account, template_id)
+                       : txn.exec_prepared("kSelectRevision", account, template_id, revision);
   if (r.empty()) return TemplateNotFound(account, template_id, revision);
   TemplateRecord t = RecordFromRow(r[0], account, template_id, revision);
   t.references = LoadReferences(txn, t.row_id, revision);
@@ -307,11 +309,11 @@ absl::Status LockAndCheckAll(pqxx::work& txn, const std::vector<Reference>& refs
   return absl::OkStatus();
 }
 
-std::vector<Usage> QueryUsages(pqxx::transaction_base& txn, const std::string& mci, int64_t mci_revision,
-                               const Repository::UsageKey& after, int limit) {
+std::vector<Usage> QueryUsages(pqxx::transaction_base& txn, const std::string& mci,
+                               int64_t mci_revision, const Repository::UsageKey& after, int limit) {
   std::vector<Usage> usages;
   for (const auto& row : txn.exec_prepared("kListUsages", mci, mci_revision, after.template_row_id,
-                                         after.template_revision, after.mci_revision, limit)) {
+                                           after.template_revision, after.mci_revision, limit)) {
     Usage u;
     u.account = row[0].as<std::string>();
     u.template_id = row[1].as<std::string>();
@@ -352,13 +354,15 @@ absl::StatusOr<TemplateRecord> PgRepository::CreateTemplate(const NewTemplate& t
     }
     if (absl::Status s = LockAndCheckAll(txn, t.references); !s.ok()) return s;
     int64_t row_id = txn.exec_prepared1("kInsertTemplate", t.account, t.template_id, t.display_name,
-                                      t.description, t.cloned_from)[0]
+                                        t.description, t.cloned_from)[0]
                          .as<int64_t>();
     int position = 0;
     for (const auto& r : t.references) {
-      txn.exec_prepared("kInsertReference", row_id, 0, r.mci, r.mci_revision, ++position, r.is_default);
+      txn.exec_prepared("kInsertReference", row_id, 0, r.mci, r.mci_revision, ++position,
+                        r.is_default);
     }
-    if (!t.request_id.empty()) txn.exec_prepared("kInsertRequestId", t.account, t.request_id, row_id);
+    if (!t.request_id.empty())
+      txn.exec_prepared("kInsertRequestId", t.account, t.request_id, row_id);
     auto created = LoadTemplate(txn, t.account, t.template_id, 0);
     if (!created.ok()) return created.status();
     out = *std::move(created);
@@ -453,8 +457,8 @@ absl::StatusOr<TemplateRecord> PgRepository::UpdateTemplate(const std::string& a
   return EditHead(pool_, account, template_id, update.expected_version,
                   [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
                     txn.exec_prepared("kUpdateHead", head.row_id,
-                                    update.display_name.value_or(head.display_name),
-                                    update.description.value_or(head.description));
+                                      update.display_name.value_or(head.display_name),
+                                      update.description.value_or(head.description));
                     return absl::OkStatus();
                   });
 }
@@ -506,12 +510,12 @@ absl::StatusOr<TemplateRecord> PgRepository::CommitTemplate(
     }
     if (absl::Status s = LockAndCheckAll(txn, pinned); !s.ok()) return s;
     int64_t revision = head->latest_revision + 1;
-    txn.exec_prepared("kInsertRevision", head->row_id, revision, head->display_name, head->description,
-                    head->cloned_from, message);
+    txn.exec_prepared("kInsertRevision", head->row_id, revision, head->display_name,
+                      head->description, head->cloned_from, message);
     int position = 0;
     for (const auto& r : pinned) {
-      txn.exec_prepared("kInsertReference", head->row_id, revision, r.mci, r.mci_revision, ++position,
-                      r.is_default);
+      txn.exec_prepared("kInsertReference", head->row_id, revision, r.mci, r.mci_revision,
+                        ++position, r.is_default);
     }
     txn.exec_prepared("kSetLatestRevision", head->row_id, revision);
     auto t = LoadTemplate(txn, account, template_id, revision);
@@ -535,14 +539,14 @@ absl::StatusOr<TemplateRecord> PgRepository::AddReference(const std::string& acc
           return s;
         }
         bool changed = false;
-        pqxx::result existing =
-            txn.exec_prepared("kSelectReference", head.row_id, reference.mci, reference.mci_revision);
+        pqxx::result existing = txn.exec_prepared("kSelectReference", head.row_id, reference.mci,
+                                                  reference.mci_revision);
         bool is_default = !existing.empty() && existing[0][0].as<bool>();
         if (existing.empty()) {
           pqxx::row next = txn.exec_prepared1("kNextPosition", head.row_id);
           is_default = next[0].as<int64_t>() == 0;
-          txn.exec_prepared("kInsertReference", head.row_id, 0, reference.mci, reference.mci_revision,
-                          next[1].as<int>(), is_default);
+          txn.exec_prepared("kInsertReference", head.row_id, 0, reference.mci,
+                            reference.mci_revision, next[1].as<int>(), is_default);
           changed = true;
         }
         if (make_default && !is_default) {
@@ -557,20 +561,21 @@ absl::StatusOr<TemplateRecord> PgRepository::AddReference(const std::string& acc
 absl::StatusOr<TemplateRecord> PgRepository::RemoveReference(const std::string& account,
                                                              const std::string& template_id,
                                                              const Reference& reference) {
-  return EditHead(
-      pool_, account, template_id, 0, [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
-        pqxx::result removed =
-            txn.exec_prepared("kDeleteReference", head.row_id, reference.mci, reference.mci_revision);
-        if (removed.empty()) {
-          return absl::NotFoundError(absl::StrCat(
-              "ServerTemplate ", TemplateResourceName(account, template_id, 0),
-              " does not reference MultiCloud Image ",
-              MultiCloudImageResourceName(reference.mci, reference.mci_revision), "."));
-        }
-        if (removed[0][0].as<bool>()) txn.exec_prepared("kPromoteFirstReference", head.row_id);
-        txn.exec_prepared("kTouchHead", head.row_id);
-        return absl::OkStatus();
-      });
+  return EditHead(pool_, account, template_id, 0,
+                  [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
+                    pqxx::result removed = txn.exec_prepared("kDeleteReference", head.row_id,
+                                                             reference.mci, reference.mci_revision);
+                    if (removed.empty()) {
+                      return absl::NotFoundError(absl::StrCat(
+                          "ServerTemplate ", TemplateResourceName(account, template_id, 0),
+                          " does not reference MultiCloud Image ",
+                          MultiCloudImageResourceName(reference.mci, reference.mci_revision), "."));
+                    }
+                    if (removed[0][0].as<bool>())
+                      txn.exec_prepared("kPromoteFirstReference", head.row_id);
+                    txn.exec_prepared("kTouchHead", head.row_id);
+                    return absl::OkStatus();
+                  });
 }
 
 absl::StatusOr<TemplateRecord> PgRepository::SetDefaultReference(const std::string& account,
@@ -578,8 +583,8 @@ absl::StatusOr<TemplateRecord> PgRepository::SetDefaultReference(const std::stri
                                                                  const Reference& reference) {
   return EditHead(
       pool_, account, template_id, 0, [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
-        pqxx::result existing =
-            txn.exec_prepared("kSelectReference", head.row_id, reference.mci, reference.mci_revision);
+        pqxx::result existing = txn.exec_prepared("kSelectReference", head.row_id, reference.mci,
+                                                  reference.mci_revision);
         if (existing.empty()) {
           return absl::NotFoundError(
               absl::StrCat("ServerTemplate ", TemplateResourceName(account, template_id, 0),
@@ -646,20 +651,21 @@ absl::Status PgRepository::RecordCatalogState(const CatalogState& state,
     std::string head_clouds = state.revision == 0 ? JoinClouds(state.clouds) : "";
     if (!expected_row_version.has_value()) {
       txn.exec_prepared("kInsertCatalogReplica", state.mci, state.account, state.display_name,
-                      head_clouds);
+                        head_clouds);
     } else if (state.revision == 0) {
       pqxx::result revived =
-          txn.exec_prepared("kReviveReplica", state.mci, state.account, state.display_name, head_clouds,
-                          *expected_row_version);
+          txn.exec_prepared("kReviveReplica", state.mci, state.account, state.display_name,
+                            head_clouds, *expected_row_version);
       if (revived.affected_rows() > 0) {
         txn.exec_prepared("kDeleteReplicaRevisions", state.mci);
       } else {
         txn.exec_prepared("kRefreshReplicaHead", state.mci, state.display_name, head_clouds,
-                        *expected_row_version);
+                          *expected_row_version);
       }
     }
     if (state.revision > 0) {
-      txn.exec_prepared("kInsertReplicaRevision", state.mci, state.revision, JoinClouds(state.clouds));
+      txn.exec_prepared("kInsertReplicaRevision", state.mci, state.revision,
+                        JoinClouds(state.clouds));
     }
     return absl::OkStatus();
   });
@@ -766,9 +772,9 @@ void ApplyEventsInTransaction(pqxx::work& txn,
     int64_t tombstone =
         p.stored->tombstone_time.has_value() ? absl::ToUnixMicros(*p.stored->tombstone_time) : -1;
     rows.push_back(absl::StrCat("(", txn.quote(mci), ",", txn.quote(account), ",",
-                                txn.quote(e.display_name()), ",",
-                                static_cast<int>(p.stored->state), ",", e.sequence(), "::bigint,",
-                                txn.quote(JoinClouds(head_clouds)), ",", tombstone, "::bigint)"));
+                                txn.quote(e.display_name()), ",", static_cast<int>(p.stored->state),
+                                ",", e.sequence(), "::bigint,", txn.quote(JoinClouds(head_clouds)),
+                                ",", tombstone, "::bigint)"));
     for (const auto& [revision, clouds] : p.revisions) {
       revision_rows.push_back(absl::StrCat("(", txn.quote(mci), ",", revision, "::bigint,",
                                            "string_to_array(", txn.quote(clouds), ", ','))"));
