@@ -719,17 +719,19 @@ void ApplyEventsInTransaction(pqxx::work& txn,
   }
   std::string list = absl::StrJoin(
       mcis, ",", [&txn](std::string* out, const std::string& m) { out->append(txn.quote(m)); });
-  // In name order, as LockMci is taken everywhere else (unnest keeps the array's order).
-  txn.exec(absl::StrCat("SELECT pg_advisory_xact_lock(", kMciLockSpace,
-                        ", hashtext(m)) FROM unnest(ARRAY[", list, "]::text[]) AS m"));
+  // One round trip (the simple protocol runs the statements in order, and the result is the
+  // last one's): the MCI locks, in name order as LockMci is taken everywhere else (unnest keeps
+  // the array's order), then their replica rows.
+  pqxx::result stored_rows = txn.exec(absl::StrCat(
+      "SELECT pg_advisory_xact_lock(", kMciLockSpace, ", hashtext(m)) FROM unnest(ARRAY[", list,
+      "]::text[]) AS m; SELECT mci, state, sequence,"
+      " coalesce((extract(epoch FROM tombstone_time) * 1000000)::bigint, -1)"
+      " FROM mci_replica WHERE mci IN (",
+      list, ") FOR UPDATE"));
   for (const auto* e : ordered) ApplyFenceEffects(txn, *e);
 
   std::map<std::string, PendingReplica> pending;
-  for (const auto& row :
-       txn.exec(absl::StrCat("SELECT mci, state, sequence,"
-                             " coalesce((extract(epoch FROM tombstone_time) * 1000000)::bigint, -1)"
-                             " FROM mci_replica WHERE mci IN (",
-                             list, ") FOR UPDATE"))) {
+  for (const auto& row : stored_rows) {
     StoredReplica s;
     s.state = static_cast<ReplicaState>(row[1].as<int>());
     s.sequence = row[2].as<int64_t>();
@@ -780,12 +782,14 @@ void ApplyEventsInTransaction(pqxx::work& txn,
                                            "string_to_array(", txn.quote(clouds), ", ','))"));
     }
   }
+  // The writes, in one round trip too.
+  std::vector<std::string> writes;
   if (!replaced.empty()) {
-    txn.exec(absl::StrCat("DELETE FROM mci_replica_revisions WHERE mci IN (",
-                          absl::StrJoin(replaced, ","), ")"));
+    writes.push_back(absl::StrCat("DELETE FROM mci_replica_revisions WHERE mci IN (",
+                                  absl::StrJoin(replaced, ","), ")"));
   }
   if (!rows.empty()) {
-    txn.exec(absl::StrCat(
+    writes.push_back(absl::StrCat(
         "INSERT INTO mci_replica (mci, account, display_name, state, sequence, head_clouds,"
         " tombstone_time, row_version)"
         " SELECT m, a, d, s, q, string_to_array(h, ','),"
@@ -800,9 +804,11 @@ void ApplyEventsInTransaction(pqxx::work& txn,
         " update_time = now()"));
   }
   if (!revision_rows.empty()) {
-    txn.exec(absl::StrCat("INSERT INTO mci_replica_revisions (mci, revision, clouds) VALUES ",
-                          absl::StrJoin(revision_rows, ","), " ON CONFLICT DO NOTHING"));
+    writes.push_back(
+        absl::StrCat("INSERT INTO mci_replica_revisions (mci, revision, clouds) VALUES ",
+                     absl::StrJoin(revision_rows, ","), " ON CONFLICT DO NOTHING"));
   }
+  if (!writes.empty()) txn.exec(absl::StrJoin(writes, "; "));
 }
 
 }  // namespace
