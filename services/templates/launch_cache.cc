@@ -28,7 +28,9 @@ std::shared_ptr<const TemplateRecord> LaunchCache::GetTemplate(const std::string
 }
 
 void LaunchCache::PutTemplate(const TemplateRecord& record, uint64_t generation) {
-  absl::Time expires = record.revision == 0 ? absl::Now() + head_ttl_ : absl::InfiniteFuture();
+  // Committed revisions expire too: they do not change, but a deletion whose announcement was
+  // lost must not leave them launchable for good.
+  absl::Time expires = absl::Now() + head_ttl_;
   templates_.Put(TemplateGroup(record.account, record.template_id), std::to_string(record.revision),
                  generation, std::make_shared<const TemplateRecord>(record), expires);
 }

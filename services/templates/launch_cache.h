@@ -5,7 +5,8 @@
 //
 // - Templates, HEAD and committed revisions. This replica's own writes drop a template's entries
 //   at once; other replicas announce theirs on kTemplateChangesSubject (core NATS, best effort),
-//   and HEAD entries expire after `head_ttl` as the safety net for a missed announcement.
+//   and entries expire after `head_ttl` as the safety net for a missed announcement (committed
+//   revisions too: a template's deletion drops them).
 // - The catalog's ResolveImage answers: name@N for good (revisions are immutable; a cloud it
 //   does not cover stays uncovered), HEAD until an MCI event about that MCI arrives (every
 //   replica subscribes to mci.v1.events.>) or `head_ttl` passes. An answer is cached only when it

@@ -98,6 +98,8 @@ constexpr char kPromoteFirstReference[] =
     " AND position = (SELECT min(position) FROM mci_references"
     "                 WHERE template = $1 AND template_revision = 0)";
 
+// Not prepared (see Prepare): a generic plan cannot use `mci_revision = $2` to read the index in
+// the ORDER BY's order, and sorts every reference of the MCI for each page.
 constexpr char kListUsages[] =
     "SELECT t.account, t.template_id, r.template, r.template_revision, r.mci, r.mci_revision,"
     " r.is_default FROM mci_references r JOIN server_templates t ON t.id = r.template"
@@ -312,7 +314,7 @@ absl::Status LockAndCheckAll(pqxx::work& txn, const std::vector<Reference>& refs
 std::vector<Usage> QueryUsages(pqxx::transaction_base& txn, const std::string& mci,
                                int64_t mci_revision, const Repository::UsageKey& after, int limit) {
   std::vector<Usage> usages;
-  for (const auto& row : txn.exec_prepared("kListUsages", mci, mci_revision, after.template_row_id,
+  for (const auto& row : txn.exec_params(kListUsages, mci, mci_revision, after.template_row_id,
                                            after.template_revision, after.mci_revision, limit)) {
     Usage u;
     u.account = row[0].as<std::string>();
@@ -373,7 +375,8 @@ absl::StatusOr<TemplateRecord> PgRepository::CreateTemplate(const NewTemplate& t
 }
 
 void PgRepository::Prepare(pqxx::connection& conn) {
-  // Every statement, parsed and planned once per connection rather than on every call.
+  // Every statement but kListUsages, parsed and planned once per connection rather than on every
+  // call (a prepared statement's generic plan would sort every usage of the MCI per page).
   static const std::pair<const char*, const char*> kStatements[] = {
       {"kAbortDeletion", kAbortDeletion},
       {"kDeleteReference", kDeleteReference},
@@ -386,7 +389,6 @@ void PgRepository::Prepare(pqxx::connection& conn) {
       {"kInsertRevision", kInsertRevision},
       {"kInsertTemplate", kInsertTemplate},
       {"kListHeads", kListHeads},
-      {"kListUsages", kListUsages},
       {"kLockHead", kLockHead},
       {"kLockKey", kLockKey},
       {"kNextPosition", kNextPosition},
