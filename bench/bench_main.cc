@@ -218,8 +218,6 @@ class Bench {
   std::string prop_template_;  // a template referencing prop_mci_
   int prop_cloud_ = 0;
   std::vector<std::string> template_names_;
-  std::vector<std::string> created_;  // MCIs created by the write scenario (HEAD names)
-  std::mutex created_mu_;
   std::atomic<int64_t> counter_{0};
   // Request and reply bytes of each read (measured on seeded data), for their echo baselines.
   Sizes resolve_sizes_, get_sizes_[2], launch_sizes_;
@@ -965,7 +963,6 @@ struct CreateFlow : std::enable_shared_from_this<CreateFlow> {
   std::string bearer, parent, id, name;
   std::vector<Setting> settings;
   Done done;
-  std::function<void(const std::string&)> created;
 
   void Step(int k) {
     auto self = shared_from_this();
@@ -1011,7 +1008,6 @@ struct CreateFlow : std::enable_shared_from_this<CreateFlow> {
             stub->async()->CommitMultiCloudImage(ctx, rq, rs, std::move(cb));
           },
           [self](const grpc::Status& s, const cpb::MultiCloudImage&) {
-            if (s.ok() && self->created) self->created(self->name);
             self->done(s);
           });
     }
@@ -1087,10 +1083,6 @@ void Bench::Writes() {
           flow->id = absl::StrCat("w-", counter_++);
           for (int i = 0; i < 3; ++i) flow->settings.push_back(SettingFor(i));
           flow->done = std::move(done);
-          flow->created = [this](const std::string& n) {
-            std::lock_guard<std::mutex> lock(created_mu_);
-            created_.push_back(n);
-          };
           flow->Step(0);
         },
         "pgbench Create+3 settings+Commit", "catalog",

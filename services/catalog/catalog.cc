@@ -519,22 +519,30 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
   return status;
 }
 
+std::optional<absl::Status> Catalog::LookUpMci(const Caller& caller,
+                                               const pb::GetMultiCloudImageRequest& req,
+                                               pb::MultiCloudImage* out, CacheMiss* miss) {
+  auto name = ReadableMci(caller, req.name(), true);
+  if (!name.ok()) return name.status();
+  miss->name = *std::move(name);
+  auto hit = mcis_cache_.Get(miss->name.Key(), miss->name.revision, &miss->generation);
+  if (hit == nullptr) return std::nullopt;
+  *out = *hit;
+  return absl::OkStatus();
+}
+
 absl::Status Catalog::GetMultiCloudImage(const Caller& caller,
                                          const pb::GetMultiCloudImageRequest& req,
                                          pb::MultiCloudImage* out) {
-  auto name = ReadableMci(caller, req.name(), true);
-  if (!name.ok()) return name.status();
-  uint64_t generation = 0;
-  if (auto hit = mcis_cache_.Get(name->Key(), name->revision, &generation)) {
-    *out = *hit;
-    return absl::OkStatus();
-  }
+  CacheMiss miss;
+  if (auto answered = LookUpMci(caller, req, out, &miss)) return *answered;
+  const MciName& name = miss.name;
   absl::Status status = pool_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction txn(c);
-    return ReadMci(txn, *name, true, out);
+    return ReadMci(txn, name, true, out);
   });
   if (status.ok()) {
-    mcis_cache_.Put(name->Key(), name->revision, generation,
+    mcis_cache_.Put(name.Key(), name.revision, miss.generation,
                     std::make_shared<const pb::MultiCloudImage>(*out));
   }
   return status;
@@ -542,13 +550,8 @@ absl::Status Catalog::GetMultiCloudImage(const Caller& caller,
 
 std::optional<absl::Status> Catalog::GetMultiCloudImageCached(
     const Caller& caller, const pb::GetMultiCloudImageRequest& req, pb::MultiCloudImage* out) {
-  auto name = ReadableMci(caller, req.name(), true);
-  if (!name.ok()) return name.status();
-  uint64_t generation = 0;
-  auto hit = mcis_cache_.Get(name->Key(), name->revision, &generation);
-  if (hit == nullptr) return std::nullopt;
-  *out = *hit;
-  return absl::OkStatus();
+  CacheMiss miss;
+  return LookUpMci(caller, req, out, &miss);
 }
 
 absl::Status Catalog::ListMultiCloudImages(const Caller& caller,
@@ -1327,47 +1330,56 @@ absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsReque
 // ---------------------------------------------------------------------------------------------
 // Resolve and validate
 
-absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageRequest& req,
-                                   pb::ResolveImageResponse* out) {
+std::optional<absl::Status> Catalog::LookUpResolve(const Caller& caller,
+                                                   const pb::ResolveImageRequest& req,
+                                                   pb::ResolveImageResponse* out, CacheMiss* miss) {
   auto name = ReadableMci(caller, req.name(), true);
   if (!name.ok()) return name.status();
   auto cloud = ParseCloudName(req.cloud(), "cloud");
   if (!cloud.ok()) return cloud.status();
-  uint64_t generation = 0;
-  if (auto hit = cache_.Get(name->Key(), name->revision, *cloud, &generation)) {
-    if (hit->status.ok()) *out = hit->response;
-    return hit->status;
-  }
+  miss->name = *std::move(name);
+  miss->cloud = *std::move(cloud);
+  auto hit = cache_.Get(miss->name.Key(), miss->name.revision, miss->cloud, &miss->generation);
+  if (hit == nullptr) return std::nullopt;
+  if (hit->status.ok()) *out = hit->response;
+  return hit->status;
+}
+
+absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageRequest& req,
+                                   pb::ResolveImageResponse* out) {
+  CacheMiss miss;
+  if (auto answered = LookUpResolve(caller, req, out, &miss)) return *answered;
+  const MciName& name = miss.name;
+  const std::string& cloud = miss.cloud;
   ResolveCache::Answer answer;
   absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::nontransaction txn(c);
-    pqxx::result r =
-        txn.exec_prepared("resolve", name->account, name->mci_id, name->revision, *cloud);
-    if (r.empty()) return NotFound(*name);
+    pqxx::result r = txn.exec_prepared("resolve", name.account, name.mci_id, name.revision, cloud);
+    if (r.empty()) return NotFound(name);
     const pqxx::row& f = r[0];
     if (!f[1].as<bool>()) {
       return absl::NotFoundError(
-          absl::StrCat("Revision ", name->revision, " of ", name->Head(), " not found."));
+          absl::StrCat("Revision ", name.revision, " of ", name.Head(), " not found."));
     }
     if (!f[2].as<bool>()) {
       std::vector<std::string> clouds;
       for (const auto& cl : JsonStrings(f[17].c_str())) clouds.push_back(CloudName(cl));
       answer.status = absl::FailedPreconditionError(absl::StrCat(
-          name->Full(), " has no image for ", CloudName(*cloud), "; it supports ",
+          name.Full(), " has no image for ", CloudName(cloud), "; it supports ",
           clouds.empty() ? "no clouds yet" : absl::StrJoin(clouds, ", "),
           ". Add a setting for that cloud (on HEAD or a clone) or launch in a supported one."));
       return absl::OkStatus();
     }
     pb::ResolveImageResponse& resp = answer.response;
-    resp.set_multi_cloud_image(name->Full());
-    resp.set_revision(name->revision);
+    resp.set_multi_cloud_image(name.Full());
+    resp.set_revision(name.revision);
     pb::MultiCloudImageSetting* s = resp.mutable_setting();
-    s->set_name(SettingName{*name, *cloud}.Full());
-    s->set_cloud(CloudName(*cloud));
-    s->set_image(ImageName(*cloud, f[3].c_str()));
-    s->set_instance_type(InstanceTypeName(*cloud, f[4].c_str()));
-    if (*f[5].c_str() != '\0') s->set_kernel_image(ImageName(*cloud, f[5].c_str()));
-    if (*f[6].c_str() != '\0') s->set_ramdisk_image(ImageName(*cloud, f[6].c_str()));
+    s->set_name(SettingName{name, cloud}.Full());
+    s->set_cloud(CloudName(cloud));
+    s->set_image(ImageName(cloud, f[3].c_str()));
+    s->set_instance_type(InstanceTypeName(cloud, f[4].c_str()));
+    if (*f[5].c_str() != '\0') s->set_kernel_image(ImageName(cloud, f[5].c_str()));
+    if (*f[6].c_str() != '\0') s->set_ramdisk_image(ImageName(cloud, f[6].c_str()));
     s->set_user_data(f[7].c_str());
     pb::Image* image = resp.mutable_image();
     image->set_name(s->image());
@@ -1389,22 +1401,15 @@ absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageR
   if (!status.ok()) return status;
   if (answer.status.ok()) *out = answer.response;
   absl::Status result = answer.status;
-  cache_.Put(name->Key(), name->revision, *cloud, generation, std::move(answer));
+  cache_.Put(name.Key(), name.revision, cloud, miss.generation, std::move(answer));
   return result;
 }
 
 std::optional<absl::Status> Catalog::ResolveImageCached(const Caller& caller,
                                                         const pb::ResolveImageRequest& req,
                                                         pb::ResolveImageResponse* out) {
-  auto name = ReadableMci(caller, req.name(), true);
-  if (!name.ok()) return name.status();
-  auto cloud = ParseCloudName(req.cloud(), "cloud");
-  if (!cloud.ok()) return cloud.status();
-  uint64_t generation = 0;
-  auto hit = cache_.Get(name->Key(), name->revision, *cloud, &generation);
-  if (hit == nullptr) return std::nullopt;
-  if (hit->status.ok()) *out = hit->response;
-  return hit->status;
+  CacheMiss miss;
+  return LookUpResolve(caller, req, out, &miss);
 }
 
 absl::Status Catalog::ValidateMultiCloudImage(const Caller& caller,

@@ -150,6 +150,20 @@ class Catalog {
   absl::Status CheckSetting(pqxx::transaction_base& txn, const std::string& account,
                             const std::string& cloud_id, const pb::MultiCloudImageSetting& s);
   void Committed(const MciName& name);
+  // What a cache miss needs for the read and its Put.
+  struct CacheMiss {
+    MciName name;
+    std::string cloud;  // ResolveImage only
+    uint64_t generation = 0;
+  };
+  // Parse the request and answer it from the cache: the answer (or the request's error), or
+  // nullopt on a miss with *miss set.
+  std::optional<absl::Status> LookUpMci(const Caller& caller,
+                                        const pb::GetMultiCloudImageRequest& req,
+                                        pb::MultiCloudImage* out, CacheMiss* miss);
+  std::optional<absl::Status> LookUpResolve(const Caller& caller,
+                                            const pb::ResolveImageRequest& req,
+                                            pb::ResolveImageResponse* out, CacheMiss* miss);
   absl::Status FinishDeletion(const MciName& name, const std::string& deletion_id,
                               std::vector<std::string>* usages);
 

@@ -17,7 +17,7 @@ namespace {
 constexpr int64_t kRelayLockKey = 7262012;
 constexpr int kBatchSize = 256;
 constexpr char kSelectBatch[] =
-    "SELECT id, event_id, subject, payload FROM outbox ORDER BY id LIMIT 256";
+    "SELECT id, event_id, subject, payload FROM outbox ORDER BY id LIMIT $1";
 // How long a relay that just published lets further commits gather (see Loop).
 constexpr std::chrono::milliseconds kLinger{2};
 constexpr char kDeleteRelayed[] =
@@ -108,7 +108,7 @@ void OutboxRelay::Notify() {
 
 OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
   pqxx::nontransaction txn(conn);
-  pqxx::result rows = txn.exec(kSelectBatch);
+  pqxx::result rows = txn.exec_params(kSelectBatch, kBatchSize);
   std::vector<std::string> relayed;
   const bool pipelined = nats_->connected() && PublishPipelined(nats_->connection(), rows);
   if (pipelined) {

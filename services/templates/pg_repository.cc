@@ -315,7 +315,7 @@ std::vector<Usage> QueryUsages(pqxx::transaction_base& txn, const std::string& m
                                int64_t mci_revision, const Repository::UsageKey& after, int limit) {
   std::vector<Usage> usages;
   for (const auto& row : txn.exec_params(kListUsages, mci, mci_revision, after.template_row_id,
-                                           after.template_revision, after.mci_revision, limit)) {
+                                         after.template_revision, after.mci_revision, limit)) {
     Usage u;
     u.account = row[0].as<std::string>();
     u.template_id = row[1].as<std::string>();

@@ -98,26 +98,12 @@ std::vector<std::string> CoveredClouds(const std::vector<Reference>& refs,
   return {clouds.begin(), clouds.end()};
 }
 
-std::vector<Reference> LaunchCandidates(const std::vector<Reference>& refs,
-                                        const std::map<std::string, ReplicaRecord>& replicas,
-                                        const std::string& cloud) {
-  std::vector<Reference> ordered = refs;
-  std::stable_sort(ordered.begin(), ordered.end(), [](const Reference& a, const Reference& b) {
+std::vector<Reference> LaunchOrder(std::vector<Reference> refs) {
+  std::stable_sort(refs.begin(), refs.end(), [](const Reference& a, const Reference& b) {
     if (a.is_default != b.is_default) return a.is_default;
     return a.position < b.position;
   });
-  std::vector<Reference> out;
-  for (const auto& r : ordered) {
-    if (r.mci_revision > 0) {
-      auto it = replicas.find(r.mci);
-      const auto* clouds = it == replicas.end() ? nullptr : it->second.Clouds(r.mci_revision);
-      if (clouds != nullptr && std::find(clouds->begin(), clouds->end(), cloud) == clouds->end()) {
-        continue;
-      }
-    }
-    out.push_back(r);
-  }
-  return out;
+  return refs;
 }
 
 ServerTemplateLogic::ServerTemplateLogic(Repository* repository, CatalogClient* catalog,
@@ -553,7 +539,7 @@ absl::StatusOr<std::shared_ptr<const TemplateRecord>> ServerTemplateLogic::LoadF
   }
   auto t = repository_->GetTemplate(parsed->account, parsed->template_id, parsed->revision);
   if (!t.ok()) return t.status();
-  t->references = LaunchCandidates(t->references, {}, "");  // cached in launch order
+  t->references = LaunchOrder(std::move(t->references));  // cached in launch order
   launch_cache_.PutTemplate(*t, generation);
   return std::make_shared<const TemplateRecord>(*std::move(t));
 }

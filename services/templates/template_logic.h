@@ -23,13 +23,10 @@ namespace mci::templates {
 // Clouds covered by the references, sorted and without duplicates.
 std::vector<std::string> CoveredClouds(const std::vector<Reference>& refs,
                                        const std::map<std::string, ReplicaRecord>& replicas);
-// The references to try for a launch in `cloud`, in launch order: the default first, then the
-// others as added. Committed revisions are immutable, so those the replica knows not to cover the
-// cloud are left out; a HEAD may have gained the cloud since the replica last heard of it, so
-// HEADs are always tried (the catalog decides).
-std::vector<Reference> LaunchCandidates(const std::vector<Reference>& refs,
-                                        const std::map<std::string, ReplicaRecord>& replicas,
-                                        const std::string& cloud);
+// The references in launch order: the default first, then the others as added. ResolveLaunch
+// tries them in turn; the catalog decides which cover the cloud (its answers are cached, refusals
+// of committed revisions included, so a revision that lacks the cloud costs one call, once).
+std::vector<Reference> LaunchOrder(std::vector<Reference> refs);
 
 class ServerTemplateLogic {
  public:

@@ -435,26 +435,18 @@ TEST_F(TemplateLogicTest, OnlyTheCatalogIdentityReservesDeletions) {
   EXPECT_THAT(repository_.reserved, ElementsAre(absl::StrCat(kBase, "#del-1")));
 }
 
-TEST(LaunchOrderTest, CandidatesAndCoveredClouds) {
+TEST(LaunchOrderTest, DefaultFirstThenAsAddedAndCoveredClouds) {
   std::map<std::string, ReplicaRecord> replicas;
   replicas[kBase].head_clouds = {kEast, kWest};
   replicas[kBase].revision_clouds[1] = {kWest};
   replicas[kOther].head_clouds = {kWest};
   std::vector<Reference> refs = {{kBase, 1, false, 1}, {kOther, 0, true, 2}, {kBase, 0, false, 3}};
-  auto west = LaunchCandidates(refs, replicas, kWest);
-  ASSERT_EQ(west.size(), 3u);
-  EXPECT_EQ(west[0].mci, kOther);
-  EXPECT_EQ(west[1].mci_revision, 1);
-  EXPECT_EQ(west[2].mci_revision, 0);
-  // base@1 is known not to cover east; HEADs are always worth asking.
-  auto east = LaunchCandidates(refs, replicas, kEast);
-  ASSERT_EQ(east.size(), 2u);
-  EXPECT_EQ(east[0].mci, kOther);
-  EXPECT_EQ(east[1].mci, kBase);
-  EXPECT_EQ(east[1].mci_revision, 0);
+  auto ordered = LaunchOrder(refs);
+  ASSERT_EQ(ordered.size(), 3u);
+  EXPECT_EQ(ordered[0].mci, kOther);
+  EXPECT_EQ(ordered[1].mci_revision, 1);
+  EXPECT_EQ(ordered[2].mci_revision, 0);
   EXPECT_THAT(CoveredClouds(refs, replicas), ElementsAre(kEast, kWest));
-  // Revisions the replica does not know are asked about too.
-  EXPECT_EQ(LaunchCandidates(refs, {}, kEast).size(), 3u);
 }
 
 }  // namespace
