@@ -92,6 +92,9 @@ ServiceHost::ServiceHost(ServerOptions options) : options_(std::move(options)) {
 ServiceHost::~ServiceHost() { Shutdown(); }
 
 absl::Status ServiceHost::Start() {
+  // Readiness is known before the port opens: gRPC's health service answers SERVING for "" from
+  // the moment the server starts, and the first check (a database round trip) can take a while.
+  ready_ = options_.ready ? options_.ready() : true;
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -102,11 +105,11 @@ absl::Status ServiceHost::Start() {
     return absl::UnavailableError(
         absl::StrCat("Cannot listen for gRPC on ", options_.grpc_address, "."));
   }
-  ready_ = options_.ready ? options_.ready() : true;
   // "" and the service's own name report readiness; "liveness" stays SERVING while the process
-  // runs, for liveness probes that must not restart a pod whose database is briefly away.
-  server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
+  // runs, for liveness probes that must not restart a pod whose database is briefly away. It is set
+  // last, so a client that sees it SERVING finds every other name registered.
   SetReadiness(ready_);
+  server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
   readiness_thread_ = std::thread([this] { ReadinessLoop(); });
 
   if (!options_.http_address.empty()) {
@@ -140,10 +143,10 @@ absl::Status ServiceHost::Start() {
 }
 
 void ServiceHost::SetReadiness(bool ready) {
-  server_->GetHealthCheckService()->SetServingStatus("", ready);
   if (!options_.service_name.empty()) {
     server_->GetHealthCheckService()->SetServingStatus(options_.service_name, ready);
   }
+  server_->GetHealthCheckService()->SetServingStatus("", ready);
 }
 
 void ServiceHost::ReadinessLoop() {
