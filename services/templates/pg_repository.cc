@@ -678,7 +678,7 @@ namespace {
 // An event's effect on the deletion fences (keyed by deletion id and idempotent, so they hold
 // even for an event the replica itself ignores; they back up a Release the catalog could not
 // deliver).
-void ApplyFenceEffects(pqxx::work& txn, const MultiCloudImageEvent& event) {
+void ApplyFenceEffects(pqxx::transaction_base& txn, const MultiCloudImageEvent& event) {
   const std::string& mci = event.multi_cloud_image();
   if (event.type() == MultiCloudImageEvent::DELETED) {
     // Only this deletion's fence: a late event of an earlier MCI of the same name must not drop
@@ -708,11 +708,13 @@ struct PendingReplica {
   std::map<int64_t, std::string> revisions;    // revision -> clouds, first seen wins
 };
 
-// Applies `ordered` (grouped by MCI name, each MCI's events in stream order) in the caller's
-// transaction with a fixed number of statements, however many events: at 1,000 events/s a
-// statement per event and row would fall behind.
-void ApplyEventsInTransaction(pqxx::work& txn,
-                              const std::vector<const MultiCloudImageEvent*>& ordered) {
+// Applies `ordered` (grouped by MCI name, each MCI's events in stream order) in one transaction
+// with a fixed number of statements, however many events: at 1,000 events/s a statement per event
+// and row would fall behind. `txn` is not in a transaction: BEGIN rides on the first round trip
+// and COMMIT on the last, two round trips in all (a pqxx::work costs two more, and under load
+// every round trip waits for a busy CPU); the caller rolls back when this throws.
+void ApplyEventsInOneTransaction(pqxx::nontransaction& txn,
+                                 const std::vector<const MultiCloudImageEvent*>& ordered) {
   std::vector<std::string> mcis;
   for (const auto* e : ordered) {
     if (mcis.empty() || mcis.back() != e->multi_cloud_image()) {
@@ -725,7 +727,7 @@ void ApplyEventsInTransaction(pqxx::work& txn,
   // last one's): the MCI locks, in name order as LockMci is taken everywhere else (unnest keeps
   // the array's order), then their replica rows.
   pqxx::result stored_rows = txn.exec(absl::StrCat(
-      "SELECT pg_advisory_xact_lock(", kMciLockSpace, ", hashtext(m)) FROM unnest(ARRAY[", list,
+      "BEGIN; SELECT pg_advisory_xact_lock(", kMciLockSpace, ", hashtext(m)) FROM unnest(ARRAY[", list,
       "]::text[]) AS m; SELECT mci, state, sequence,"
       " coalesce((extract(epoch FROM tombstone_time) * 1000000)::bigint, -1)"
       " FROM mci_replica WHERE mci IN (",
@@ -810,16 +812,41 @@ void ApplyEventsInTransaction(pqxx::work& txn,
         absl::StrCat("INSERT INTO mci_replica_revisions (mci, revision, clouds) VALUES ",
                      absl::StrJoin(revision_rows, ","), " ON CONFLICT DO NOTHING"));
   }
-  if (!writes.empty()) txn.exec(absl::StrJoin(writes, "; "));
+  writes.push_back("COMMIT");
+  txn.exec(absl::StrJoin(writes, "; "));
+}
+
+// As Pool::Transact, retried likewise on a deadlock or serialization failure.
+absl::Status ApplyInOneTransaction(db::Pool* pool,
+                                   const std::vector<const MultiCloudImageEvent*>& ordered) {
+  absl::Status status;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    status = pool->Run([&](pqxx::connection& c) -> absl::Status {
+      pqxx::nontransaction txn(c);
+      try {
+        ApplyEventsInOneTransaction(txn, ordered);
+      } catch (const pqxx::broken_connection&) {
+        throw;  // the pool drops the connection, and the server the transaction
+      } catch (const std::exception&) {
+        try {
+          txn.exec("ROLLBACK");
+        } catch (const std::exception&) {
+          // A connection in an unknown state must not go back to the pool.
+          throw pqxx::broken_connection("cannot roll back an event batch");
+        }
+        throw;
+      }
+      return absl::OkStatus();
+    });
+    if (status.code() != absl::StatusCode::kAborted) break;
+  }
+  return status;
 }
 
 }  // namespace
 
 absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
-  return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    ApplyEventsInTransaction(txn, {&event});
-    return absl::OkStatus();
-  });
+  return ApplyInOneTransaction(pool_, {&event});
 }
 
 absl::Status PgRepository::ApplyEvents(const std::vector<MultiCloudImageEvent>& events) {
@@ -830,10 +857,7 @@ absl::Status PgRepository::ApplyEvents(const std::vector<MultiCloudImageEvent>& 
   std::stable_sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) {
     return a->multi_cloud_image() < b->multi_cloud_image();
   });
-  return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    ApplyEventsInTransaction(txn, ordered);
-    return absl::OkStatus();
-  });
+  return ApplyInOneTransaction(pool_, ordered);
 }
 
 absl::StatusOr<bool> PgRepository::DeletionFenced(const std::string& mci) {

@@ -601,9 +601,12 @@ absl::Status ServiceProcess::WaitServing(const std::string& address, absl::Durat
                                                         FormatTail(name_ + " log", log_path_)));
     }
     // wait_for_ready: the call itself drives the (re)connection while the server starts.
-    // "liveness" is registered last at start-up: once it answers, so does every other name.
+    // A ServiceHost registers "liveness" last at start-up: once it answers, so does every other
+    // name. A server without it (the bench's echo server) is judged by "" alone.
     auto health = Check(address, "liveness", /*wait_for_ready=*/true, absl::Milliseconds(500));
-    if (health.ok() && *health == 1) health = Check(address, "", false, absl::Milliseconds(500));
+    if ((health.ok() && *health == 1) || health.status().code() == absl::StatusCode::kNotFound) {
+      health = Check(address, "", /*wait_for_ready=*/false, absl::Milliseconds(500));
+    }
     if (health.ok() && *health == 1) return absl::OkStatus();
     last = health.ok() ? absl::UnavailableError(absl::StrCat("health status ", *health))
                        : health.status();

@@ -1,0 +1,84 @@
+// The replica's SQL against a real PostgreSQL: an event batch is one transaction whose BEGIN and
+// COMMIT ride on its first and last statements, so a batch that fails must be rolled back by hand
+// and leave its pooled connection clean for the next one.
+#include "services/templates/pg_repository.h"
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/time_util.h"
+#include "libs/common/db.h"
+#include "mci/events/v1/events.pb.h"
+#include "tests/support/stack.h"
+
+namespace mci::templates {
+std::vector<mci::db::Migration> Migrations();  // embedded from services/templates/migrations
+namespace {
+
+using Event = mci::events::v1::MultiCloudImageEvent;
+
+Event Created(const std::string& mci, const std::string& display_name) {
+  Event e;
+  e.set_event_id(absl::StrCat(mci, "#1"));
+  e.set_type(Event::CREATED);
+  e.set_multi_cloud_image(mci);
+  e.set_account("acct");
+  e.set_sequence(1);
+  *e.mutable_event_time() =
+      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(absl::Now()));
+  e.set_state(Event::STATE_ACTIVE);
+  e.add_head_clouds("clouds/aws-us-east-1");
+  e.set_display_name(display_name);
+  return e;
+}
+
+// The pool's connection holds no lock and is in no transaction.
+void ExpectNothingOpen(db::Pool& pool) {
+  absl::Status status = pool.Run([](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction n(c);
+    EXPECT_EQ(n.exec1("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                      " AND pid = pg_backend_pid()")[0]
+                  .as<int>(),
+              0);
+    EXPECT_EQ(n.exec1("SELECT state FROM pg_stat_activity WHERE pid = pg_backend_pid()")[0]
+                  .as<std::string>(),
+              "active")
+        << "the connection was left in a transaction";
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+TEST(TemplatesPgRepositoryTest, AFailedEventBatchLeavesNothingAndItsConnectionClean) {
+  mci::testing::TestPostgres postgres;
+  std::string url = postgres.CreateDatabase("templates");
+  ASSERT_TRUE(db::Migrate(url, Migrations()).ok());
+  // One connection: the batch after the failed one gets the same.
+  db::Pool pool(url, 1, &PgRepository::Prepare);
+  PgRepository repository(&pool);
+  const std::string good = "accounts/acct/multiCloudImages/good";
+  const std::string bad = "accounts/acct/multiCloudImages/bad";
+
+  // Not UTF-8: PostgreSQL (or the quoting before it) refuses the batch after its BEGIN went out.
+  absl::Status failed =
+      repository.ApplyEvents({Created(good, "Good"), Created(bad, std::string("\xff\xfe", 2))});
+  ASSERT_FALSE(failed.ok());
+  ExpectNothingOpen(pool);
+  auto none = repository.GetReplicas({good, bad});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty()) << "the failed batch's first event was kept";
+
+  ASSERT_TRUE(repository.ApplyEvents({Created(good, "Good")}).ok());
+  ASSERT_TRUE(repository.ApplyEvent(Created(bad, "Bad now")).ok());
+  auto both = repository.GetReplicas({good, bad});
+  ASSERT_TRUE(both.ok()) << both.status();
+  ASSERT_EQ(both->size(), 2u);
+  EXPECT_EQ(both->at(good).sequence, 1);
+  EXPECT_EQ(both->at(bad).display_name, "Bad now");
+
+  ExpectNothingOpen(pool);
+}
+
+}  // namespace
+}  // namespace mci::templates
