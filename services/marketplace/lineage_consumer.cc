@@ -88,6 +88,25 @@ void LineageConsumer::Run() {
   }
 }
 
+bool LineageConsumer::ApplyBatch(const natsMsgList& list) {
+  if (list.Count < 2) return false;
+  std::vector<LineageEvent> events;
+  for (int i = 0; i < list.Count; ++i) {
+    auto event = ParseLineageEvent(absl::string_view(
+        natsMsg_GetData(list.Msgs[i]), static_cast<size_t>(natsMsg_GetDataLength(list.Msgs[i]))));
+    if (!event.ok()) return false;
+    events.push_back(*std::move(event));
+  }
+  absl::Status applied = repository_->ApplyLineageEvents(events);
+  if (!applied.ok()) {
+    log::Warn("cannot apply a batch of events; applying them one by one",
+              {{"error", applied.ToString()}});
+    return false;
+  }
+  for (int i = 0; i < list.Count; ++i) natsMsg_Ack(list.Msgs[i], nullptr);
+  return true;
+}
+
 void LineageConsumer::Consume(natsSubscription* subscription) {
   int failures = 0;
   while (!stopping_) {
@@ -103,6 +122,11 @@ void LineageConsumer::Consume(natsSubscription* subscription) {
       continue;
     }
     failures = 0;
+    if (ApplyBatch(list)) {
+      natsMsgList_Destroy(&list);
+      continue;
+    }
+    // One by one: the unreadable ones are dropped and the failing ones redelivered alone.
     bool backoff = false;
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* msg = list.Msgs[i];

@@ -34,6 +34,9 @@ class LineageConsumer {
   void Run();
   // Fetches and applies batches until stopped or the subscription fails.
   void Consume(natsSubscription* subscription);
+  // Applies a fetched batch in one go; false when it holds an unreadable event or fails, and the
+  // caller then takes it one by one.
+  bool ApplyBatch(const natsMsgList& list);
 
   nats::Client* nats_;
   Repository* repository_;

@@ -93,12 +93,13 @@ constexpr char kSelectClones[] =
     "SELECT d.multi_cloud_image FROM descendants d JOIN lineage_mcis m USING (multi_cloud_image) "
     "WHERE NOT m.deleted ORDER BY d.multi_cloud_image";
 
-constexpr char kSelectLineageSequence[] =
-    "SELECT sequence FROM lineage_mcis WHERE multi_cloud_image = $1 FOR UPDATE";
-constexpr char kUpsertLineage[] =
+// Applies an event unless its sequence is not newer (the conflicting row stays locked from the
+// check to the update): one statement per event, and no transaction around it.
+constexpr char kInsertLineage[] =
     "INSERT INTO lineage_mcis (multi_cloud_image, account, lineage, origin_kind, origin_source,"
-    " sequence, deleted) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-    "ON CONFLICT (multi_cloud_image) DO UPDATE SET account = EXCLUDED.account,"
+    " sequence, deleted) VALUES ";
+constexpr char kLineageOnConflict[] =
+    " ON CONFLICT (multi_cloud_image) DO UPDATE SET account = EXCLUDED.account,"
     " lineage = CASE WHEN EXCLUDED.lineage = '' THEN lineage_mcis.lineage ELSE EXCLUDED.lineage "
     "END,"
     " origin_kind = CASE WHEN EXCLUDED.origin_kind = '' THEN lineage_mcis.origin_kind"
@@ -316,11 +317,40 @@ absl::StatusOr<UsageRecord> PgRepository::GetUsage(const std::string& publicatio
 }
 
 absl::Status PgRepository::ApplyLineageEvent(const LineageEvent& e) {
-  return pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    pqxx::result current = txn.exec_params(kSelectLineageSequence, e.multi_cloud_image);
-    if (!current.empty() && current[0][0].as<int64_t>() >= e.sequence) return absl::OkStatus();
-    txn.exec_params(kUpsertLineage, e.multi_cloud_image, e.account, e.lineage, e.origin_kind,
+  static const std::string* upsert =
+      new std::string(absl::StrCat(kInsertLineage, "($1, $2, $3, $4, $5, $6, $7)",
+                                   kLineageOnConflict));
+  return pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction txn(c);
+    txn.exec_params(*upsert, e.multi_cloud_image, e.account, e.lineage, e.origin_kind,
                     e.origin_source, e.sequence, e.deleted);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status PgRepository::ApplyLineageEvents(const std::vector<LineageEvent>& events) {
+  if (events.empty()) return absl::OkStatus();
+  // One round trip for the batch: the simple protocol runs the statements in order as one
+  // implicit transaction, so the batch applies whole or not at all. At 1,000 events/s a
+  // transaction of four round trips per event was as much work as the writes it followed.
+  // Rows locked in name order (each MCI's events keep their order), as by any other replica.
+  std::vector<const LineageEvent*> ordered;
+  for (const auto& e : events) ordered.push_back(&e);
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) {
+    return a->multi_cloud_image < b->multi_cloud_image;
+  });
+  return pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction txn(c);
+    std::string sql;
+    for (const LineageEvent* p : ordered) {
+      const LineageEvent& e = *p;
+      absl::StrAppend(&sql, kInsertLineage, "(", txn.quote(e.multi_cloud_image), ",",
+                      txn.quote(e.account), ",", txn.quote(e.lineage), ",",
+                      txn.quote(e.origin_kind), ",", txn.quote(e.origin_source), ",",
+                      e.sequence, "::bigint,", e.deleted ? "true" : "false", ")",
+                      kLineageOnConflict, ";");
+    }
+    txn.exec(sql);
     return absl::OkStatus();
   });
 }

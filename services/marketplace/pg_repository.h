@@ -32,6 +32,7 @@ class PgRepository : public Repository {
                                              const std::string& publication_id) override;
   absl::StatusOr<UsageRecord> GetUsage(const std::string& publication_id) override;
   absl::Status ApplyLineageEvent(const LineageEvent& event) override;
+  absl::Status ApplyLineageEvents(const std::vector<LineageEvent>& events) override;
 
  private:
   db::Pool* pool_;

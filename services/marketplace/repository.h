@@ -105,6 +105,13 @@ class Repository {
   virtual absl::StatusOr<UsageRecord> GetUsage(const std::string& publication_id) = 0;
   // Applies an event unless its sequence is not newer than the one applied for that MCI.
   virtual absl::Status ApplyLineageEvent(const LineageEvent& event) = 0;
+  // The same for a batch (in stream order), all or nothing.
+  virtual absl::Status ApplyLineageEvents(const std::vector<LineageEvent>& events) {
+    for (const auto& e : events) {
+      if (absl::Status s = ApplyLineageEvent(e); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
 };
 
 }  // namespace mci::marketplace

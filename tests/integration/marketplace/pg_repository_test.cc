@@ -207,5 +207,51 @@ TEST_F(PgRepositoryTest, FollowsClonesAcrossAccountsAndIgnoresReplays) {
   EXPECT_THAT(usage->importing_accounts, ElementsAre("b", "c")) << "who ever imported it";
 }
 
+TEST_F(PgRepositoryTest, AppliesABatchOfLineageEventsWholeOrNotAtAll) {
+  auto event = [](const std::string& id, const std::string& lineage, int64_t sequence) {
+    LineageEvent e;
+    e.multi_cloud_image = "accounts/b/multiCloudImages/" + id;
+    e.account = "b";
+    e.lineage = lineage;
+    e.origin_kind = lineage.empty() ? "" : "CLONED";
+    e.origin_source = lineage.empty() ? "" : lineage + "@1";
+    e.sequence = sequence;
+    return e;
+  };
+  auto rows = [&] {
+    pqxx::connection c(url_);
+    pqxx::nontransaction n(c);
+    std::vector<std::string> out;
+    for (const auto& r : n.exec("SELECT multi_cloud_image, lineage, sequence FROM lineage_mcis"
+                                " ORDER BY 1")) {
+      out.push_back(absl::StrCat(r[0].c_str(), " ", r[1].c_str(), " ", r[2].c_str()));
+    }
+    return out;
+  };
+  // The second event cannot be stored (its key is past the index's row size limit): the first,
+  // though fine, is not kept either.
+  std::string huge;
+  uint32_t x = 12345;  // pseudo-random, so that compression cannot bring it under the limit
+  for (int i = 0; i < 9000; ++i) {
+    x = x * 1103515245u + 12345u;
+    huge.push_back(static_cast<char>('a' + (x >> 16) % 26));
+  }
+  EXPECT_FALSE(repository_->ApplyLineageEvents({event("a", "accounts/b/multiCloudImages/l1", 1),
+                                                event(huge, "", 1)})
+                   .ok());
+  EXPECT_THAT(rows(), IsEmpty());
+
+  // Each event as ApplyLineageEvent would: an empty lineage keeps the known one, an older
+  // sequence (out of order within the batch) changes nothing.
+  ASSERT_TRUE(repository_
+                  ->ApplyLineageEvents({event("a", "accounts/b/multiCloudImages/l1", 1),
+                                        event("c", "accounts/b/multiCloudImages/l3", 1),
+                                        event("a", "", 3),
+                                        event("a", "accounts/b/multiCloudImages/l2", 2)})
+                  .ok());
+  EXPECT_THAT(rows(), ElementsAre("accounts/b/multiCloudImages/a accounts/b/multiCloudImages/l1 3",
+                                  "accounts/b/multiCloudImages/c accounts/b/multiCloudImages/l3 1"));
+}
+
 }  // namespace
 }  // namespace mci::marketplace
