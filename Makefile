@@ -10,8 +10,8 @@ CTEST_ARGS ?=
 DEB_PACKAGES := build-essential cmake pkg-config ccache git ca-certificates \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libpqxx-dev libnats-dev nats-server libabsl-dev libgtest-dev libgmock-dev \
-  libssl-dev libcpp-httplib-dev postgresql postgresql-contrib curl python3 python3-yaml \
-  clang-format clang-tidy linux-perf \
+  libssl-dev libcpp-httplib-dev libgoogle-perftools-dev postgresql postgresql-contrib curl \
+  python3 python3-yaml clang-format clang-tidy linux-perf \
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev \
   golang-github-xeipuuv-gojsonschema-dev golang-github-burntsushi-toml-dev \
   golang-github-gobwas-glob-dev

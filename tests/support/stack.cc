@@ -43,6 +43,7 @@ namespace fs = std::filesystem;
 // and servers 5 s for the test to acknowledge their shutdown. Poll every 100 ms in the test
 // process; children get the environment without it (see ChildEnvironment).
 constexpr char kBackupPollVar[] = "GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS";
+constexpr char kDurableVar[] = "MCI_TEST_PG_DURABLE";
 const bool kBackupPollSetHere = [] {
   if (std::getenv(kBackupPollVar) != nullptr) return false;
   setenv(kBackupPollVar, "100", 0);
@@ -473,11 +474,17 @@ std::string TestPostgres::CreateDatabase(const std::string& name) {
 void TestPostgres::Start() {
   if (running_) return;
   SpawnOptions options{log_path_, /*as_postgres=*/true, /*death_signal=*/SIGQUIT};
-  pid_ = Spawn({PgBin("postgres"), "-D", dir_ + "/data", "-p", std::to_string(port_), "-c",
-                "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dir_, "-c",
-                "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
-                "full_page_writes=off"},
-               options);
+  std::vector<std::string> argv = {PgBin("postgres"), "-D", dir_ + "/data", "-p",
+                                   std::to_string(port_), "-c", "listen_addresses=127.0.0.1", "-c",
+                                   "unix_socket_directories=" + dir_, "-c", "max_connections=200"};
+  // Tests run without durability, for speed; MCI_TEST_PG_DURABLE keeps PostgreSQL's defaults
+  // (the benchmark's). Command-line settings outrank ALTER SYSTEM, so this is the only switch.
+  if (std::getenv(kDurableVar) == nullptr) {
+    for (const char* off : {"fsync=off", "synchronous_commit=off", "full_page_writes=off"}) {
+      argv.insert(argv.end(), {"-c", off});
+    }
+  }
+  pid_ = Spawn(argv, options);
   absl::Time deadline = absl::Now() + absl::Seconds(60);
   std::string last_error;
   while (true) {
