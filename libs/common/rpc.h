@@ -1,6 +1,7 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <exception>
 #include <functional>
@@ -32,6 +33,26 @@ inline void Finish(grpc::ServerUnaryReactor* reactor, absl::string_view method, 
   }
   Metrics::Global().ObserveRpc(method, status.code(), absl::ToDoubleSeconds(absl::Now() - start));
   reactor->Finish(ToGrpcStatus(status));
+}
+
+// A raw method's request, parsed; false when the bytes are not a `Request`.
+template <typename Request>
+bool ParseRaw(const grpc::ByteBuffer& buffer, Request* out) {
+  grpc::ByteBuffer shared(buffer);  // the same slices, not a copy of the bytes
+  grpc::ProtoBufferReader reader(&shared);
+  return reader.status().ok() && out->ParseFromZeroCopyStream(&reader);
+}
+
+inline absl::Status Unreadable(absl::string_view request) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("The request cannot be parsed as ", request, "; send that message."));
+}
+
+// A raw method's reply: `wire` as it is.
+inline void ReplyRaw(const std::string& wire, grpc::ByteBuffer* response) {
+  grpc::Slice slice(wire);
+  grpc::ByteBuffer buffer(&slice, 1);
+  response->Swap(&buffer);
 }
 
 // Runs `fn(caller)`, turning an exception into INTERNAL.
@@ -132,6 +153,35 @@ grpc::ServerUnaryReactor* DispatchWithFastPath(grpc::CallbackServerContext* cont
         [this, request, response](const ::mci::auth::Caller& caller) {                           \
           return impl_.Method(caller, *request, response);                                       \
         });                                                                                      \
+  }
+
+// MCI_RPC_CACHED for a method registered raw (the generated WithRawCallbackMethod_<Method>),
+// whose answer the service keeps serialized: `impl_.Method##WireCached(caller, request, &wire)`
+// and `impl_.Method##Wire(caller, request, &wire)` set `std::shared_ptr<const std::string> wire`
+// to the reply's bytes, which go out as they are, without a copy of the message or its
+// serialization per call.
+#define MCI_RPC_CACHED_WIRE(Method, Request, RequiredRole)                                      \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context,                       \
+                                   const grpc::ByteBuffer* request, grpc::ByteBuffer* response) \
+      override {                                                                               \
+    auto parsed = std::make_shared<Request>();                                                 \
+    const bool readable = ::mci::internal::ParseRaw(*request, parsed.get());                   \
+    return ::mci::DispatchWithFastPath(                                                        \
+        context, authenticator_, #Method, RequiredRole,                                        \
+        [this, parsed, readable, response](                                                    \
+            const ::mci::auth::Caller& caller) -> std::optional<absl::Status> {                \
+          if (!readable) return ::mci::internal::Unreadable(#Request);                         \
+          std::shared_ptr<const std::string> wire;                                             \
+          auto answered = impl_.Method##WireCached(caller, *parsed, &wire);                    \
+          if (answered.has_value() && answered->ok()) ::mci::internal::ReplyRaw(*wire, response); \
+          return answered;                                                                     \
+        },                                                                                     \
+        [this, parsed, response](const ::mci::auth::Caller& caller) -> absl::Status {          \
+          std::shared_ptr<const std::string> wire;                                             \
+          absl::Status status = impl_.Method##Wire(caller, *parsed, &wire);                    \
+          if (status.ok()) ::mci::internal::ReplyRaw(*wire, response);                         \
+          return status;                                                                       \
+        });                                                                                    \
   }
 
 }  // namespace mci

@@ -521,37 +521,55 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
 
 std::optional<absl::Status> Catalog::LookUpMci(const Caller& caller,
                                                const pb::GetMultiCloudImageRequest& req,
-                                               pb::MultiCloudImage* out, CacheMiss* miss) {
+                                               std::shared_ptr<const MciCache::Entry>* out,
+                                               CacheMiss* miss) {
   auto name = ReadableMci(caller, req.name(), true);
   if (!name.ok()) return name.status();
   miss->name = *std::move(name);
-  auto hit = mcis_cache_.Get(miss->name.Key(), miss->name.revision, &miss->generation);
-  if (hit == nullptr) return std::nullopt;
-  *out = *hit;
+  *out = mcis_cache_.Get(miss->name.Key(), miss->name.revision, &miss->generation);
+  if (*out == nullptr) return std::nullopt;
+  return absl::OkStatus();
+}
+
+absl::Status Catalog::GetMci(const Caller& caller, const pb::GetMultiCloudImageRequest& req,
+                             std::shared_ptr<const MciCache::Entry>* out) {
+  CacheMiss miss;
+  if (auto answered = LookUpMci(caller, req, out, &miss)) return *answered;
+  const MciName& name = miss.name;
+  pb::MultiCloudImage read;
+  absl::Status status = pool_->Run([&](pqxx::connection& c) {
+    pqxx::nontransaction txn(c);
+    return ReadMci(txn, name, true, &read);
+  });
+  if (!status.ok()) return status;
+  *out = mcis_cache_.Put(name.Key(), name.revision, miss.generation, std::move(read));
   return absl::OkStatus();
 }
 
 absl::Status Catalog::GetMultiCloudImage(const Caller& caller,
                                          const pb::GetMultiCloudImageRequest& req,
                                          pb::MultiCloudImage* out) {
-  CacheMiss miss;
-  if (auto answered = LookUpMci(caller, req, out, &miss)) return *answered;
-  const MciName& name = miss.name;
-  absl::Status status = pool_->Run([&](pqxx::connection& c) {
-    pqxx::nontransaction txn(c);
-    return ReadMci(txn, name, true, out);
-  });
-  if (status.ok()) {
-    mcis_cache_.Put(name.Key(), name.revision, miss.generation,
-                    std::make_shared<const pb::MultiCloudImage>(*out));
-  }
+  std::shared_ptr<const MciCache::Entry> entry;
+  absl::Status status = GetMci(caller, req, &entry);
+  if (status.ok()) *out = entry->message;
   return status;
 }
 
-std::optional<absl::Status> Catalog::GetMultiCloudImageCached(
-    const Caller& caller, const pb::GetMultiCloudImageRequest& req, pb::MultiCloudImage* out) {
+absl::Status Catalog::GetMultiCloudImageWire(const Caller& caller,
+                                             const pb::GetMultiCloudImageRequest& req, Wire* out) {
+  std::shared_ptr<const MciCache::Entry> entry;
+  absl::Status status = GetMci(caller, req, &entry);
+  if (status.ok()) *out = Wire(entry, &entry->wire);
+  return status;
+}
+
+std::optional<absl::Status> Catalog::GetMultiCloudImageWireCached(
+    const Caller& caller, const pb::GetMultiCloudImageRequest& req, Wire* out) {
   CacheMiss miss;
-  return LookUpMci(caller, req, out, &miss);
+  std::shared_ptr<const MciCache::Entry> entry;
+  auto answered = LookUpMci(caller, req, &entry, &miss);
+  if (answered.has_value() && answered->ok()) *out = Wire(entry, &entry->wire);
+  return answered;
 }
 
 absl::Status Catalog::ListMultiCloudImages(const Caller& caller,

@@ -70,10 +70,14 @@ class Catalog {
                                      pb::MultiCloudImage*);
   absl::Status GetMultiCloudImage(const Caller&, const pb::GetMultiCloudImageRequest&,
                                   pb::MultiCloudImage*);
-  // The answer when it needs no database (a cached revision, or a bad request), else nullopt.
-  std::optional<absl::Status> GetMultiCloudImageCached(const Caller&,
-                                                       const pb::GetMultiCloudImageRequest&,
-                                                       pb::MultiCloudImage*);
+  // GetMultiCloudImage's answer serialized, for the service to reply with as it is: the cached
+  // bytes when cached (then the Cached one answers without the database: a cached answer, or a
+  // bad request; else nullopt).
+  using Wire = std::shared_ptr<const std::string>;
+  absl::Status GetMultiCloudImageWire(const Caller&, const pb::GetMultiCloudImageRequest&, Wire*);
+  std::optional<absl::Status> GetMultiCloudImageWireCached(const Caller&,
+                                                           const pb::GetMultiCloudImageRequest&,
+                                                           Wire*);
   absl::Status ListMultiCloudImages(const Caller&, const pb::ListMultiCloudImagesRequest&,
                                     pb::ListMultiCloudImagesResponse*);
   absl::Status UpdateMultiCloudImage(const Caller&, const pb::UpdateMultiCloudImageRequest&,
@@ -160,7 +164,11 @@ class Catalog {
   // nullopt on a miss with *miss set.
   std::optional<absl::Status> LookUpMci(const Caller& caller,
                                         const pb::GetMultiCloudImageRequest& req,
-                                        pb::MultiCloudImage* out, CacheMiss* miss);
+                                        std::shared_ptr<const MciCache::Entry>* out,
+                                        CacheMiss* miss);
+  // LookUpMci, then on a miss the read and the Put.
+  absl::Status GetMci(const Caller& caller, const pb::GetMultiCloudImageRequest& req,
+                      std::shared_ptr<const MciCache::Entry>* out);
   std::optional<absl::Status> LookUpResolve(const Caller& caller,
                                             const pb::ResolveImageRequest& req,
                                             pb::ResolveImageResponse* out, CacheMiss* miss);

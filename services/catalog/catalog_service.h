@@ -14,7 +14,9 @@
 namespace mci::catalog {
 
 // gRPC adapter of CatalogService: authentication, roles and status mapping around Catalog.
-class CatalogService final : public pb::CatalogService::CallbackService {
+// GetMultiCloudImage is registered raw: its cached answers go out as the bytes cached.
+class CatalogService final : public pb::CatalogService::WithRawCallbackMethod_GetMultiCloudImage<
+                                 pb::CatalogService::CallbackService> {
  public:
   CatalogService(Catalog* impl, const auth::Authenticator* authenticator)
       : impl_(*impl), authenticator_(*authenticator) {}
@@ -29,9 +31,8 @@ class CatalogService final : public pb::CatalogService::CallbackService {
   MCI_RPC(ShareImage, pb::ShareImageRequest, pb::Image, R::kActor)
   MCI_RPC(CreateMultiCloudImage, pb::CreateMultiCloudImageRequest, pb::MultiCloudImage,
           R::kDesigner)
-  // Answered from memory when cached (MciCache).
-  MCI_RPC_CACHED(GetMultiCloudImage, pb::GetMultiCloudImageRequest, pb::MultiCloudImage,
-                 R::kObserver)
+  // Answered from memory when cached (MciCache), with the answer's cached serialization.
+  MCI_RPC_CACHED_WIRE(GetMultiCloudImage, pb::GetMultiCloudImageRequest, R::kObserver)
   MCI_RPC(ListMultiCloudImages, pb::ListMultiCloudImagesRequest, pb::ListMultiCloudImagesResponse,
           R::kObserver)
   MCI_RPC(UpdateMultiCloudImage, pb::UpdateMultiCloudImageRequest, pb::MultiCloudImage,

@@ -25,16 +25,20 @@ void ResolveCache::Put(const std::string& mci_key, int64_t revision, const std::
              std::make_shared<const Answer>(std::move(answer)), Expiry(revision, head_ttl_));
 }
 
-std::shared_ptr<const mci::catalog::v1::MultiCloudImage> MciCache::Get(const std::string& mci_key,
-                                                                       int64_t revision,
-                                                                       uint64_t* generation) {
+std::shared_ptr<const MciCache::Entry> MciCache::Get(const std::string& mci_key, int64_t revision,
+                                                     uint64_t* generation) {
   return cache_.Get(mci_key, std::to_string(revision), generation);
 }
 
-void MciCache::Put(const std::string& mci_key, int64_t revision, uint64_t generation,
-                   std::shared_ptr<const mci::catalog::v1::MultiCloudImage> answer) {
-  cache_.Put(mci_key, std::to_string(revision), generation, std::move(answer),
-             Expiry(revision, head_ttl_));
+std::shared_ptr<const MciCache::Entry> MciCache::Put(const std::string& mci_key, int64_t revision,
+                                                     uint64_t generation,
+                                                     mci::catalog::v1::MultiCloudImage answer) {
+  auto entry = std::make_shared<Entry>();
+  entry->message = std::move(answer);
+  entry->message.SerializeToString(&entry->wire);
+  std::shared_ptr<const Entry> out = entry;
+  cache_.Put(mci_key, std::to_string(revision), generation, out, Expiry(revision, head_ttl_));
+  return out;
 }
 
 }  // namespace mci::catalog

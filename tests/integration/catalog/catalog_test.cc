@@ -2,7 +2,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -40,6 +44,55 @@ class CatalogTest : public ::testing::Test {
   std::string account_;
 };
 Stack* CatalogTest::stack_ = nullptr;
+
+// GetMultiCloudImage is served raw (its cached answer goes out as cached bytes): a body that is
+// not a GetMultiCloudImageRequest is INVALID_ARGUMENT, and the token is still checked first.
+TEST_F(CatalogTest, GetMultiCloudImageRefusesAnUnreadableBody) {
+  CatalogClient c = Client(account_);
+  cpb::MultiCloudImage mci = c.Create(account_, "Raw");
+  grpc::GenericStub stub(stack_->Channel(stack_->catalog_address()));
+  auto call = [&](const std::string& body, const std::string& token, std::string* reply) {
+    auto context = Context(token);
+    grpc::Slice slice(body);
+    grpc::ByteBuffer request(&slice, 1), response;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    grpc::Status status;
+    stub.UnaryCall(context.get(), "/mci.catalog.v1.CatalogService/GetMultiCloudImage", {},
+                   &request, &response, [&](grpc::Status s) {
+                     std::lock_guard<std::mutex> lock(mu);
+                     status = std::move(s);
+                     done = true;
+                     cv.notify_one();
+                   });
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+    if (status.ok() && reply != nullptr) {
+      std::vector<grpc::Slice> slices;
+      (void)response.Dump(&slices);
+      for (const auto& s : slices) reply->append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    return status;
+  };
+  grpc::Status bad = call(std::string("\xff\xff\xff", 3), Token(account_, kAllRoles), nullptr);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(bad.error_message(), HasSubstr("GetMultiCloudImageRequest"));
+  EXPECT_EQ(call(std::string("\xff\xff\xff", 3), "not-a-token", nullptr).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+
+  // A good body, twice (the second from the cache): the same reply, a MultiCloudImage.
+  cpb::GetMultiCloudImageRequest get;
+  get.set_name(mci.name());
+  std::string first, second;
+  ASSERT_TRUE(call(get.SerializeAsString(), Token(account_, kAllRoles), &first).ok());
+  ASSERT_TRUE(call(get.SerializeAsString(), Token(account_, kAllRoles), &second).ok());
+  EXPECT_EQ(first, second);
+  cpb::MultiCloudImage replied;
+  ASSERT_TRUE(replied.ParseFromString(second));
+  EXPECT_EQ(replied.name(), mci.name());
+  EXPECT_EQ(replied.display_name(), "Raw");
+}
 
 // Seed: "Create a New MultiCloud Image".
 TEST_F(CatalogTest, CreateNewMultiCloudImageProcedure) {

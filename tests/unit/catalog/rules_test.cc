@@ -159,14 +159,18 @@ TEST(MciCacheTest, CachesHeadAndRevisionsUntilTheMciChanges) {
   MciCache cache;
   uint64_t gen = 0;
   EXPECT_EQ(cache.Get("a/m", 0, &gen), nullptr);
-  auto head = std::make_shared<pb::MultiCloudImage>();
-  head->set_etag("\"7\"");
+  pb::MultiCloudImage head;
+  head.set_etag("\"7\"");
   cache.Put("a/m", 0, gen, head);
   cache.Get("a/m", 2, &gen);
-  cache.Put("a/m", 2, gen, std::make_shared<pb::MultiCloudImage>());
+  cache.Put("a/m", 2, gen, pb::MultiCloudImage());
   auto hit = cache.Get("a/m", 0, &gen);
   ASSERT_NE(hit, nullptr);
-  EXPECT_EQ(hit->etag(), "\"7\"");
+  EXPECT_EQ(hit->message.etag(), "\"7\"");
+  // The same answer serialized, as a hit replies with it.
+  pb::MultiCloudImage replied;
+  ASSERT_TRUE(replied.ParseFromString(hit->wire));
+  EXPECT_EQ(replied.etag(), "\"7\"");
   EXPECT_NE(cache.Get("a/m", 2, &gen), nullptr);
   EXPECT_EQ(cache.Get("a/other", 0, &gen), nullptr);
   cache.Invalidate("a/m");  // this replica's write, or another's event
@@ -178,13 +182,13 @@ TEST(MciCacheTest, HeadExpiresARacingReadIsNotCached) {
   MciCache expiring(absl::ZeroDuration());
   uint64_t gen = 0;
   expiring.Get("a/m", 0, &gen);
-  expiring.Put("a/m", 0, gen, std::make_shared<pb::MultiCloudImage>());
+  expiring.Put("a/m", 0, gen, pb::MultiCloudImage());
   EXPECT_EQ(expiring.Get("a/m", 0, &gen), nullptr);
 
   MciCache cache;
   cache.Get("a/m", 0, &gen);
   cache.Invalidate("a/m");
-  cache.Put("a/m", 0, gen, std::make_shared<pb::MultiCloudImage>());
+  cache.Put("a/m", 0, gen, pb::MultiCloudImage());
   EXPECT_EQ(cache.Get("a/m", 0, &gen), nullptr);
 }
 
