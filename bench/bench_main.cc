@@ -1016,9 +1016,7 @@ struct CreateFlow : std::enable_shared_from_this<CreateFlow> {
           [this](auto* ctx, auto* rq, auto* rs, auto cb) {
             stub->async()->CommitMultiCloudImage(ctx, rq, rs, std::move(cb));
           },
-          [self](const grpc::Status& s, const cpb::MultiCloudImage&) {
-            self->done(s);
-          });
+          [self](const grpc::Status& s, const cpb::MultiCloudImage&) { self->done(s); });
     }
   }
 };
@@ -1294,8 +1292,7 @@ void Bench::Events() {
     }
     std::vector<double> js_ms;
     auto replica = std::make_unique<pqxx::connection>(stack_->postgres().Url("templates"));
-    replica->prepare("replica_has",
-                     "SELECT $2 = ANY(head_clouds) FROM mci_replica WHERE mci = $1");
+    replica->prepare("replica_has", "SELECT $2 = ANY(head_clouds) FROM mci_replica WHERE mci = $1");
     const Setting st = SettingFor(prop_cloud_);
     const std::string cloud = "clouds/" + st.cloud;
     const std::string setting_name = prop_mci_ + "/settings/" + st.cloud;

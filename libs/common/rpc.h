@@ -161,27 +161,28 @@ grpc::ServerUnaryReactor* DispatchWithFastPath(grpc::CallbackServerContext* cont
 // to the reply's bytes, which go out as they are, without a copy of the message or its
 // serialization per call.
 #define MCI_RPC_CACHED_WIRE(Method, Request, RequiredRole)                                      \
-  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context,                       \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context,                        \
                                    const grpc::ByteBuffer* request, grpc::ByteBuffer* response) \
-      override {                                                                               \
-    auto parsed = std::make_shared<Request>();                                                 \
-    const bool readable = ::mci::internal::ParseRaw(*request, parsed.get());                   \
-    return ::mci::DispatchWithFastPath(                                                        \
-        context, authenticator_, #Method, RequiredRole,                                        \
-        [this, parsed, readable, response](                                                    \
-            const ::mci::auth::Caller& caller) -> std::optional<absl::Status> {                \
-          if (!readable) return ::mci::internal::Unreadable(#Request);                         \
-          std::shared_ptr<const std::string> wire;                                             \
-          auto answered = impl_.Method##WireCached(caller, *parsed, &wire);                    \
-          if (answered.has_value() && answered->ok()) ::mci::internal::ReplyRaw(*wire, response); \
-          return answered;                                                                     \
-        },                                                                                     \
-        [this, parsed, response](const ::mci::auth::Caller& caller) -> absl::Status {          \
-          std::shared_ptr<const std::string> wire;                                             \
-          absl::Status status = impl_.Method##Wire(caller, *parsed, &wire);                    \
-          if (status.ok()) ::mci::internal::ReplyRaw(*wire, response);                         \
-          return status;                                                                       \
-        });                                                                                    \
+      override {                                                                                \
+    auto parsed = std::make_shared<Request>();                                                  \
+    const bool readable = ::mci::internal::ParseRaw(*request, parsed.get());                    \
+    return ::mci::DispatchWithFastPath(                                                         \
+        context, authenticator_, #Method, RequiredRole,                                         \
+        [this, parsed, readable,                                                                \
+         response](const ::mci::auth::Caller& caller) -> std::optional<absl::Status> {          \
+          if (!readable) return ::mci::internal::Unreadable(#Request);                          \
+          std::shared_ptr<const std::string> wire;                                              \
+          auto answered = impl_.Method##WireCached(caller, *parsed, &wire);                     \
+          const bool hit = answered.has_value() && answered->ok();                              \
+          if (hit) ::mci::internal::ReplyRaw(*wire, response);                                  \
+          return answered;                                                                      \
+        },                                                                                      \
+        [this, parsed, response](const ::mci::auth::Caller& caller) -> absl::Status {           \
+          std::shared_ptr<const std::string> wire;                                              \
+          absl::Status status = impl_.Method##Wire(caller, *parsed, &wire);                     \
+          if (status.ok()) ::mci::internal::ReplyRaw(*wire, response);                          \
+          return status;                                                                        \
+        });                                                                                     \
   }
 
 }  // namespace mci

@@ -317,9 +317,8 @@ absl::StatusOr<UsageRecord> PgRepository::GetUsage(const std::string& publicatio
 }
 
 absl::Status PgRepository::ApplyLineageEvent(const LineageEvent& e) {
-  static const std::string* upsert =
-      new std::string(absl::StrCat(kInsertLineage, "($1, $2, $3, $4, $5, $6, $7)",
-                                   kLineageOnConflict));
+  static const std::string* upsert = new std::string(
+      absl::StrCat(kInsertLineage, "($1, $2, $3, $4, $5, $6, $7)", kLineageOnConflict));
   return pool_->Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::nontransaction txn(c);
     txn.exec_params(*upsert, e.multi_cloud_image, e.account, e.lineage, e.origin_kind,
@@ -346,9 +345,8 @@ absl::Status PgRepository::ApplyLineageEvents(const std::vector<LineageEvent>& e
       const LineageEvent& e = *p;
       absl::StrAppend(&sql, kInsertLineage, "(", txn.quote(e.multi_cloud_image), ",",
                       txn.quote(e.account), ",", txn.quote(e.lineage), ",",
-                      txn.quote(e.origin_kind), ",", txn.quote(e.origin_source), ",",
-                      e.sequence, "::bigint,", e.deleted ? "true" : "false", ")",
-                      kLineageOnConflict, ";");
+                      txn.quote(e.origin_kind), ",", txn.quote(e.origin_source), ",", e.sequence,
+                      "::bigint,", e.deleted ? "true" : "false", ")", kLineageOnConflict, ";");
     }
     txn.exec(sql);
     return absl::OkStatus();

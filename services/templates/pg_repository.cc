@@ -726,12 +726,13 @@ void ApplyEventsInOneTransaction(pqxx::nontransaction& txn,
   // One round trip (the simple protocol runs the statements in order, and the result is the
   // last one's): the MCI locks, in name order as LockMci is taken everywhere else (unnest keeps
   // the array's order), then their replica rows.
-  pqxx::result stored_rows = txn.exec(absl::StrCat(
-      "BEGIN; SELECT pg_advisory_xact_lock(", kMciLockSpace, ", hashtext(m)) FROM unnest(ARRAY[", list,
-      "]::text[]) AS m; SELECT mci, state, sequence,"
-      " coalesce((extract(epoch FROM tombstone_time) * 1000000)::bigint, -1)"
-      " FROM mci_replica WHERE mci IN (",
-      list, ") FOR UPDATE"));
+  pqxx::result stored_rows =
+      txn.exec(absl::StrCat("BEGIN; SELECT pg_advisory_xact_lock(", kMciLockSpace,
+                            ", hashtext(m)) FROM unnest(ARRAY[", list,
+                            "]::text[]) AS m; SELECT mci, state, sequence,"
+                            " coalesce((extract(epoch FROM tombstone_time) * 1000000)::bigint, -1)"
+                            " FROM mci_replica WHERE mci IN (",
+                            list, ") FOR UPDATE"));
   for (const auto* e : ordered) ApplyFenceEffects(txn, *e);
 
   std::map<std::string, PendingReplica> pending;

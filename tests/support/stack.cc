@@ -474,9 +474,17 @@ std::string TestPostgres::CreateDatabase(const std::string& name) {
 void TestPostgres::Start() {
   if (running_) return;
   SpawnOptions options{log_path_, /*as_postgres=*/true, /*death_signal=*/SIGQUIT};
-  std::vector<std::string> argv = {PgBin("postgres"), "-D", dir_ + "/data", "-p",
-                                   std::to_string(port_), "-c", "listen_addresses=127.0.0.1", "-c",
-                                   "unix_socket_directories=" + dir_, "-c", "max_connections=200"};
+  std::vector<std::string> argv = {PgBin("postgres"),
+                                   "-D",
+                                   dir_ + "/data",
+                                   "-p",
+                                   std::to_string(port_),
+                                   "-c",
+                                   "listen_addresses=127.0.0.1",
+                                   "-c",
+                                   "unix_socket_directories=" + dir_,
+                                   "-c",
+                                   "max_connections=200"};
   // Tests run without durability, for speed; MCI_TEST_PG_DURABLE keeps PostgreSQL's defaults
   // (the benchmark's). Command-line settings outrank ALTER SYSTEM, so this is the only switch.
   if (std::getenv(kDurableVar) == nullptr) {

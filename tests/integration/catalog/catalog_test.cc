@@ -1,8 +1,7 @@
 // The catalog's seed procedures and rules, against the real catalog process, PostgreSQL and NATS.
 #include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -59,8 +58,8 @@ TEST_F(CatalogTest, GetMultiCloudImageRefusesAnUnreadableBody) {
     std::condition_variable cv;
     bool done = false;
     grpc::Status status;
-    stub.UnaryCall(context.get(), "/mci.catalog.v1.CatalogService/GetMultiCloudImage", {},
-                   &request, &response, [&](grpc::Status s) {
+    stub.UnaryCall(context.get(), "/mci.catalog.v1.CatalogService/GetMultiCloudImage", {}, &request,
+                   &response, [&](grpc::Status s) {
                      std::lock_guard<std::mutex> lock(mu);
                      status = std::move(s);
                      done = true;
@@ -71,7 +70,8 @@ TEST_F(CatalogTest, GetMultiCloudImageRefusesAnUnreadableBody) {
     if (status.ok() && reply != nullptr) {
       std::vector<grpc::Slice> slices;
       (void)response.Dump(&slices);
-      for (const auto& s : slices) reply->append(reinterpret_cast<const char*>(s.begin()), s.size());
+      for (const auto& s : slices)
+        reply->append(reinterpret_cast<const char*>(s.begin()), s.size());
     }
     return status;
   };

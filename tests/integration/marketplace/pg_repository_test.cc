@@ -236,21 +236,23 @@ TEST_F(PgRepositoryTest, AppliesABatchOfLineageEventsWholeOrNotAtAll) {
     x = x * 1103515245u + 12345u;
     huge.push_back(static_cast<char>('a' + (x >> 16) % 26));
   }
-  EXPECT_FALSE(repository_->ApplyLineageEvents({event("a", "accounts/b/multiCloudImages/l1", 1),
-                                                event(huge, "", 1)})
+  EXPECT_FALSE(repository_
+                   ->ApplyLineageEvents(
+                       {event("a", "accounts/b/multiCloudImages/l1", 1), event(huge, "", 1)})
                    .ok());
   EXPECT_THAT(rows(), IsEmpty());
 
   // Each event as ApplyLineageEvent would: an empty lineage keeps the known one, an older
   // sequence (out of order within the batch) changes nothing.
-  ASSERT_TRUE(repository_
-                  ->ApplyLineageEvents({event("a", "accounts/b/multiCloudImages/l1", 1),
-                                        event("c", "accounts/b/multiCloudImages/l3", 1),
-                                        event("a", "", 3),
-                                        event("a", "accounts/b/multiCloudImages/l2", 2)})
-                  .ok());
-  EXPECT_THAT(rows(), ElementsAre("accounts/b/multiCloudImages/a accounts/b/multiCloudImages/l1 3",
-                                  "accounts/b/multiCloudImages/c accounts/b/multiCloudImages/l3 1"));
+  ASSERT_TRUE(
+      repository_
+          ->ApplyLineageEvents({event("a", "accounts/b/multiCloudImages/l1", 1),
+                                event("c", "accounts/b/multiCloudImages/l3", 1), event("a", "", 3),
+                                event("a", "accounts/b/multiCloudImages/l2", 2)})
+          .ok());
+  EXPECT_THAT(rows(),
+              ElementsAre("accounts/b/multiCloudImages/a accounts/b/multiCloudImages/l1 3",
+                          "accounts/b/multiCloudImages/c accounts/b/multiCloudImages/l3 1"));
 }
 
 }  // namespace

@@ -1,8 +1,6 @@
 // The replica's SQL against a real PostgreSQL: an event batch is one transaction whose BEGIN and
 // COMMIT ride on its first and last statements, so a batch that fails must be rolled back by hand
 // and leave its pooled connection clean for the next one.
-#include "services/templates/pg_repository.h"
-
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +8,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "libs/common/db.h"
 #include "mci/events/v1/events.pb.h"
+#include "services/templates/pg_repository.h"
 #include "tests/support/stack.h"
 
 namespace mci::templates {
