@@ -111,4 +111,13 @@ absl::Status Migrate(const std::string& url, const std::vector<Migration>& migra
   }
 }
 
+void Pool::RollBack(pqxx::nontransaction& txn) {
+  try {
+    txn.exec("ROLLBACK");
+  } catch (const std::exception&) {
+    // A connection in an unknown state must not go back to the pool.
+    throw pqxx::broken_connection("cannot roll back a transaction");
+  }
+}
+
 }  // namespace mci::db

@@ -437,6 +437,31 @@ void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event:
 
 void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
                           int64_t revision, const pqxx::result& bumped) {
+  Event event = BuildEvent(row, type, revision, bumped);
+  txn.exec_prepared("insert_outbox", event.event_id(), EventSubject(type),
+                    absl::Base64Escape(event.SerializeAsString()));
+}
+
+void Catalog::AppendEventAndCommit(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
+                                   int64_t revision, const pqxx::result& bumped) {
+  Event event = BuildEvent(row, type, revision, bumped);
+  txn.exec(absl::StrCat("INSERT INTO outbox (event_id, subject, payload) VALUES (",
+                        txn.quote(event.event_id()), ", ", txn.quote(EventSubject(type)), ", ",
+                        txn.quote(absl::Base64Escape(event.SerializeAsString())), "); COMMIT"));
+}
+
+absl::Status Catalog::LockMciBeginning(pqxx::transaction_base& txn, const MciName& name,
+                                       MciRow* row) {
+  pqxx::result r = txn.exec(absl::StrCat(
+      "BEGIN; SELECT " MCI_COLUMNS " FROM mcis m WHERE m.account = ", txn.quote(name.account),
+      " AND m.mci_id = ", txn.quote(name.mci_id), " FOR UPDATE"));
+  if (r.empty()) return NotFound(name);
+  row->Parse(r[0]);
+  return absl::OkStatus();
+}
+
+Catalog::Event Catalog::BuildEvent(const MciRow& row, Event::Type type, int64_t revision,
+                                   const pqxx::result& bumped) {
   Event event;
   event.set_event_id(RandomId("", 24));
   event.set_type(type);
@@ -464,8 +489,7 @@ void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event:
   event.set_origin_kind(OriginKindName(row.origin_kind));
   event.set_origin_source(row.origin_source);
   event.set_lineage(row.lineage);
-  txn.exec_prepared("insert_outbox", event.event_id(), EventSubject(type),
-                    absl::Base64Escape(event.SerializeAsString()));
+  return event;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -647,9 +671,10 @@ absl::Status Catalog::UpdateMultiCloudImage(const Caller& caller,
   if (set_description) {
     if (auto s = ValidateDescription(in.description()); !s.ok()) return s;
   }
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+  // Four round trips: BEGIN with the lock, the update, the read-back, the event with COMMIT.
+  absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
     MciRow row;
-    if (auto s = LoadMci(txn, *name, true, &row); !s.ok()) return s;
+    if (auto s = LockMciBeginning(txn, *name, &row); !s.ok()) return s;
     if (!in.etag().empty() && in.etag() != row.etag()) {
       return absl::AbortedError(absl::StrCat("The etag ", in.etag(), " is stale: ", name->Head(),
                                              " changed since you read it (now ", row.etag(),
@@ -660,8 +685,9 @@ absl::Status Catalog::UpdateMultiCloudImage(const Caller& caller,
         "update_info_and_bump", row.id, set_name ? in.display_name() : row.display_name,
         set_description ? in.description() : row.description, JoinArray(row.tags));
     if (set_name) row.display_name = in.display_name();
-    AppendEvent(txn, row, Event::UPDATED, 0, bumped);
-    return ReadMci(txn, *name, true, out);
+    if (auto s = ReadMci(txn, *name, true, out); !s.ok()) return s;
+    AppendEventAndCommit(txn, row, Event::UPDATED, 0, bumped);
+    return absl::OkStatus();
   });
   if (status.ok()) Committed(*name);
   return status;
@@ -1302,9 +1328,9 @@ absl::Status Catalog::AddTags(const Caller& caller, const pb::AddTagsRequest& re
   for (const auto& t : req.tags()) {
     if (auto s = ValidateTag(t); !s.ok()) return s;
   }
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+  absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
     MciRow row;
-    if (auto st = LoadMci(txn, *name, true, &row); !st.ok()) return st;
+    if (auto st = LockMciBeginning(txn, *name, &row); !st.ok()) return st;
     if (auto st = EditableHead(row, *name); !st.ok()) return st;
     std::set<std::string> tags(row.tags.begin(), row.tags.end());
     tags.insert(req.tags().begin(), req.tags().end());
@@ -1313,8 +1339,9 @@ absl::Status Catalog::AddTags(const Caller& caller, const pb::AddTagsRequest& re
     }
     pqxx::result bumped = txn.exec_prepared("update_info_and_bump", row.id, row.display_name,
                                             row.description, JoinArray({tags.begin(), tags.end()}));
-    AppendEvent(txn, row, Event::TAGS_CHANGED, 0, bumped);
-    return ReadMci(txn, *name, true, out);
+    if (auto st = ReadMci(txn, *name, true, out); !st.ok()) return st;
+    AppendEventAndCommit(txn, row, Event::TAGS_CHANGED, 0, bumped);
+    return absl::OkStatus();
   });
   if (status.ok()) Committed(*name);
   return status;
@@ -1330,16 +1357,17 @@ absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsReque
   for (const auto& t : req.tags()) {
     if (auto s = ValidateTag(t); !s.ok()) return s;
   }
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+  absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
     MciRow row;
-    if (auto st = LoadMci(txn, *name, true, &row); !st.ok()) return st;
+    if (auto st = LockMciBeginning(txn, *name, &row); !st.ok()) return st;
     if (auto st = EditableHead(row, *name); !st.ok()) return st;
     std::set<std::string> tags(row.tags.begin(), row.tags.end());
     for (const auto& t : req.tags()) tags.erase(t);
     pqxx::result bumped = txn.exec_prepared("update_info_and_bump", row.id, row.display_name,
                                             row.description, JoinArray({tags.begin(), tags.end()}));
-    AppendEvent(txn, row, Event::TAGS_CHANGED, 0, bumped);
-    return ReadMci(txn, *name, true, out);
+    if (auto st = ReadMci(txn, *name, true, out); !st.ok()) return st;
+    AppendEventAndCommit(txn, row, Event::TAGS_CHANGED, 0, bumped);
+    return absl::OkStatus();
   });
   if (status.ok()) Committed(*name);
   return status;

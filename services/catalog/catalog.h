@@ -151,6 +151,13 @@ class Catalog {
   // With the row already bumped by a statement that returned MCI_BUMP_RETURNING's columns.
   void AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
                    int64_t revision, const pqxx::result& bumped);
+  Event BuildEvent(const MciRow& row, Event::Type type, int64_t revision,
+                   const pqxx::result& bumped);
+  // For Pool::TransactInline: the transaction's first statement, BEGIN and the row lock of
+  // LoadMci(for_update) in one round trip; and its last, the event and COMMIT in one.
+  absl::Status LockMciBeginning(pqxx::transaction_base& txn, const MciName& name, MciRow* row);
+  void AppendEventAndCommit(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
+                            int64_t revision, const pqxx::result& bumped);
   absl::Status CheckSetting(pqxx::transaction_base& txn, const std::string& account,
                             const std::string& cloud_id, const pb::MultiCloudImageSetting& s);
   void Committed(const MciName& name);

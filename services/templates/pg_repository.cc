@@ -712,7 +712,7 @@ struct PendingReplica {
 // with a fixed number of statements, however many events: at 1,000 events/s a statement per event
 // and row would fall behind. `txn` is not in a transaction: BEGIN rides on the first round trip
 // and COMMIT on the last, two round trips in all (a pqxx::work costs two more, and under load
-// every round trip waits for a busy CPU); the caller rolls back when this throws.
+// every round trip waits for a busy CPU); Pool::TransactInline rolls back when this throws.
 void ApplyEventsInOneTransaction(pqxx::nontransaction& txn,
                                  const std::vector<const MultiCloudImageEvent*>& ordered) {
   std::vector<std::string> mcis;
@@ -817,31 +817,12 @@ void ApplyEventsInOneTransaction(pqxx::nontransaction& txn,
   txn.exec(absl::StrJoin(writes, "; "));
 }
 
-// As Pool::Transact, retried likewise on a deadlock or serialization failure.
 absl::Status ApplyInOneTransaction(db::Pool* pool,
                                    const std::vector<const MultiCloudImageEvent*>& ordered) {
-  absl::Status status;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    status = pool->Run([&](pqxx::connection& c) -> absl::Status {
-      pqxx::nontransaction txn(c);
-      try {
-        ApplyEventsInOneTransaction(txn, ordered);
-      } catch (const pqxx::broken_connection&) {
-        throw;  // the pool drops the connection, and the server the transaction
-      } catch (const std::exception&) {
-        try {
-          txn.exec("ROLLBACK");
-        } catch (const std::exception&) {
-          // A connection in an unknown state must not go back to the pool.
-          throw pqxx::broken_connection("cannot roll back an event batch");
-        }
-        throw;
-      }
-      return absl::OkStatus();
-    });
-    if (status.code() != absl::StatusCode::kAborted) break;
-  }
-  return status;
+  return pool->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
+    ApplyEventsInOneTransaction(txn, ordered);
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace

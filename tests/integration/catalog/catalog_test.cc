@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <set>
 #include <string>
 
@@ -392,6 +393,51 @@ TEST_F(CatalogTest, UpdateHonoursEtagAndMask) {
   req.mutable_update_mask()->Clear();
   EXPECT_EQ(c.Call(&Stub::UpdateMultiCloudImage, req, &updated).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// Update, AddTags and RemoveTags send BEGIN with their first statement and COMMIT with their last
+// (Pool::TransactInline): a refused one (stale etag, unknown MCI, too many tags) must leave no
+// transaction open on its pooled connection, and the writes after it must land.
+TEST_F(CatalogTest, RefusedEditsLeaveNoTransactionOpen) {
+  CatalogClient c = Client(account_);
+  cpb::MultiCloudImage mci = c.Create(account_, "Inline");
+  cpb::UpdateMultiCloudImageRequest req;
+  req.mutable_multi_cloud_image()->set_name(mci.name());
+  req.mutable_multi_cloud_image()->set_display_name("Renamed");
+  req.mutable_multi_cloud_image()->set_etag("\"stale\"");
+  req.mutable_update_mask()->add_paths("display_name");
+  cpb::MultiCloudImage out;
+  cpb::AddTagsRequest tags;
+  tags.set_name(mci.name());
+  for (int i = 0; i < 101; ++i) tags.add_tags(absl::StrCat("ns:many=", i));
+  // More refusals than the pool has connections, so that every connection has had one.
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(c.Call(&Stub::UpdateMultiCloudImage, req, &out).error_code(),
+              grpc::StatusCode::ABORTED);
+    cpb::UpdateMultiCloudImageRequest missing = req;
+    missing.mutable_multi_cloud_image()->set_name(mci.name() + "-missing");
+    EXPECT_EQ(c.Call(&Stub::UpdateMultiCloudImage, missing, &out).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(c.Call(&Stub::AddTags, tags, &out).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  pqxx::connection pg(stack_->postgres().Url("catalog"));
+  pqxx::nontransaction n(pg);
+  EXPECT_EQ(n.exec1("SELECT count(*) FROM pg_stat_activity WHERE datname = 'catalog'"
+                    " AND state LIKE 'idle in transaction%'")[0]
+                .as<int>(),
+            0);
+  // And the edits after them commit: each one seen by a fresh read.
+  req.mutable_multi_cloud_image()->clear_etag();
+  for (int i = 0; i < 20; ++i) {
+    req.mutable_multi_cloud_image()->set_display_name(absl::StrCat("Renamed ", i));
+    ASSERT_TRUE(c.Call(&Stub::UpdateMultiCloudImage, req, &out).ok());
+    EXPECT_EQ(out.display_name(), absl::StrCat("Renamed ", i));
+  }
+  EXPECT_EQ(n.exec1(absl::StrCat(
+                "SELECT display_name FROM mcis WHERE account = ", n.quote(account_),
+                " AND mci_id = ", n.quote(mci.name().substr(mci.name().rfind('/') + 1))))[0]
+                .as<std::string>(),
+            "Renamed 19");
 }
 
 TEST_F(CatalogTest, CreateIsIdempotentPerRequestId) {
