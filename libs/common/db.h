@@ -44,20 +44,14 @@ class Pool {
   // Runs `fn` in a read-write transaction, retrying it on serialization failures.
   template <typename Fn>
   absl::Status Transact(Fn&& fn) {
-    absl::Status status;
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      status = Run([&](pqxx::connection& c) -> absl::Status {
+    return Retried([&] {
+      return Run([&](pqxx::connection& c) -> absl::Status {
         pqxx::work txn(c);
         absl::Status s = fn(txn);
         if (s.ok()) txn.commit();
         return s;
       });
-      if (status.code() != absl::StatusCode::kAborted ||
-          status.message().find("concurrent change") == absl::string_view::npos) {
-        break;
-      }
-    }
-    return status;
+    });
   }
 
   // A transaction two round trips cheaper than Transact: `fn` gets a nontransaction and sends
@@ -66,9 +60,8 @@ class Pool {
   // connection that cannot roll back is dropped. Retried as Transact is.
   template <typename Fn>
   absl::Status TransactInline(Fn&& fn) {
-    absl::Status status;
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      status = Run([&](pqxx::connection& c) -> absl::Status {
+    return Retried([&] {
+      return Run([&](pqxx::connection& c) -> absl::Status {
         pqxx::nontransaction txn(c);
         absl::Status s;
         try {
@@ -82,12 +75,7 @@ class Pool {
         if (!s.ok()) RollBack(txn);
         return s;
       });
-      if (status.code() != absl::StatusCode::kAborted ||
-          status.message().find("concurrent change") == absl::string_view::npos) {
-        break;
-      }
-    }
-    return status;
+    });
   }
 
   // SELECT 1 on a pooled connection, for readiness.
@@ -95,6 +83,20 @@ class Pool {
   const std::string& url() const { return url_; }
 
  private:
+  // `attempt()` again, up to five times in all, while it fails on a serialization failure or a
+  // deadlock (ABORTED "concurrent change", see FromDatabaseException).
+  template <typename Attempt>
+  static absl::Status Retried(Attempt&& attempt) {
+    absl::Status status;
+    for (int i = 0; i < 5; ++i) {
+      status = attempt();
+      if (status.code() != absl::StatusCode::kAborted ||
+          status.message().find("concurrent change") == absl::string_view::npos) {
+        break;
+      }
+    }
+    return status;
+  }
   // ROLLBACK (harmless when no transaction is open); throws broken_connection when it fails.
   static void RollBack(pqxx::nontransaction& txn);
   absl::StatusOr<std::unique_ptr<pqxx::connection>> Acquire();

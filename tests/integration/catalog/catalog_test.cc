@@ -24,6 +24,17 @@ using Stub = cpb::CatalogService::Stub;
 const std::vector<R> kAllRoles = {R::kObserver, R::kActor,     R::kDesigner,
                                   R::kLibrary,  R::kPublisher, R::kAdmin};
 
+// An UpdateMultiCloudImage of the display name only, under `etag` (none when empty).
+cpb::UpdateMultiCloudImageRequest Rename(const std::string& name, const std::string& display_name,
+                                         const std::string& etag) {
+  cpb::UpdateMultiCloudImageRequest req;
+  req.mutable_multi_cloud_image()->set_name(name);
+  req.mutable_multi_cloud_image()->set_display_name(display_name);
+  req.mutable_multi_cloud_image()->set_etag(etag);
+  req.mutable_update_mask()->add_paths("display_name");
+  return req;
+}
+
 class CatalogTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { stack_ = new Stack(Stack::Options{}); }
@@ -369,11 +380,7 @@ TEST_F(CatalogTest, CustomRightImageProcedure) {
 TEST_F(CatalogTest, UpdateHonoursEtagAndMask) {
   CatalogClient c = Client(account_);
   cpb::MultiCloudImage mci = c.Create(account_, "Etag test");
-  cpb::UpdateMultiCloudImageRequest req;
-  req.mutable_multi_cloud_image()->set_name(mci.name());
-  req.mutable_multi_cloud_image()->set_display_name("Renamed");
-  req.mutable_multi_cloud_image()->set_etag(mci.etag());
-  req.mutable_update_mask()->add_paths("display_name");
+  cpb::UpdateMultiCloudImageRequest req = Rename(mci.name(), "Renamed", mci.etag());
   cpb::MultiCloudImage updated;
   ASSERT_TRUE(c.Call(&Stub::UpdateMultiCloudImage, req, &updated).ok());
   EXPECT_EQ(updated.display_name(), "Renamed");
@@ -401,11 +408,7 @@ TEST_F(CatalogTest, UpdateHonoursEtagAndMask) {
 TEST_F(CatalogTest, RefusedEditsLeaveNoTransactionOpen) {
   CatalogClient c = Client(account_);
   cpb::MultiCloudImage mci = c.Create(account_, "Inline");
-  cpb::UpdateMultiCloudImageRequest req;
-  req.mutable_multi_cloud_image()->set_name(mci.name());
-  req.mutable_multi_cloud_image()->set_display_name("Renamed");
-  req.mutable_multi_cloud_image()->set_etag("\"stale\"");
-  req.mutable_update_mask()->add_paths("display_name");
+  cpb::UpdateMultiCloudImageRequest req = Rename(mci.name(), "Renamed", "\"stale\"");
   cpb::MultiCloudImage out;
   cpb::AddTagsRequest tags;
   tags.set_name(mci.name());
