@@ -1225,8 +1225,6 @@ Row Bench::Pgbench(const std::string& op, const std::string& database, const std
   return row;
 }
 
-// Catalog commit (the client has the reply) -> the template-reference replica shows it (the
-// MCI's HEAD clouds in its mci_replica row, which GetServerTemplate and the usages report use).
 // Before a latency measurement: what the earlier scenarios left to do is done first, as pgbench
 // vacuums before it measures. VACUUM ANALYZE of the services' databases (the write scenarios and
 // pgbench leave tens of thousands of dead rows, whose autovacuum would otherwise run inside the
@@ -1245,6 +1243,8 @@ void Bench::Settle() {
   std::this_thread::sleep_for(std::chrono::seconds(1));
 }
 
+// Catalog commit (the client has the reply) -> the template-reference replica shows it (the
+// MCI's HEAD clouds in its mci_replica row, which GetServerTemplate and the usages report use).
 void Bench::Events() {
   if (!Wanted("event")) return;
   for (bool loaded : {false, true}) {
@@ -1291,8 +1291,8 @@ void Bench::Events() {
       sub = nullptr;
     }
     std::vector<double> js_ms;
-    auto replica = std::make_unique<pqxx::connection>(stack_->postgres().Url("templates"));
-    replica->prepare("replica_has", "SELECT $2 = ANY(head_clouds) FROM mci_replica WHERE mci = $1");
+    pqxx::connection replica(stack_->postgres().Url("templates"));
+    replica.prepare("replica_has", "SELECT $2 = ANY(head_clouds) FROM mci_replica WHERE mci = $1");
     const Setting st = SettingFor(prop_cloud_);
     const std::string cloud = "clouds/" + st.cloud;
     const std::string setting_name = prop_mci_ + "/settings/" + st.cloud;
@@ -1353,7 +1353,7 @@ void Bench::Events() {
         // GetServerTemplate (four statements) every millisecond was itself a good part of the load
         // under which it measured.
         try {
-          pqxx::nontransaction n(*replica);
+          pqxx::nontransaction n(replica);
           pqxx::result r = n.exec_prepared("replica_has", prop_mci_, cloud);
           seen = !r.empty() && r[0][0].as<bool>() == add;
         } catch (const std::exception& e) {

@@ -570,15 +570,6 @@ absl::Status Catalog::GetMci(const Caller& caller, const pb::GetMultiCloudImageR
   return absl::OkStatus();
 }
 
-absl::Status Catalog::GetMultiCloudImage(const Caller& caller,
-                                         const pb::GetMultiCloudImageRequest& req,
-                                         pb::MultiCloudImage* out) {
-  std::shared_ptr<const MciCache::Entry> entry;
-  absl::Status status = GetMci(caller, req, &entry);
-  if (status.ok()) *out = entry->message;
-  return status;
-}
-
 absl::Status Catalog::GetMultiCloudImageWire(const Caller& caller,
                                              const pb::GetMultiCloudImageRequest& req, Wire* out) {
   std::shared_ptr<const MciCache::Entry> entry;
@@ -1279,19 +1270,11 @@ absl::Status Catalog::DeleteMultiCloudImageSetting(
 absl::Status Catalog::ListMultiCloudImageSettings(const Caller& caller,
                                                   const pb::ListMultiCloudImageSettingsRequest& req,
                                                   pb::ListMultiCloudImageSettingsResponse* out) {
-  pb::MultiCloudImage mci;
-  if (auto s = GetMultiCloudImage(
-          caller,
-          [&] {
-            pb::GetMultiCloudImageRequest g;
-            g.set_name(req.parent());
-            return g;
-          }(),
-          &mci);
-      !s.ok()) {
-    return s;
-  }
-  *out->mutable_settings() = mci.settings();
+  pb::GetMultiCloudImageRequest get;
+  get.set_name(req.parent());
+  std::shared_ptr<const MciCache::Entry> mci;
+  if (auto s = GetMci(caller, get, &mci); !s.ok()) return s;
+  *out->mutable_settings() = mci->message.settings();
   return absl::OkStatus();
 }
 

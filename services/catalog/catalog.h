@@ -68,8 +68,6 @@ class Catalog {
 
   absl::Status CreateMultiCloudImage(const Caller&, const pb::CreateMultiCloudImageRequest&,
                                      pb::MultiCloudImage*);
-  absl::Status GetMultiCloudImage(const Caller&, const pb::GetMultiCloudImageRequest&,
-                                  pb::MultiCloudImage*);
   // GetMultiCloudImage's answer serialized, for the service to reply with as it is: the cached
   // bytes when cached (then the Cached one answers without the database: a cached answer, or a
   // bad request; else nullopt).

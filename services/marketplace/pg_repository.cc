@@ -94,7 +94,7 @@ constexpr char kSelectClones[] =
     "WHERE NOT m.deleted ORDER BY d.multi_cloud_image";
 
 // Applies an event unless its sequence is not newer (the conflicting row stays locked from the
-// check to the update): one statement per event, and no transaction around it.
+// check to the update): one statement per event (see ApplyLineageEvents).
 constexpr char kInsertLineage[] =
     "INSERT INTO lineage_mcis (multi_cloud_image, account, lineage, origin_kind, origin_source,"
     " sequence, deleted) VALUES ";
@@ -317,14 +317,7 @@ absl::StatusOr<UsageRecord> PgRepository::GetUsage(const std::string& publicatio
 }
 
 absl::Status PgRepository::ApplyLineageEvent(const LineageEvent& e) {
-  static const std::string* upsert = new std::string(
-      absl::StrCat(kInsertLineage, "($1, $2, $3, $4, $5, $6, $7)", kLineageOnConflict));
-  return pool_->Run([&](pqxx::connection& c) -> absl::Status {
-    pqxx::nontransaction txn(c);
-    txn.exec_params(*upsert, e.multi_cloud_image, e.account, e.lineage, e.origin_kind,
-                    e.origin_source, e.sequence, e.deleted);
-    return absl::OkStatus();
-  });
+  return ApplyLineageEvents({e});
 }
 
 absl::Status PgRepository::ApplyLineageEvents(const std::vector<LineageEvent>& events) {

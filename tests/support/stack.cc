@@ -474,24 +474,17 @@ std::string TestPostgres::CreateDatabase(const std::string& name) {
 void TestPostgres::Start() {
   if (running_) return;
   SpawnOptions options{log_path_, /*as_postgres=*/true, /*death_signal=*/SIGQUIT};
-  std::vector<std::string> argv = {PgBin("postgres"),
-                                   "-D",
-                                   dir_ + "/data",
-                                   "-p",
-                                   std::to_string(port_),
-                                   "-c",
-                                   "listen_addresses=127.0.0.1",
-                                   "-c",
-                                   "unix_socket_directories=" + dir_,
-                                   "-c",
-                                   "max_connections=200"};
+  std::vector<std::string> settings = {"listen_addresses=127.0.0.1",
+                                       "unix_socket_directories=" + dir_, "max_connections=200"};
   // Tests run without durability, for speed; MCI_TEST_PG_DURABLE keeps PostgreSQL's defaults
   // (the benchmark's). Command-line settings outrank ALTER SYSTEM, so this is the only switch.
   if (std::getenv(kDurableVar) == nullptr) {
-    for (const char* off : {"fsync=off", "synchronous_commit=off", "full_page_writes=off"}) {
-      argv.insert(argv.end(), {"-c", off});
-    }
+    settings.insert(settings.end(),
+                    {"fsync=off", "synchronous_commit=off", "full_page_writes=off"});
   }
+  std::vector<std::string> argv = {PgBin("postgres"), "-D", dir_ + "/data", "-p",
+                                   std::to_string(port_)};
+  for (const auto& setting : settings) argv.insert(argv.end(), {"-c", setting});
   pid_ = Spawn(argv, options);
   absl::Time deadline = absl::Now() + absl::Seconds(60);
   std::string last_error;
