@@ -76,28 +76,38 @@ constexpr char kUpdateInfo[] =
 constexpr char kSetState[] =
     "UPDATE mcis SET state = $2::smallint, deletion_id = nullif($3, ''),"
     " deletion_started_at = CASE WHEN $2::int = 2 THEN now() ELSE NULL END WHERE id = $1";
-// What every event's bump sets and returns (see AppendEvent): the next sequence, HEAD's clouds
-// and version, and every committed revision's clouds ("1:a,b;2:a"), in one round trip.
-#define MCI_BUMP_SET                                                                       \
-  "event_seq = event_seq + 1,"                                                             \
-  " head_clouds = ARRAY(SELECT cloud_id FROM mci_settings WHERE mci = $1 AND revision = 0" \
+// HEAD's clouds, and every committed revision's clouds ("1:a,b;2:a"), of the MCI whose id is
+// `mci_expr`: what each event carries.
+#define HEAD_CLOUDS(mci_expr)                                     \
+  "ARRAY(SELECT cloud_id FROM mci_settings WHERE mci = " mci_expr \
+  " AND revision = 0"                                             \
   " ORDER BY cloud_id)"
-#define MCI_BUMP_RETURNING                                                                     \
-  " RETURNING event_seq, array_to_json(head_clouds)::text, version,"                           \
-  " coalesce((SELECT string_agg(revision || ':' || clouds, ';' ORDER BY revision) FROM"        \
+#define REVISION_CLOUDS(mci_expr)                                                              \
+  "coalesce((SELECT string_agg(revision || ':' || clouds, ';' ORDER BY revision) FROM"         \
   " (SELECT revision, string_agg(cloud_id, ',' ORDER BY cloud_id) AS clouds FROM mci_settings" \
-  " WHERE mci = $1 AND revision > 0 GROUP BY revision) r), '')"
+  " WHERE mci = " mci_expr " AND revision > 0 GROUP BY revision) r), '')"
+// What every event's bump sets and returns (see AppendEvent): the next sequence, HEAD's clouds
+// and version, and the revisions' clouds, in one round trip.
+#define MCI_BUMP_SET "event_seq = event_seq + 1, head_clouds = " HEAD_CLOUDS("$1")
+#define MCI_BUMP_RETURNING \
+  " RETURNING event_seq, array_to_json(head_clouds)::text, version, " REVISION_CLOUDS("$1")
 constexpr char kBumpForEvent[] =
     "UPDATE mcis SET " MCI_BUMP_SET
     ", version = version + $2::int,"
     " update_time = CASE WHEN $2::int = 1 THEN now() ELSE update_time END"
     " WHERE id = $1" MCI_BUMP_RETURNING;
-// update_info and the bump of a HEAD change in one statement (Update, AddTags, RemoveTags).
-constexpr char kUpdateInfoAndBump[] =
+// An info edit (Update, AddTags, RemoveTags), read under the row lock: the row, HEAD's settings,
+// what the edit's event carries, and the transaction's now() (the edit's update_time).
+constexpr char kReadForEdit[] =
+    "SELECT " MCI_COLUMNS ", " SETTINGS_JSON("m.id", "0")  //
+    ", array_to_json(" HEAD_CLOUDS("m.id") ")::text"       //
+    ", " REVISION_CLOUDS("m.id")                           //
+    ", extract(epoch from now())::float8"
+    " FROM mcis m WHERE m.account = $1 AND m.mci_id = $2 FOR UPDATE";
+// Its write: settings are untouched, so head_clouds stays.
+constexpr char kEditInfo[] =
     "UPDATE mcis SET display_name = $2, description = $3, tags = string_to_array($4, E'\\x1f'),"
-    " " MCI_BUMP_SET
-    ", version = version + 1, update_time = now()"
-    " WHERE id = $1" MCI_BUMP_RETURNING;
+    " event_seq = event_seq + 1, version = version + 1, update_time = now() WHERE id = $1";
 constexpr char kInsertOutbox[] =
     "INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)";
 constexpr char kCopySettings[] =
@@ -196,7 +206,8 @@ const std::vector<std::pair<const char*, const char*>>& Statements() {
       {"set_latest_revision", kSetLatestRevision},
       {"get_mci", kGetMci},
       {"update_info", kUpdateInfo},
-      {"update_info_and_bump", kUpdateInfoAndBump},
+      {"read_for_edit", kReadForEdit},
+      {"edit_info", kEditInfo},
       {"delete_setting", kDeleteSetting},
       {"update_setting", kUpdateSetting},
       {"insert_request_id", kInsertRequestId},
@@ -309,11 +320,23 @@ struct Catalog::MciRow {
   }
 };
 
+struct Catalog::InfoEdit {
+  MciRow row;
+  std::string settings_json;  // HEAD's, as SETTINGS_JSON
+  Bump bump;                  // the event's sequence and clouds, as the edit leaves them
+  double now = 0;             // the transaction's now(): the edit's update_time
+};
+
 Catalog::Catalog(db::Pool* pool, DeletionPeer* deletion_peer, CatalogOptions options)
     : pool_(pool), deletion_peer_(deletion_peer), options_(std::move(options)) {}
 
 void Catalog::Prepare(pqxx::connection& conn) {
   for (const auto& [name, sql] : Statements()) conn.prepare(name, sql);
+  // Run by SQL EXECUTE inside simple-protocol queries (BeginInfoEdit, CommitInfoEdit), where
+  // libpqxx cannot prepare them on first use: the server must have them from the start.
+  for (const char* name : {"lock_mci", "read_for_edit", "edit_info", "insert_outbox"}) {
+    conn.prepare_now(name);
+  }
 }
 
 void Catalog::Committed(const MciName& name) {
@@ -437,45 +460,69 @@ void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event:
 
 void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
                           int64_t revision, const pqxx::result& bumped) {
-  Event event = BuildEvent(row, type, revision, bumped);
+  Event event = BuildEvent(row, type, revision, Bumped(bumped));
   txn.exec_prepared("insert_outbox", event.event_id(), EventSubject(type),
                     absl::Base64Escape(event.SerializeAsString()));
 }
 
-void Catalog::AppendEventAndCommit(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
-                                   int64_t revision, const pqxx::result& bumped) {
-  Event event = BuildEvent(row, type, revision, bumped);
-  txn.exec(absl::StrCat("INSERT INTO outbox (event_id, subject, payload) VALUES (",
-                        txn.quote(event.event_id()), ", ", txn.quote(EventSubject(type)), ", ",
-                        txn.quote(absl::Base64Escape(event.SerializeAsString())), "); COMMIT"));
-}
-
-absl::Status Catalog::LockMciBeginning(pqxx::transaction_base& txn, const MciName& name,
-                                       MciRow* row) {
-  pqxx::result r = txn.exec(absl::StrCat(
-      "BEGIN; SELECT " MCI_COLUMNS " FROM mcis m WHERE m.account = ", txn.quote(name.account),
-      " AND m.mci_id = ", txn.quote(name.mci_id), " FOR UPDATE"));
+absl::Status Catalog::BeginInfoEdit(pqxx::transaction_base& txn, const MciName& name,
+                                    InfoEdit* edit) {
+  // The lock first, then the read in a snapshot taken under it: a read that had waited for the
+  // lock itself would see the row as the lock holder left it but its settings as they were
+  // before (READ COMMITTED takes a statement's snapshot when it starts). SQL EXECUTE runs the
+  // statements prepared on the connection (see Prepare) inside one simple-protocol query.
+  std::string args = absl::StrCat("(", txn.quote(name.account), ", ", txn.quote(name.mci_id), ")");
+  pqxx::result r =
+      txn.exec(absl::StrCat("BEGIN; EXECUTE lock_mci", args, "; EXECUTE read_for_edit", args));
   if (r.empty()) return NotFound(name);
-  row->Parse(r[0]);
+  const pqxx::row& f = r[0];
+  edit->row.Parse(f);
+  edit->settings_json = f[kMciColumnCount].c_str();
+  edit->bump =
+      Bump{edit->row.event_seq + 1, f[kMciColumnCount + 1].c_str(), f[kMciColumnCount + 2].c_str()};
+  edit->now = f[kMciColumnCount + 3].as<double>();
   return absl::OkStatus();
 }
 
+void Catalog::CommitInfoEdit(pqxx::transaction_base& txn, const MciName& name, InfoEdit* edit,
+                             Event::Type type, pb::MultiCloudImage* out) {
+  MciRow& row = edit->row;
+  row.event_seq = edit->bump.sequence;
+  row.version += 1;
+  row.update_time = edit->now;
+  Event event = BuildEvent(row, type, 0, edit->bump);
+  txn.exec(absl::StrCat("EXECUTE edit_info(", row.id, ", ", txn.quote(row.display_name), ", ",
+                        txn.quote(row.description), ", ", txn.quote(JoinArray(row.tags)),
+                        "); EXECUTE insert_outbox(", txn.quote(event.event_id()), ", ",
+                        txn.quote(EventSubject(type)), ", ",
+                        txn.quote(absl::Base64Escape(event.SerializeAsString())), "); COMMIT"));
+  // The answer ReadMci would give after the commit, from what the transaction read and wrote.
+  out->Clear();
+  row.ToProto(out);
+  FillSettings(name, edit->settings_json.c_str(), out);
+}
+
+Catalog::Bump Catalog::Bumped(const pqxx::result& bumped) {
+  return Bump{bumped[0][0].as<int64_t>(), bumped[0][1].c_str(), bumped[0][3].c_str()};
+}
+
 Catalog::Event Catalog::BuildEvent(const MciRow& row, Event::Type type, int64_t revision,
-                                   const pqxx::result& bumped) {
+                                   const Bump& bump) {
   Event event;
   event.set_event_id(RandomId("", 24));
   event.set_type(type);
   event.set_multi_cloud_image(row.name().Head());
   event.set_account(row.account);
-  event.set_sequence(bumped[0][0].as<int64_t>());
+  event.set_sequence(bump.sequence);
   *event.mutable_event_time() = ToTimestamp(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
   event.set_revision(revision);
   Event::State state = type == Event::DELETED                       ? Event::STATE_DELETED
                        : row.state == pb::MultiCloudImage::DELETING ? Event::STATE_DELETING
                                                                     : Event::STATE_ACTIVE;
   event.set_state(state);
-  for (const auto& c : JsonStrings(bumped[0][1].c_str())) event.add_head_clouds(CloudName(c));
-  for (absl::string_view entry : absl::StrSplit(bumped[0][3].c_str(), ';', absl::SkipEmpty())) {
+  for (const auto& c : JsonStrings(bump.head_clouds_json.c_str()))
+    event.add_head_clouds(CloudName(c));
+  for (absl::string_view entry : absl::StrSplit(bump.revisions, ';', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(entry, ':');
     Event::Revision* rev = event.add_revisions();
     int64_t revision = 0;
@@ -662,22 +709,20 @@ absl::Status Catalog::UpdateMultiCloudImage(const Caller& caller,
   if (set_description) {
     if (auto s = ValidateDescription(in.description()); !s.ok()) return s;
   }
-  // Four round trips: BEGIN with the lock, the update, the read-back, the event with COMMIT.
+  // Two round trips: BEGIN with the lock and the read; the update, the event and COMMIT.
   absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
-    MciRow row;
-    if (auto s = LockMciBeginning(txn, *name, &row); !s.ok()) return s;
+    InfoEdit edit;
+    if (auto s = BeginInfoEdit(txn, *name, &edit); !s.ok()) return s;
+    MciRow& row = edit.row;
     if (!in.etag().empty() && in.etag() != row.etag()) {
       return absl::AbortedError(absl::StrCat("The etag ", in.etag(), " is stale: ", name->Head(),
                                              " changed since you read it (now ", row.etag(),
                                              "). Get it again and retry."));
     }
     if (auto s = EditableHead(row, *name); !s.ok()) return s;
-    pqxx::result bumped = txn.exec_prepared(
-        "update_info_and_bump", row.id, set_name ? in.display_name() : row.display_name,
-        set_description ? in.description() : row.description, JoinArray(row.tags));
     if (set_name) row.display_name = in.display_name();
-    if (auto s = ReadMci(txn, *name, true, out); !s.ok()) return s;
-    AppendEventAndCommit(txn, row, Event::UPDATED, 0, bumped);
+    if (set_description) row.description = in.description();
+    CommitInfoEdit(txn, *name, &edit, Event::UPDATED, out);
     return absl::OkStatus();
   });
   if (status.ok()) Committed(*name);
@@ -1312,18 +1357,16 @@ absl::Status Catalog::AddTags(const Caller& caller, const pb::AddTagsRequest& re
     if (auto s = ValidateTag(t); !s.ok()) return s;
   }
   absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
-    MciRow row;
-    if (auto st = LockMciBeginning(txn, *name, &row); !st.ok()) return st;
-    if (auto st = EditableHead(row, *name); !st.ok()) return st;
-    std::set<std::string> tags(row.tags.begin(), row.tags.end());
+    InfoEdit edit;
+    if (auto st = BeginInfoEdit(txn, *name, &edit); !st.ok()) return st;
+    if (auto st = EditableHead(edit.row, *name); !st.ok()) return st;
+    std::set<std::string> tags(edit.row.tags.begin(), edit.row.tags.end());
     tags.insert(req.tags().begin(), req.tags().end());
     if (tags.size() > 100) {
       return absl::InvalidArgumentError("An MCI holds at most 100 tags.");
     }
-    pqxx::result bumped = txn.exec_prepared("update_info_and_bump", row.id, row.display_name,
-                                            row.description, JoinArray({tags.begin(), tags.end()}));
-    if (auto st = ReadMci(txn, *name, true, out); !st.ok()) return st;
-    AppendEventAndCommit(txn, row, Event::TAGS_CHANGED, 0, bumped);
+    edit.row.tags.assign(tags.begin(), tags.end());
+    CommitInfoEdit(txn, *name, &edit, Event::TAGS_CHANGED, out);
     return absl::OkStatus();
   });
   if (status.ok()) Committed(*name);
@@ -1341,15 +1384,13 @@ absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsReque
     if (auto s = ValidateTag(t); !s.ok()) return s;
   }
   absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
-    MciRow row;
-    if (auto st = LockMciBeginning(txn, *name, &row); !st.ok()) return st;
-    if (auto st = EditableHead(row, *name); !st.ok()) return st;
-    std::set<std::string> tags(row.tags.begin(), row.tags.end());
+    InfoEdit edit;
+    if (auto st = BeginInfoEdit(txn, *name, &edit); !st.ok()) return st;
+    if (auto st = EditableHead(edit.row, *name); !st.ok()) return st;
+    std::set<std::string> tags(edit.row.tags.begin(), edit.row.tags.end());
     for (const auto& t : req.tags()) tags.erase(t);
-    pqxx::result bumped = txn.exec_prepared("update_info_and_bump", row.id, row.display_name,
-                                            row.description, JoinArray({tags.begin(), tags.end()}));
-    if (auto st = ReadMci(txn, *name, true, out); !st.ok()) return st;
-    AppendEventAndCommit(txn, row, Event::TAGS_CHANGED, 0, bumped);
+    edit.row.tags.assign(tags.begin(), tags.end());
+    CommitInfoEdit(txn, *name, &edit, Event::TAGS_CHANGED, out);
     return absl::OkStatus();
   });
   if (status.ok()) Committed(*name);

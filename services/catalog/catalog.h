@@ -125,6 +125,7 @@ class Catalog {
 
  private:
   struct MciRow;
+  struct InfoEdit;
   using Event = mci::events::v1::MultiCloudImageEvent;
 
   absl::StatusOr<MciName> ReadableMci(const Caller& caller, absl::string_view name,
@@ -149,13 +150,22 @@ class Catalog {
   // With the row already bumped by a statement that returned MCI_BUMP_RETURNING's columns.
   void AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
                    int64_t revision, const pqxx::result& bumped);
-  Event BuildEvent(const MciRow& row, Event::Type type, int64_t revision,
-                   const pqxx::result& bumped);
-  // For Pool::TransactInline: the transaction's first statement, BEGIN and the row lock of
-  // LoadMci(for_update) in one round trip; and its last, the event and COMMIT in one.
-  absl::Status LockMciBeginning(pqxx::transaction_base& txn, const MciName& name, MciRow* row);
-  void AppendEventAndCommit(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
-                            int64_t revision, const pqxx::result& bumped);
+  // What an event carries of its bump: the MCI's new sequence, HEAD's clouds (JSON) and the
+  // revisions' clouds (MCI_BUMP_RETURNING's "1:a,b;2:a").
+  struct Bump {
+    int64_t sequence = 0;
+    std::string head_clouds_json;
+    std::string revisions;
+  };
+  static Bump Bumped(const pqxx::result& bumped);  // from MCI_BUMP_RETURNING's columns
+  Event BuildEvent(const MciRow& row, Event::Type type, int64_t revision, const Bump& bump);
+  // An edit of HEAD's display name, description or tags in two round trips, for
+  // Pool::TransactInline: BeginInfoEdit sends BEGIN, the row lock and the read of what the edit
+  // needs; the caller checks and changes edit->row; CommitInfoEdit sends the update, the event
+  // and COMMIT, and answers as ReadMci would after it.
+  absl::Status BeginInfoEdit(pqxx::transaction_base& txn, const MciName& name, InfoEdit* edit);
+  void CommitInfoEdit(pqxx::transaction_base& txn, const MciName& name, InfoEdit* edit,
+                      Event::Type type, pb::MultiCloudImage* out);
   absl::Status CheckSetting(pqxx::transaction_base& txn, const std::string& account,
                             const std::string& cloud_id, const pb::MultiCloudImageSetting& s);
   void Committed(const MciName& name);

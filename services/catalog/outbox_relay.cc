@@ -20,8 +20,12 @@ constexpr char kSelectBatch[] =
     "SELECT id, event_id, subject, payload FROM outbox ORDER BY id LIMIT $1";
 // How long a relay that just published lets further commits gather (see Loop).
 constexpr std::chrono::milliseconds kLinger{2};
-constexpr char kDeleteRelayed[] =
-    "DELETE FROM outbox WHERE id = ANY(string_to_array($1, ',')::bigint[])";
+// The rows of the previous batch (acked) go in the same round trip as the next batch's read; the
+// read's snapshot precedes the delete, hence the filter.
+constexpr char kDeleteRelayedAndSelect[] =
+    "WITH relayed AS (DELETE FROM outbox WHERE id = ANY(string_to_array($1, ',')::bigint[]))"
+    " SELECT id, event_id, subject, payload FROM outbox"
+    " WHERE id <> ALL(string_to_array($1, ',')::bigint[]) ORDER BY id LIMIT $2";
 constexpr char kBacklog[] = "SELECT count(*) FROM outbox";
 
 struct AsyncAcks {
@@ -108,7 +112,11 @@ void OutboxRelay::Notify() {
 
 OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
   pqxx::nontransaction txn(conn);
-  pqxx::result rows = txn.exec_params(kSelectBatch, kBatchSize);
+  // Kept when this throws: deleting them again later is harmless (ids are never reused).
+  pqxx::result rows = relayed_.empty()
+                          ? txn.exec_params(kSelectBatch, kBatchSize)
+                          : txn.exec_params(kDeleteRelayedAndSelect, relayed_, kBatchSize);
+  relayed_.clear();
   std::vector<std::string> relayed;
   const bool pipelined = nats_->connected() && PublishPipelined(nats_->connection(), rows);
   if (pipelined) {
@@ -125,10 +133,11 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
     }
     relayed.push_back(row[0].c_str());
   }
-  if (!relayed.empty()) txn.exec_params(kDeleteRelayed, absl::StrJoin(relayed, ","));
+  relayed_ = absl::StrJoin(relayed, ",");
   // Counting the backlog costs a scan: only when a publish failed. An empty batch means none.
   if (relayed.size() < rows.size()) {
-    Metrics::Global().SetGauge("mci_outbox_backlog", txn.exec(kBacklog)[0][0].as<double>());
+    Metrics::Global().SetGauge("mci_outbox_backlog", txn.exec(kBacklog)[0][0].as<double>() -
+                                                         static_cast<double>(relayed.size()));
   } else if (rows.empty()) {
     Metrics::Global().SetGauge("mci_outbox_backlog", 0);
   }

@@ -16,7 +16,8 @@ namespace mci::catalog {
 // one MCI hold its row lock), with Nats-Msg-Id = event id, deleting a row only after its ack.
 // One relay at a time across replicas: the one holding a PostgreSQL advisory lock on its own
 // connection. NATS or database outages only delay events; a restart resends at most the rows
-// whose ack was not yet recorded, which JetStream de-duplicates by message id.
+// whose delete was not yet recorded (the last batch's: its delete rides on the next read),
+// which JetStream de-duplicates by message id.
 class OutboxRelay {
  public:
   OutboxRelay(std::string database_url, nats::Client* nats);
@@ -45,6 +46,8 @@ class OutboxRelay {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> leader_{false};
   bool stream_ready_ = false;
+  // Ids ("1,2,3") of rows published and acked, deleted with the next batch's read.
+  std::string relayed_;
 };
 
 }  // namespace mci::catalog

@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -44,6 +45,9 @@ namespace fs = std::filesystem;
 // process; children get the environment without it (see ChildEnvironment).
 constexpr char kBackupPollVar[] = "GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS";
 constexpr char kDurableVar[] = "MCI_TEST_PG_DURABLE";
+// More PostgreSQL settings, ';'-separated, for looking into a run (e.g.
+// "log_min_duration_statement=15;log_checkpoints=on"): the server's log is in the kept test dir.
+constexpr char kExtraSettingsVar[] = "MCI_TEST_PG_SETTINGS";
 const bool kBackupPollSetHere = [] {
   if (std::getenv(kBackupPollVar) != nullptr) return false;
   setenv(kBackupPollVar, "100", 0);
@@ -481,6 +485,11 @@ void TestPostgres::Start() {
   if (std::getenv(kDurableVar) == nullptr) {
     settings.insert(settings.end(),
                     {"fsync=off", "synchronous_commit=off", "full_page_writes=off"});
+  }
+  if (const char* extra = std::getenv(kExtraSettingsVar)) {
+    for (absl::string_view setting : absl::StrSplit(extra, ';', absl::SkipEmpty())) {
+      settings.emplace_back(setting);
+    }
   }
   std::vector<std::string> argv = {PgBin("postgres"), "-D", dir_ + "/data", "-p",
                                    std::to_string(port_)};

@@ -4,10 +4,15 @@
 #include <nats/nats.h>
 
 #include <map>
+#include <pqxx/pqxx>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/empty.pb.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "mci/events/v1/events.pb.h"
 #include "tests/integration/catalog/catalog_client.h"
 #include "tests/support/stack.h"
@@ -120,6 +125,134 @@ TEST_F(CatalogEventsTest, ConsumerSeesEveryChangeInOrder) {
   EXPECT_EQ(events[5].account(), "events");
   EXPECT_EQ(events[5].origin_kind(), "CREATED");
   EXPECT_EQ(events[5].lineage(), mci.name());
+  // And the relay deletes what it published (the last batch's rows with its next read), rather
+  // than leaving JetStream's de-duplication to hide that it publishes them again and again.
+  pqxx::connection pg(stack_.postgres().Url("catalog"));
+  int64_t left = -1;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10); absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(20))) {
+    pqxx::nontransaction n(pg);
+    left = n.exec1("SELECT count(*) FROM outbox")[0].as<int64_t>();
+    if (left == 0) break;
+  }
+  EXPECT_EQ(left, 0);
+}
+
+// Update, AddTags and RemoveTags answer from what their transaction read under the row lock and
+// build their event from it, without reading the MCI back (BeginInfoEdit/CommitInfoEdit): the
+// answer must be what a read gives after the commit, and the event must carry the MCI's clouds
+// (HEAD's and each revision's) and the next sequence, as the other events do.
+TEST_F(CatalogEventsTest, InfoEditsAnswerAndAnnounceTheMciAsCommitted) {
+  CatalogClient c = Client("edits");
+  cpb::MultiCloudImage mci = c.Create("edits", "Edited", "first");
+  ASSERT_TRUE(c.AddSetting(mci.name(), "aws-us-east-1", "centos-5-4-i386-v5-6", "m1.small").ok());
+  ASSERT_TRUE(c.AddSetting(mci.name(), "aws-us-west-1", "centos-5-4-i386-v5-6", "m1.small").ok());
+  c.Commit(mci.name(), "one");
+  ASSERT_TRUE(c.AddSetting(mci.name(), "aws-eu-west-1", "centos-5-4-i386-v5-6", "m1.small").ok());
+  ASSERT_TRUE(c.Tag(mci.name(), "provides:a=1").ok());
+  const cpb::MultiCloudImage before = c.Get(mci.name());
+
+  std::vector<cpb::MultiCloudImage> answers(3);
+  cpb::UpdateMultiCloudImageRequest update;
+  update.mutable_multi_cloud_image()->set_name(mci.name());
+  update.mutable_multi_cloud_image()->set_display_name("Edited v2");
+  update.mutable_multi_cloud_image()->set_description("second");
+  update.mutable_multi_cloud_image()->set_etag(before.etag());
+  ASSERT_TRUE(c.Call(&Stub::UpdateMultiCloudImage, update, &answers[0]).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(answers[0], c.Get(mci.name())))
+      << answers[0].DebugString() << " vs " << c.Get(mci.name()).DebugString();
+  EXPECT_NE(answers[0].etag(), before.etag());
+  EXPECT_EQ(answers[0].description(), "second");
+  EXPECT_EQ(answers[0].settings_size(), 3);
+  cpb::AddTagsRequest add;
+  add.set_name(mci.name());
+  add.add_tags("provides:b=2");
+  add.add_tags("provides:0=0");
+  ASSERT_TRUE(c.Call(&Stub::AddTags, add, &answers[1]).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(answers[1], c.Get(mci.name())))
+      << answers[1].DebugString() << " vs " << c.Get(mci.name()).DebugString();
+  EXPECT_EQ(answers[1].tags_size(), 3);
+  cpb::RemoveTagsRequest remove;
+  remove.set_name(mci.name());
+  remove.add_tags("provides:a=1");
+  ASSERT_TRUE(c.Call(&Stub::RemoveTags, remove, &answers[2]).ok());
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(answers[2], c.Get(mci.name())))
+      << answers[2].DebugString() << " vs " << c.Get(mci.name()).DebugString();
+  // The answer's etag is current: an update that sends it lands.
+  update.mutable_multi_cloud_image()->set_etag(answers[2].etag());
+  update.mutable_multi_cloud_image()->set_display_name("Edited v3");
+  cpb::MultiCloudImage last;
+  ASSERT_TRUE(c.Call(&Stub::UpdateMultiCloudImage, update, &last).ok());
+
+  StreamReader reader(stack_.nats().Url());
+  ASSERT_TRUE(reader.ok());
+  // CREATED, 2 × SETTINGS_CHANGED, COMMITTED, SETTINGS_CHANGED, TAGS_CHANGED, then the edits.
+  std::vector<Event> events = reader.Collect(mci.name(), 10, absl::Seconds(20));
+  ASSERT_EQ(events.size(), 10u);
+  ExpectInOrder(events);
+  const std::vector<std::string> head = {"clouds/aws-eu-west-1", "clouds/aws-us-east-1",
+                                         "clouds/aws-us-west-1"};
+  const std::vector<Event::Type> types = {Event::UPDATED, Event::TAGS_CHANGED, Event::TAGS_CHANGED,
+                                          Event::UPDATED};
+  const std::vector<std::string> names = {"Edited v2", "Edited v2", "Edited v2", "Edited v3"};
+  for (size_t i = 0; i < 4; ++i) {
+    const Event& e = events[6 + i];
+    SCOPED_TRACE(e.DebugString());
+    EXPECT_EQ(e.type(), types[i]);
+    EXPECT_EQ(e.display_name(), names[i]);
+    EXPECT_EQ(std::vector<std::string>(e.head_clouds().begin(), e.head_clouds().end()), head);
+    ASSERT_EQ(e.revisions_size(), 1);
+    EXPECT_EQ(e.revisions(0).revision(), 1);
+    EXPECT_EQ(
+        std::vector<std::string>(e.revisions(0).clouds().begin(), e.revisions(0).clouds().end()),
+        (std::vector<std::string>{"clouds/aws-us-east-1", "clouds/aws-us-west-1"}));
+    EXPECT_EQ(e.state(), Event::STATE_ACTIVE);
+    EXPECT_EQ(e.lineage(), mci.name());
+  }
+}
+
+// An info edit that waited for the row lock while a setting changed must announce the settings
+// as that change left them: its read comes after the lock, in a snapshot of its own. Tags and
+// settings change concurrently; in sequence order, a TAGS_CHANGED event's clouds are those of
+// the event before it.
+TEST_F(CatalogEventsTest, InfoEditsAfterAConcurrentSettingChangeSeeIt) {
+  CatalogClient c = Client("races");
+  cpb::MultiCloudImage mci = c.Create("races", "Raced");
+  ASSERT_TRUE(c.AddSetting(mci.name(), "aws-us-east-1", "centos-5-4-i386-v5-6", "m1.small").ok());
+  constexpr int kRounds = 40;
+  std::thread settings([&] {
+    CatalogClient s = Client("races");
+    for (int i = 0; i < kRounds; ++i) {
+      if (i % 2 == 0) {
+        EXPECT_TRUE(
+            s.AddSetting(mci.name(), "aws-us-west-1", "centos-5-4-i386-v5-6", "m1.small").ok());
+      } else {
+        cpb::DeleteMultiCloudImageSettingRequest req;
+        req.set_name(mci.name() + "/settings/aws-us-west-1");
+        google::protobuf::Empty out;
+        EXPECT_TRUE(s.Call(&Stub::DeleteMultiCloudImageSetting, req, &out).ok());
+      }
+    }
+  });
+  for (int i = 0; i < kRounds; ++i) {
+    ASSERT_TRUE(c.Tag(mci.name(), absl::StrCat("n:i=", i)).ok()) << i;
+  }
+  settings.join();
+  StreamReader reader(stack_.nats().Url());
+  ASSERT_TRUE(reader.ok());
+  std::vector<Event> events = reader.Collect(mci.name(), 2 + 2 * kRounds, absl::Seconds(30));
+  ASSERT_EQ(events.size(), static_cast<size_t>(2 + 2 * kRounds));
+  ExpectInOrder(events);
+  auto clouds = [](const Event& e) {
+    return std::vector<std::string>(e.head_clouds().begin(), e.head_clouds().end());
+  };
+  int tagged = 0;
+  for (size_t i = 1; i < events.size(); ++i) {
+    if (events[i].type() != Event::TAGS_CHANGED) continue;
+    ++tagged;
+    EXPECT_EQ(clouds(events[i]), clouds(events[i - 1])) << "event " << i;
+  }
+  EXPECT_EQ(tagged, kRounds);
 }
 
 TEST_F(CatalogEventsTest, NatsOutageDelaysButLosesNothing) {
