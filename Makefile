@@ -6,7 +6,8 @@ JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
 # Every Debian package the build, the local stack and the tests need (the golang-* ones are what
-# ../shared/tools/chart-check builds itself from, for the chart test).
+# ../shared/tools/chart-check builds itself from, for the chart test, and gRPC for Go the bench's
+# outside client, bench/outside/grpcload).
 DEB_PACKAGES := build-essential cmake pkg-config ccache git ca-certificates \
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
   libpqxx-dev libnats-dev nats-server libabsl-dev libgtest-dev libgmock-dev \
@@ -14,7 +15,7 @@ DEB_PACKAGES := build-essential cmake pkg-config ccache git ca-certificates \
   python3 python3-yaml clang-format clang-tidy linux-perf \
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev \
   golang-github-xeipuuv-gojsonschema-dev golang-github-burntsushi-toml-dev \
-  golang-github-gobwas-glob-dev
+  golang-github-gobwas-glob-dev golang-google-grpc-dev
 
 .PHONY: deps build test test-unit test-integration run stop format lint clean bench
 

@@ -12,6 +12,8 @@
 //                    services and PostgreSQL, into BENCH_RESULTS/perf-*.data)
 //   BENCH_ONLY       comma-separated scenario prefixes to run (default all)
 //   BENCH_RESULTS    directory for the JSON (default bench/results)
+//   BENCH_OUTSIDE    the outside client (bench/outside/grpcload, which make bench builds): the
+//                    "outside:" rows drive the same stack with it and compare with this client
 #include <grpcpp/grpcpp.h>
 #include <nats/nats.h>
 #include <unistd.h>
@@ -70,6 +72,12 @@ double EnvDouble(const char* name, double fallback) {
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' ? std::atof(v) : fallback;
 }
+std::string Fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+  return buf;
+}
+
 std::string EnvString(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' ? v : fallback;
@@ -104,6 +112,9 @@ struct Row {
   std::string target;
   std::string verdict;  // met / NOT met / -
   std::string note;
+  // Outside rows: the bench client's QPS, and its ratio to echo, measured side by side.
+  double peer_qps = 0, peer_ratio = 0;
+  double floor = 0;  // outside rows: the scenario's target, as a ratio to echo
 };
 
 struct Setting {
@@ -157,7 +168,20 @@ class Bench {
   Row MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
                     const Issue& issue, Sizes sizes);
   void Reads(const std::string& suffix);
+  Issue ResolveIssue(int64_t revision);
+  Issue GetIssue(int64_t revision);
+  Issue LaunchIssue();
   void Lists(const std::string& suffix);
+  // The read scenarios again, driven by the outside client against the same stack, each between
+  // two of its echo runs.
+  void Outside();
+  struct OutsideRun {
+    bool ok = false;
+    std::string error;
+    LoadResult r;
+  };
+  OutsideRun RunOutside(const std::string& address, const std::string& method,
+                        const std::string& request, int in_flight);
   void Writes();
   void Events();
   Row Pgbench(const std::string& op, const std::string& database, const std::string& script,
@@ -200,6 +224,7 @@ class Bench {
   std::vector<std::string> only_;
   std::string results_dir_;
   std::string bearer_;
+  std::string outside_;  // BENCH_OUTSIDE
 
   std::unique_ptr<Stack> stack_;
   std::unique_ptr<ServiceProcess> echo_;
@@ -759,6 +784,62 @@ Row Bench::MeasurePaired(const std::string& op, int in_flight, const std::vector
   return row;
 }
 
+// The read scenarios' calls: uniformly over the launch set (ResolveImage: and one of the three
+// clouds each seeded MCI covers), ResolveLaunch over every template and four clouds.
+Issue Bench::ResolveIssue(int64_t revision) {
+  const int launch_set = std::min(seeded_, launch_set_);
+  return [this, revision, launch_set](int slot, Done done) {
+    thread_local std::mt19937 rng{std::random_device{}()};
+    int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
+    // seed-n covers clouds n % C .. n % C + 2 (at least three).
+    int cloud = n + static_cast<int>(rng() % 3);
+    cpb::ResolveImageRequest req;
+    req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
+    req.set_cloud("clouds/" + SettingFor(cloud).cloud);
+    auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+    Unary<cpb::ResolveImageRequest, cpb::ResolveImageResponse>(
+        bearer_, std::move(req),
+        [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+          stub->async()->ResolveImage(ctx, rq, rs, std::move(cb));
+        },
+        [done](const grpc::Status& s, const cpb::ResolveImageResponse&) { done(s); });
+  };
+}
+
+Issue Bench::GetIssue(int64_t revision) {
+  const int launch_set = std::min(seeded_, launch_set_);
+  return [this, revision, launch_set](int slot, Done done) {
+    thread_local std::mt19937 rng{std::random_device{}()};
+    int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
+    cpb::GetMultiCloudImageRequest req;
+    req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
+    auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+    Unary<cpb::GetMultiCloudImageRequest, cpb::MultiCloudImage>(
+        bearer_, std::move(req),
+        [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+          stub->async()->GetMultiCloudImage(ctx, rq, rs, std::move(cb));
+        },
+        [done](const grpc::Status& s, const cpb::MultiCloudImage&) { done(s); });
+  };
+}
+
+Issue Bench::LaunchIssue() {
+  return [this](int slot, Done done) {
+    thread_local std::mt19937 rng{std::random_device{}()};
+    size_t t = rng() % template_names_.size();
+    tpb::ResolveLaunchRequest req;
+    req.set_server_template(template_names_[t]);
+    req.set_cloud("clouds/" + SettingFor(static_cast<int>(rng() % 4)).cloud);
+    auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
+    Unary<tpb::ResolveLaunchRequest, tpb::ResolveLaunchResponse>(
+        bearer_, std::move(req),
+        [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
+          stub->async()->ResolveLaunch(ctx, rq, rs, std::move(cb));
+        },
+        [done](const grpc::Status& s, const tpb::ResolveLaunchResponse&) { done(s); });
+  };
+}
+
 void Bench::Reads(const std::string& suffix) {
   std::vector<pid_t> catalog = {catalog_pid_};
   const int launch_set = std::min(seeded_, launch_set_);
@@ -791,47 +872,16 @@ void Bench::Reads(const std::string& suffix) {
     for (int64_t revision : {int64_t{0}, int64_t{1}}) {
       std::string op = revision == 0 ? "ResolveImage HEAD" : "ResolveImage @N";
       if (!Wanted(op) && !Wanted("ResolveImage")) continue;
-      Row row = MeasurePaired(
-          op + suffix, in_flight, catalog,
-          [&, revision](int slot, Done done) {
-            thread_local std::mt19937 rng{std::random_device{}()};
-            int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
-            // seed-n covers clouds n % C .. n % C + 2 (at least three).
-            int cloud = n + static_cast<int>(rng() % 3);
-            cpb::ResolveImageRequest req;
-            req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
-            req.set_cloud("clouds/" + SettingFor(cloud).cloud);
-            auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
-            Unary<cpb::ResolveImageRequest, cpb::ResolveImageResponse>(
-                bearer_, std::move(req),
-                [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-                  stub->async()->ResolveImage(ctx, rq, rs, std::move(cb));
-                },
-                [done](const grpc::Status& s, const cpb::ResolveImageResponse&) { done(s); });
-          },
-          resolve_sizes_);
+      Row row =
+          MeasurePaired(op + suffix, in_flight, catalog, ResolveIssue(revision), resolve_sizes_);
       row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
       rows_.push_back(row);
     }
     for (int64_t revision : {int64_t{0}, int64_t{1}}) {
       std::string op = revision == 0 ? "GetMultiCloudImage HEAD" : "GetMultiCloudImage @N";
       if (!Wanted(op) && !Wanted("GetMultiCloudImage")) continue;
-      Row row = MeasurePaired(
-          op + suffix, in_flight, catalog,
-          [&, revision](int slot, Done done) {
-            thread_local std::mt19937 rng{std::random_device{}()};
-            int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
-            cpb::GetMultiCloudImageRequest req;
-            req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
-            auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
-            Unary<cpb::GetMultiCloudImageRequest, cpb::MultiCloudImage>(
-                bearer_, std::move(req),
-                [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-                  stub->async()->GetMultiCloudImage(ctx, rq, rs, std::move(cb));
-                },
-                [done](const grpc::Status& s, const cpb::MultiCloudImage&) { done(s); });
-          },
-          get_sizes_[revision]);
+      Row row =
+          MeasurePaired(op + suffix, in_flight, catalog, GetIssue(revision), get_sizes_[revision]);
       row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
       rows_.push_back(row);
     }
@@ -844,26 +894,210 @@ void Bench::Reads(const std::string& suffix) {
         row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
       } else {
         // The default MCI of every template is `popular`, which covers clouds 0..3.
-        row = MeasurePaired(
-            "ResolveLaunch", in_flight, {catalog_pid_, templates_pid_},
-            [&](int slot, Done done) {
-              thread_local std::mt19937 rng{std::random_device{}()};
-              size_t t = rng() % template_names_.size();
-              tpb::ResolveLaunchRequest req;
-              req.set_server_template(template_names_[t]);
-              req.set_cloud("clouds/" + SettingFor(static_cast<int>(rng() % 4)).cloud);
-              auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
-              Unary<tpb::ResolveLaunchRequest, tpb::ResolveLaunchResponse>(
-                  bearer_, std::move(req),
-                  [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-                    stub->async()->ResolveLaunch(ctx, rq, rs, std::move(cb));
-                  },
-                  [done](const grpc::Status& s, const tpb::ResolveLaunchResponse&) { done(s); });
-            },
-            launch_sizes_);
+        row = MeasurePaired("ResolveLaunch", in_flight, {catalog_pid_, templates_pid_},
+                            LaunchIssue(), launch_sizes_);
       }
       if (!row.ran) row.baseline.clear();
       row.target = "QPS >= 0.5x echo";
+      rows_.push_back(row);
+    }
+  }
+}
+
+Bench::OutsideRun Bench::RunOutside(const std::string& address, const std::string& method,
+                                    const std::string& request, int in_flight) {
+  OutsideRun run;
+  static int files = 0;
+  std::string file = absl::StrCat(std::filesystem::temp_directory_path().string(),
+                                  "/mci-bench-outside-", getpid(), "-", files++, ".bin");
+  std::ofstream(file, std::ios::binary) << request;
+  const double seconds = 1.0;
+  std::string command = absl::StrCat(
+      "'", outside_, "' --call ", method, " --delimited --binary-file '", file,
+      "' -m 'authorization=", bearer_, "' -c ", in_flight, " --connections ", channels_n_, " -z ",
+      static_cast<int>(seconds * 1000), "ms --warmup 300ms ", address, " 2>&1");
+  std::string out;
+  if (FILE* p = popen(command.c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+    if (pclose(p) != 0) run.error = out.substr(0, 200);
+  } else {
+    run.error = "cannot start " + outside_;
+  }
+  std::filesystem::remove(file);
+  auto number = [&out](const std::string& key) {
+    size_t at = out.find("\"" + key + "\":");
+    return at == std::string::npos ? -1.0 : std::atof(out.c_str() + at + key.size() + 3);
+  };
+  if (run.error.empty()) {
+    run.r.qps = number("rps");
+    run.r.ok = static_cast<int64_t>(number("count"));
+    run.r.errors = static_cast<int64_t>(number("errors"));
+    run.r.p50_ms = number("p50_ms");
+    run.r.p99_ms = number("p99_ms");
+    run.r.p999_ms = number("p999_ms");
+    run.r.seconds = number("seconds");
+    run.ok = run.r.qps > 0 && run.r.errors == 0;
+    if (!run.ok) run.error = out.substr(0, 200);
+  }
+  return run;
+}
+
+void Bench::Outside() {
+  if (!Wanted("outside")) return;
+  outside_ = EnvString("BENCH_OUTSIDE", "");
+  struct Scenario {
+    std::string op, address, method, request;
+    Sizes sizes;
+    Issue issue;  // the bench client's calls of the same scenario
+    std::vector<pid_t> servers;
+  };
+  // The requests of the bench client's scenarios, all of them (the launch set; every template),
+  // in a shuffled order the outside client cycles through.
+  auto delimited = [](std::vector<std::string> messages) {
+    std::shuffle(messages.begin(), messages.end(), std::mt19937{7});
+    std::string out;
+    for (const auto& m : messages) {
+      for (uint64_t v = m.size();; v >>= 7) {
+        out.push_back(static_cast<char>(v < 0x80 ? v : (v & 0x7f) | 0x80));
+        if (v < 0x80) break;
+      }
+      out += m;
+    }
+    return out;
+  };
+  const int launch_set = std::min(seeded_, launch_set_);
+  std::vector<std::string> resolves, gets, launches;
+  for (int n = 1; n <= launch_set; ++n) {
+    cpb::GetMultiCloudImageRequest get;
+    get.set_name(MciName(kAccount, absl::StrCat("seed-", n), 0));
+    gets.push_back(get.SerializeAsString());
+    for (int c = 0; c < 3; ++c) {
+      cpb::ResolveImageRequest resolve;
+      resolve.set_name(get.name());
+      resolve.set_cloud("clouds/" + SettingFor(n + c).cloud);
+      resolves.push_back(resolve.SerializeAsString());
+    }
+  }
+  for (const auto& t : template_names_) {
+    for (int c = 0; c < 4; ++c) {
+      tpb::ResolveLaunchRequest launch;
+      launch.set_server_template(t);
+      launch.set_cloud("clouds/" + SettingFor(c).cloud);
+      launches.push_back(launch.SerializeAsString());
+    }
+  }
+  std::vector<Scenario> scenarios = {{"ResolveImage HEAD",
+                                      stack_->catalog_address(),
+                                      "mci.catalog.v1.CatalogService/ResolveImage",
+                                      delimited(resolves),
+                                      resolve_sizes_,
+                                      ResolveIssue(0),
+                                      {catalog_pid_}},
+                                     {"GetMultiCloudImage HEAD",
+                                      stack_->catalog_address(),
+                                      "mci.catalog.v1.CatalogService/GetMultiCloudImage",
+                                      delimited(gets),
+                                      get_sizes_[0],
+                                      GetIssue(0),
+                                      {catalog_pid_}}};
+  if (templates_up_ && !launches.empty()) {
+    scenarios.push_back({"ResolveLaunch",
+                         stack_->templates_address(),
+                         "mci.templates.v1.ServerTemplateService/ResolveLaunch",
+                         delimited(launches),
+                         launch_sizes_,
+                         LaunchIssue(),
+                         {catalog_pid_, templates_pid_}});
+  }
+  for (int in_flight : {16, 64}) {
+    for (const Scenario& sc : scenarios) {
+      Row echo, row;
+      echo.op = absl::StrCat("outside: echo (with ", sc.op, ")");
+      echo.group = "outside-echo";
+      row.op = "outside: " + sc.op;
+      row.group = "outside";
+      echo.in_flight = row.in_flight = in_flight;
+      row.floor = sc.op == "ResolveLaunch" ? 0.5 : 0.7;
+      row.target = absl::StrCat("agrees with the bench client (>= ", Fixed(row.floor, 1), "x)");
+      if (outside_.empty()) {
+        echo.not_run = row.not_run =
+            "no outside client (BENCH_OUTSIDE; make bench builds bench/outside/grpcload when "
+            "make deps has installed Go's gRPC)";
+        rows_.push_back(echo);
+        rows_.push_back(row);
+        continue;
+      }
+      Log(absl::StrCat("measuring ", row.op, " @", in_flight, " with the outside client"));
+      epb::EchoRequest echo_req;
+      echo_req.set_payload(std::string(sc.sizes.request, 'r'));
+      echo_req.set_response_bytes(static_cast<int>(sc.sizes.response));
+      const std::string echo_bytes = delimited({echo_req.SerializeAsString()});
+      // Side by side with the bench client, in one-second slices: its echo, the outside echo, its
+      // scenario, the outside scenario, and again; each client's ratio is over its own slices,
+      // so the machine's drift from second to second touches both alike. QPS over all of a
+      // row's slices; the outside rows' percentiles are the mean of their slices'.
+      const int slices = std::max(1, static_cast<int>(std::lround(seconds_)));
+      const double saved_seconds = seconds_, saved_warmup = warmup_;
+      // First a second of the scenario, not counted: HEAD answers expire after 10 s, and the
+      // scenario's previous rows may be that far back.
+      seconds_ = 1;
+      warmup_ = 0;
+      Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
+      warmup_ = 0.2;
+      Row own_echo, own;
+      std::string error;
+      double echo_s = 0, row_s = 0;
+      for (int i = 0; i < slices && error.empty(); ++i) {
+        for (Row* target : {&echo, &row}) {
+          Row& mine = target == &echo ? own_echo : own;
+          Row part = target == &echo ? Measure("echo", "echo", in_flight, {echo_pid_},
+                                               EchoIssue(sc.sizes.request, sc.sizes.response))
+                                     : Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
+          if (i == 0) {
+            mine.r = part.r;
+          } else {
+            Merge(&mine.r, part.r);
+          }
+          OutsideRun run = target == &echo
+                               ? RunOutside(echo_address_, "mci.bench.v1.EchoService/Echo",
+                                            echo_bytes, in_flight)
+                               : RunOutside(sc.address, sc.method, sc.request, in_flight);
+          if (!run.ok) {
+            error = run.error;
+            break;
+          }
+          // The outside client's process gone before the bench client's next slice.
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          double& seconds = target == &echo ? echo_s : row_s;
+          target->r.ok += run.r.ok;
+          target->r.errors += run.r.errors;
+          seconds += run.r.seconds;
+          target->r.p50_ms += run.r.p50_ms / slices;
+          target->r.p99_ms += run.r.p99_ms / slices;
+          target->r.p999_ms += run.r.p999_ms / slices;
+        }
+      }
+      seconds_ = saved_seconds;
+      warmup_ = saved_warmup;
+      row.peer_qps = own.r.qps;
+      row.peer_ratio = own_echo.r.qps > 0 ? own.r.qps / own_echo.r.qps : 0;
+      if (!error.empty()) {
+        echo.not_run = row.not_run = "outside client failed: " + error;
+        rows_.push_back(echo);
+        rows_.push_back(row);
+        continue;
+      }
+      echo.ran = row.ran = true;
+      echo.r.seconds = echo_s;
+      echo.r.qps = echo_s > 0 ? static_cast<double>(echo.r.ok) / echo_s : 0;
+      row.r.seconds = row_s;
+      row.r.qps = row_s > 0 ? static_cast<double>(row.r.ok) / row_s : 0;
+      row.baseline = absl::StrCat("outside: echo@", in_flight, " (interleaved)");
+      row.baseline_qps = echo.r.qps;
+      row.baseline_p50 = echo.r.p50_ms;
+      row.baseline_p99 = echo.r.p99_ms;
+      rows_.push_back(echo);
       rows_.push_back(row);
     }
   }
@@ -1466,6 +1700,16 @@ void Bench::Judge() {
       row.verdict = row.ratio_qps >= 0.7 && row.ratio_p99 <= 2 ? "met" : "NOT met";
     } else if (row.target.rfind("QPS >= 0.5x", 0) == 0) {
       row.verdict = row.ratio_qps >= 0.5 ? "met" : "NOT met";
+    } else if (row.group == "outside") {
+      // Agreement: the same verdict on the scenario's target, and no more than 15% below the
+      // bench client's ratio (the bench client must not flatter the service). Above it is the
+      // other way round from a bound: the two clients differ in what they cost and in how they
+      // batch calls on a connection, and on two shared cores that moves a ratio too.
+      const bool same = (row.ratio_qps >= row.floor) == (row.peer_ratio >= row.floor);
+      const bool agrees = same && row.ratio_qps >= 0.85 * row.peer_ratio;
+      row.verdict =
+          absl::StrCat(agrees ? "agrees" : "DIFFERS", " (bench client ", Fixed(row.peer_ratio, 2),
+                       "x at ", static_cast<int>(row.peer_qps), "/s side by side)");
     } else if (row.target.rfind("deep within 2x", 0) == 0 ||
                row.target.rfind("within 2x", 0) == 0) {
       // Latency at the same concurrency: p50 of this page over p50 of the baseline page.
@@ -1476,12 +1720,6 @@ void Bench::Judge() {
       row.verdict = "-";
     }
   }
-}
-
-std::string Fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
-  return buf;
 }
 
 void Bench::Print() {
@@ -1595,6 +1833,7 @@ int Bench::Run() {
   Memory("after seeding");
   const bool two_scales = scale_ > 10000;
   Reads(two_scales ? " (10k)" : "");
+  Outside();
   Lists(two_scales ? " (10k)" : "");
   if (two_scales) {
     Log(absl::StrCat("growing the catalog to ", scale_, " MCIs"));

@@ -24,4 +24,13 @@ for target in template-reference-service:services/templates marketplace-service:
   fi
 done
 
+# The outside client (grpc-go, from Debian's golang-google-grpc-dev), for the "outside:" rows.
+if command -v go >/dev/null && [ -d /usr/share/gocode/src/google.golang.org/grpc ]; then
+  if GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/$build/go-cache" \
+      go build -o "$build/grpcload" bench/outside/grpcload/main.go; then
+    export BENCH_OUTSIDE="$PWD/$build/grpcload"
+  fi
+fi
+[ -n "${BENCH_OUTSIDE:-}" ] || echo "bench: no outside client (make deps installs Go's gRPC); its rows will be skipped" >&2
+
 exec "$build/bench/mci-bench"

@@ -332,9 +332,10 @@ Catalog::Catalog(db::Pool* pool, DeletionPeer* deletion_peer, CatalogOptions opt
 
 void Catalog::Prepare(pqxx::connection& conn) {
   for (const auto& [name, sql] : Statements()) conn.prepare(name, sql);
-  // Run by SQL EXECUTE inside simple-protocol queries (BeginInfoEdit, CommitInfoEdit), where
-  // libpqxx cannot prepare them on first use: the server must have them from the start.
-  for (const char* name : {"lock_mci", "read_for_edit", "edit_info", "insert_outbox"}) {
+  // Run by SQL EXECUTE inside simple-protocol queries (BeginInfoEdit, InsertEventAndCommit, Clone),
+  // where libpqxx cannot prepare them on first use: the server must have them from the start.
+  for (const char* name : {"lock_mci", "read_for_edit", "edit_info", "insert_outbox", "read_mci",
+                           "read_mci_by_request_id"}) {
     conn.prepare_now(name);
   }
 }
@@ -390,10 +391,16 @@ absl::Status Catalog::EditableHead(const MciRow& row, const MciName& name) {
 }
 
 absl::Status Catalog::ReadMci(pqxx::transaction_base& txn, const MciName& name, bool with_settings,
-                              pb::MultiCloudImage* out) {
-  pqxx::result r = txn.exec_prepared("read_mci", name.account, name.mci_id, name.revision);
+                              pb::MultiCloudImage* out, MciRow* row) {
+  MciRow unused;
+  return ParseReadMci(txn.exec_prepared("read_mci", name.account, name.mci_id, name.revision), name,
+                      with_settings, out, row != nullptr ? row : &unused);
+}
+
+absl::Status Catalog::ParseReadMci(const pqxx::result& r, const MciName& name, bool with_settings,
+                                   pb::MultiCloudImage* out, MciRow* row_out) {
   if (r.empty()) return NotFound(name);
-  MciRow row;
+  MciRow& row = *row_out;
   row.Parse(r[0]);
   const pqxx::row& f = r[0];
   if (name.revision > 0 && !f[kMciColumnCount].as<bool>()) {
@@ -444,12 +451,27 @@ bool Catalog::FirstResultOfRequest(const absl::Status& status, const std::string
 }
 
 absl::Status Catalog::FinishCreate(pqxx::transaction_base& txn, const MciName& name, int64_t id,
-                                   const std::string& request_id, pb::MultiCloudImage* out) {
+                                   const std::string& request_id, pb::MultiCloudImage* out,
+                                   bool commit) {
   if (!request_id.empty()) txn.exec_prepared("insert_request_id", name.account, request_id, id);
   MciRow row;
   if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
-  AppendEvent(txn, row, Event::CREATED, 0, false);
-  return ReadMci(txn, name, true, out);
+  if (!commit) {
+    AppendEvent(txn, row, Event::CREATED, 0, false);
+    return ReadMci(txn, name, true, out);
+  }
+  // The read before the event, so that the event's insert can carry the COMMIT.
+  pqxx::result bumped = txn.exec_prepared("bump_for_event", row.id, 0);
+  if (auto s = ReadMci(txn, name, true, out); !s.ok()) return s;
+  InsertEventAndCommit(txn, BuildEvent(row, Event::CREATED, 0, Bumped(bumped)));
+  return absl::OkStatus();
+}
+
+void Catalog::InsertEventAndCommit(pqxx::transaction_base& txn, const Event& event,
+                                   absl::string_view before) {
+  txn.exec(absl::StrCat(before, "EXECUTE insert_outbox(", txn.quote(event.event_id()), ", ",
+                        txn.quote(EventSubject(event.type())), ", ",
+                        txn.quote(absl::Base64Escape(event.SerializeAsString())), "); COMMIT"));
 }
 
 void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
@@ -490,12 +512,11 @@ void Catalog::CommitInfoEdit(pqxx::transaction_base& txn, const MciName& name, I
   row.event_seq = edit->bump.sequence;
   row.version += 1;
   row.update_time = edit->now;
-  Event event = BuildEvent(row, type, 0, edit->bump);
-  txn.exec(absl::StrCat("EXECUTE edit_info(", row.id, ", ", txn.quote(row.display_name), ", ",
-                        txn.quote(row.description), ", ", txn.quote(JoinArray(row.tags)),
-                        "); EXECUTE insert_outbox(", txn.quote(event.event_id()), ", ",
-                        txn.quote(EventSubject(type)), ", ",
-                        txn.quote(absl::Base64Escape(event.SerializeAsString())), "); COMMIT"));
+  // The update rides with the event and COMMIT: one round trip.
+  InsertEventAndCommit(
+      txn, BuildEvent(row, type, 0, edit->bump),
+      absl::StrCat("EXECUTE edit_info(", row.id, ", ", txn.quote(row.display_name), ", ",
+                   txn.quote(row.description), ", ", txn.quote(JoinArray(row.tags)), "); "));
   // The answer ReadMci would give after the commit, from what the transaction read and wrote.
   out->Clear();
   row.ToProto(out);
@@ -742,13 +763,28 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
       caller.account,
       req.multi_cloud_image_id().empty() ? RandomId("mci-", 12) : req.multi_cloud_image_id(), 0};
   bool created = false;
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    if (!req.request_id().empty() &&
-        ReadMciByRequestId(txn, name.account, req.request_id(), out).ok()) {
-      return absl::OkStatus();
-    }
+  // Eight round trips: BEGIN rides on the first statement and COMMIT on the event's insert
+  // (Pool::TransactInline); the source's row comes with its read.
+  absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
     pb::MultiCloudImage src;
-    if (auto s = ReadMci(txn, *source, false, &src); !s.ok()) return s;
+    MciRow src_row;
+    if (!req.request_id().empty()) {
+      pqxx::result known =
+          txn.exec(absl::StrCat("BEGIN; EXECUTE read_mci_by_request_id(", txn.quote(name.account),
+                                ", ", txn.quote(req.request_id()), ")"));
+      // A retry: the first attempt's result.
+      if (!known.empty() &&
+          ReadMci(txn, MciName{name.account, known[0][0].c_str(), 0}, true, out).ok()) {
+        txn.exec("COMMIT");
+        return absl::OkStatus();
+      }
+      if (auto s = ReadMci(txn, *source, false, &src, &src_row); !s.ok()) return s;
+    } else {
+      pqxx::result r =
+          txn.exec(absl::StrCat("BEGIN; EXECUTE read_mci(", txn.quote(source->account), ", ",
+                                txn.quote(source->mci_id), ", ", source->revision, ")"));
+      if (auto s = ParseReadMci(r, *source, false, &src, &src_row); !s.ok()) return s;
+    }
     if (!txn.exec_prepared("mci_exists", name.account, name.mci_id).empty()) {
       return absl::AlreadyExistsError(
           absl::StrCat("MultiCloud Image ", name.Head(), " already exists; choose another id."));
@@ -762,11 +798,9 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
                           src.display_name(), src.origin().lineage(), src.origin().publication(),
                           source->revision)[0][0]
             .as<int64_t>();
-    MciRow src_row;
-    if (auto s = LoadMci(txn, *source, false, &src_row); !s.ok()) return s;
     txn.exec_prepared("copy_settings", id, 0, src_row.id, source->revision);
     created = true;
-    return FinishCreate(txn, name, id, req.request_id(), out);
+    return FinishCreate(txn, name, id, req.request_id(), out, /*commit=*/true);
   });
   if (FirstResultOfRequest(status, name.account, req.request_id(), out)) return absl::OkStatus();
   if (status.ok() && created) Committed(name);

@@ -133,14 +133,23 @@ class Catalog {
   absl::Status LoadMci(pqxx::transaction_base& txn, const MciName& name, bool for_update,
                        MciRow* row);
   absl::Status EditableHead(const MciRow& row, const MciName& name);
+  // `row`, when given, gets the MCI's row as read.
   absl::Status ReadMci(pqxx::transaction_base& txn, const MciName& name, bool with_settings,
-                       pb::MultiCloudImage* out);
+                       pb::MultiCloudImage* out, MciRow* row = nullptr);
+  // ReadMci's answer from read_mci's result.
+  absl::Status ParseReadMci(const pqxx::result& r, const MciName& name, bool with_settings,
+                            pb::MultiCloudImage* out, MciRow* row);
   absl::Status ReadMciByRequestId(pqxx::transaction_base& txn, const std::string& account,
                                   const std::string& request_id, pb::MultiCloudImage* out);
   // The end of every create-like transaction (create, clone, import): records the request_id,
   // appends the CREATED event and reads the new MCI back.
+  // With `commit` (in Pool::TransactInline), the event's insert carries the COMMIT.
   absl::Status FinishCreate(pqxx::transaction_base& txn, const MciName& name, int64_t id,
-                            const std::string& request_id, pb::MultiCloudImage* out);
+                            const std::string& request_id, pb::MultiCloudImage* out,
+                            bool commit = false);
+  // The event's outbox row and COMMIT in one round trip, after the statements in `before`.
+  void InsertEventAndCommit(pqxx::transaction_base& txn, const Event& event,
+                            absl::string_view before = "");
   // True (with `out` set) when `status` is a lost request_id race whose winner can be answered.
   bool FirstResultOfRequest(const absl::Status& status, const std::string& account,
                             const std::string& request_id, pb::MultiCloudImage* out);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "tests/integration/catalog/catalog_client.h"
 #include "tests/support/stack.h"
 
@@ -208,6 +209,9 @@ TEST_F(CatalogTest, CloneProcedureBumpsVersionAndRecordsLineage) {
   EXPECT_EQ(clone.settings_size(), 1);
   EXPECT_THAT(clone.tags(), ::testing::ElementsAre("provides:rs_agent_type=right_link"));
   EXPECT_FALSE(clone.read_only());
+  // The answer is the clone as committed.
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(clone, c.Get(clone.name())))
+      << clone.DebugString() << " vs " << c.Get(clone.name()).DebugString();
 
   // The same request_id answers the first clone again.
   cpb::MultiCloudImage retried;
@@ -402,9 +406,10 @@ TEST_F(CatalogTest, UpdateHonoursEtagAndMask) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
-// Update, AddTags and RemoveTags send BEGIN with their first statement and COMMIT with their last
-// (Pool::TransactInline): a refused one (stale etag, unknown MCI, too many tags) must leave no
-// transaction open on its pooled connection, and the writes after it must land.
+// Update, AddTags, RemoveTags and Clone send BEGIN with their first statement and COMMIT with
+// their last (Pool::TransactInline): a refused one (stale etag, unknown MCI or revision, too many
+// tags, a taken id) must leave no transaction open on its pooled connection, and the writes after
+// it must land.
 TEST_F(CatalogTest, RefusedEditsLeaveNoTransactionOpen) {
   CatalogClient c = Client(account_);
   cpb::MultiCloudImage mci = c.Create(account_, "Inline");
@@ -422,6 +427,20 @@ TEST_F(CatalogTest, RefusedEditsLeaveNoTransactionOpen) {
     EXPECT_EQ(c.Call(&Stub::UpdateMultiCloudImage, missing, &out).error_code(),
               grpc::StatusCode::NOT_FOUND);
     EXPECT_EQ(c.Call(&Stub::AddTags, tags, &out).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    // CloneMultiCloudImage likewise: a missing source or revision, a taken id.
+    cpb::CloneMultiCloudImageRequest clone;
+    clone.set_name(mci.name() + "-missing");
+    clone.set_request_id(absl::StrCat("refused-", i));
+    EXPECT_EQ(c.Call(&Stub::CloneMultiCloudImage, clone, &out).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+    clone.set_name(mci.name() + "@9");
+    clone.clear_request_id();
+    EXPECT_EQ(c.Call(&Stub::CloneMultiCloudImage, clone, &out).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+    clone.set_name(mci.name());
+    clone.set_multi_cloud_image_id(mci.name().substr(mci.name().rfind('/') + 1));
+    EXPECT_EQ(c.Call(&Stub::CloneMultiCloudImage, clone, &out).error_code(),
+              grpc::StatusCode::ALREADY_EXISTS);
   }
   pqxx::connection pg(stack_->postgres().Url("catalog"));
   pqxx::nontransaction n(pg);
