@@ -1436,7 +1436,8 @@ absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsReque
 
 std::optional<absl::Status> Catalog::LookUpResolve(const Caller& caller,
                                                    const pb::ResolveImageRequest& req,
-                                                   pb::ResolveImageResponse* out, CacheMiss* miss) {
+                                                   std::shared_ptr<const ResolveCache::Answer>* out,
+                                                   CacheMiss* miss) {
   auto name = ReadableMci(caller, req.name(), true);
   if (!name.ok()) return name.status();
   auto cloud = ParseCloudName(req.cloud(), "cloud");
@@ -1445,12 +1446,39 @@ std::optional<absl::Status> Catalog::LookUpResolve(const Caller& caller,
   miss->cloud = *std::move(cloud);
   auto hit = cache_.Get(miss->name.Key(), miss->name.revision, miss->cloud, &miss->generation);
   if (hit == nullptr) return std::nullopt;
-  if (hit->status.ok()) *out = hit->response;
-  return hit->status;
+  absl::Status status = hit->status;
+  if (status.ok()) *out = std::move(hit);
+  return status;
 }
 
 absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageRequest& req,
                                    pb::ResolveImageResponse* out) {
+  std::shared_ptr<const ResolveCache::Answer> answer;
+  absl::Status status = Resolve(caller, req, &answer);
+  if (status.ok()) *out = answer->response;
+  return status;
+}
+
+absl::Status Catalog::ResolveImageWire(const Caller& caller, const pb::ResolveImageRequest& req,
+                                       Wire* out) {
+  std::shared_ptr<const ResolveCache::Answer> answer;
+  absl::Status status = Resolve(caller, req, &answer);
+  if (status.ok()) *out = Wire(answer, &answer->wire);
+  return status;
+}
+
+std::optional<absl::Status> Catalog::ResolveImageWireCached(const Caller& caller,
+                                                            const pb::ResolveImageRequest& req,
+                                                            Wire* out) {
+  CacheMiss miss;
+  std::shared_ptr<const ResolveCache::Answer> answer;
+  auto answered = LookUpResolve(caller, req, &answer, &miss);
+  if (answered.has_value() && answered->ok()) *out = Wire(answer, &answer->wire);
+  return answered;
+}
+
+absl::Status Catalog::Resolve(const Caller& caller, const pb::ResolveImageRequest& req,
+                              std::shared_ptr<const ResolveCache::Answer>* out) {
   CacheMiss miss;
   if (auto answered = LookUpResolve(caller, req, out, &miss)) return *answered;
   const MciName& name = miss.name;
@@ -1503,17 +1531,9 @@ absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageR
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
-  if (answer.status.ok()) *out = answer.response;
-  absl::Status result = answer.status;
-  cache_.Put(name.Key(), name.revision, cloud, miss.generation, std::move(answer));
-  return result;
-}
-
-std::optional<absl::Status> Catalog::ResolveImageCached(const Caller& caller,
-                                                        const pb::ResolveImageRequest& req,
-                                                        pb::ResolveImageResponse* out) {
-  CacheMiss miss;
-  return LookUpResolve(caller, req, out, &miss);
+  auto entry = cache_.Put(name.Key(), name.revision, cloud, miss.generation, std::move(answer));
+  if (entry->status.ok()) *out = entry;
+  return entry->status;
 }
 
 absl::Status Catalog::ValidateMultiCloudImage(const Caller& caller,

@@ -112,9 +112,11 @@ class Catalog {
 
   absl::Status ResolveImage(const Caller&, const pb::ResolveImageRequest&,
                             pb::ResolveImageResponse*);
+  // The answer serialized (gRPC's raw method), as GetMultiCloudImageWire.
+  absl::Status ResolveImageWire(const Caller&, const pb::ResolveImageRequest&, Wire*);
   // The answer when the resolve cache has it (or the request is bad), else nullopt.
-  std::optional<absl::Status> ResolveImageCached(const Caller&, const pb::ResolveImageRequest&,
-                                                 pb::ResolveImageResponse*);
+  std::optional<absl::Status> ResolveImageWireCached(const Caller&, const pb::ResolveImageRequest&,
+                                                     Wire*);
   absl::Status ValidateMultiCloudImage(const Caller&, const pb::ValidateMultiCloudImageRequest&,
                                        pb::ValidateMultiCloudImageResponse*);
 
@@ -195,7 +197,11 @@ class Catalog {
                       std::shared_ptr<const MciCache::Entry>* out);
   std::optional<absl::Status> LookUpResolve(const Caller& caller,
                                             const pb::ResolveImageRequest& req,
-                                            pb::ResolveImageResponse* out, CacheMiss* miss);
+                                            std::shared_ptr<const ResolveCache::Answer>* out,
+                                            CacheMiss* miss);
+  // LookUpResolve, then on a miss the read and the Put; `*out` is set when the answer is OK.
+  absl::Status Resolve(const Caller& caller, const pb::ResolveImageRequest& req,
+                       std::shared_ptr<const ResolveCache::Answer>* out);
   absl::Status FinishDeletion(const MciName& name, const std::string& deletion_id,
                               std::vector<std::string>* usages);
 

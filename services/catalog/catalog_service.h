@@ -14,9 +14,11 @@
 namespace mci::catalog {
 
 // gRPC adapter of CatalogService: authentication, roles and status mapping around Catalog.
-// GetMultiCloudImage is registered raw: its cached answers go out as the bytes cached.
-class CatalogService final : public pb::CatalogService::WithRawCallbackMethod_GetMultiCloudImage<
-                                 pb::CatalogService::CallbackService> {
+// GetMultiCloudImage and ResolveImage are registered raw: their cached answers go out as the
+// bytes cached.
+class CatalogService final : public pb::CatalogService::WithRawCallbackMethod_ResolveImage<
+                                 pb::CatalogService::WithRawCallbackMethod_GetMultiCloudImage<
+                                     pb::CatalogService::CallbackService>> {
  public:
   CatalogService(Catalog* impl, const auth::Authenticator* authenticator)
       : impl_(*impl), authenticator_(*authenticator) {}
@@ -57,8 +59,9 @@ class CatalogService final : public pb::CatalogService::WithRawCallbackMethod_Ge
           R::kObserver)
   MCI_RPC(AddTags, pb::AddTagsRequest, pb::MultiCloudImage, R::kDesigner)
   MCI_RPC(RemoveTags, pb::RemoveTagsRequest, pb::MultiCloudImage, R::kDesigner)
-  // The launch hot path, answered from the resolve cache on gRPC's thread when cached.
-  MCI_RPC_CACHED(ResolveImage, pb::ResolveImageRequest, pb::ResolveImageResponse, R::kObserver)
+  // The launch hot path, answered from the resolve cache on gRPC's thread when cached, with the
+  // answer's cached serialization.
+  MCI_RPC_CACHED_WIRE(ResolveImage, pb::ResolveImageRequest, R::kObserver)
   MCI_RPC(ValidateMultiCloudImage, pb::ValidateMultiCloudImageRequest,
           pb::ValidateMultiCloudImageResponse, R::kObserver)
 

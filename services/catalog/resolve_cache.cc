@@ -19,10 +19,15 @@ std::shared_ptr<const ResolveCache::Answer> ResolveCache::Get(const std::string&
   return cache_.Get(mci_key, absl::StrCat(revision, "|", cloud), generation);
 }
 
-void ResolveCache::Put(const std::string& mci_key, int64_t revision, const std::string& cloud,
-                       uint64_t generation, Answer answer) {
-  cache_.Put(mci_key, absl::StrCat(revision, "|", cloud), generation,
-             std::make_shared<const Answer>(std::move(answer)), Expiry(revision, head_ttl_));
+std::shared_ptr<const ResolveCache::Answer> ResolveCache::Put(const std::string& mci_key,
+                                                              int64_t revision,
+                                                              const std::string& cloud,
+                                                              uint64_t generation, Answer answer) {
+  if (answer.status.ok()) answer.response.SerializeToString(&answer.wire);
+  auto entry = std::make_shared<const Answer>(std::move(answer));
+  cache_.Put(mci_key, absl::StrCat(revision, "|", cloud), generation, entry,
+             Expiry(revision, head_ttl_));
+  return entry;
 }
 
 std::shared_ptr<const MciCache::Entry> MciCache::Get(const std::string& mci_key, int64_t revision,

@@ -21,6 +21,7 @@ class ResolveCache {
   struct Answer {
     absl::Status status;  // OK or FAILED_PRECONDITION (cloud not covered)
     mci::catalog::v1::ResolveImageResponse response;
+    std::string wire;  // `response` serialized (when OK): a hit replies with these bytes
   };
 
   explicit ResolveCache(absl::Duration head_ttl = absl::Seconds(10), size_t max_mcis = 200000)
@@ -29,8 +30,9 @@ class ResolveCache {
   // The cached answer, or null with `*generation` set for a later Put.
   std::shared_ptr<const Answer> Get(const std::string& mci_key, int64_t revision,
                                     const std::string& cloud, uint64_t* generation);
-  void Put(const std::string& mci_key, int64_t revision, const std::string& cloud,
-           uint64_t generation, Answer answer);
+  // Caches `answer` (serializing its response) and returns the entry.
+  std::shared_ptr<const Answer> Put(const std::string& mci_key, int64_t revision,
+                                    const std::string& cloud, uint64_t generation, Answer answer);
   void Invalidate(const std::string& mci_key) { cache_.Invalidate(mci_key); }
   void Clear() { cache_.Clear(); }
 

@@ -57,13 +57,16 @@ class CatalogTest : public ::testing::Test {
 };
 Stack* CatalogTest::stack_ = nullptr;
 
-// GetMultiCloudImage is served raw (its cached answer goes out as cached bytes): a body that is
-// not a GetMultiCloudImageRequest is INVALID_ARGUMENT, and the token is still checked first.
-TEST_F(CatalogTest, GetMultiCloudImageRefusesAnUnreadableBody) {
+// GetMultiCloudImage and ResolveImage are registered raw (their cached answers go out as bytes):
+// the service parses the body itself, so an unreadable one must be INVALID_ARGUMENT, and a good
+// one answered the same from the database and from the cache.
+TEST_F(CatalogTest, RawMethodsRefuseAnUnreadableBody) {
   CatalogClient c = Client(account_);
   cpb::MultiCloudImage mci = c.Create(account_, "Raw");
+  ASSERT_TRUE(c.AddSetting(mci.name(), "aws-us-east-1", "centos-5-4-i386-v5-6", "m1.small").ok());
   grpc::GenericStub stub(stack_->Channel(stack_->catalog_address()));
-  auto call = [&](const std::string& body, const std::string& token, std::string* reply) {
+  auto call = [&](const std::string& method, const std::string& body, const std::string& token,
+                  std::string* reply) {
     auto context = Context(token);
     grpc::Slice slice(body);
     grpc::ByteBuffer request(&slice, 1), response;
@@ -71,7 +74,7 @@ TEST_F(CatalogTest, GetMultiCloudImageRefusesAnUnreadableBody) {
     std::condition_variable cv;
     bool done = false;
     grpc::Status status;
-    stub.UnaryCall(context.get(), "/mci.catalog.v1.CatalogService/GetMultiCloudImage", {}, &request,
+    stub.UnaryCall(context.get(), "/mci.catalog.v1.CatalogService/" + method, {}, &request,
                    &response, [&](grpc::Status s) {
                      std::lock_guard<std::mutex> lock(mu);
                      status = std::move(s);
@@ -88,23 +91,51 @@ TEST_F(CatalogTest, GetMultiCloudImageRefusesAnUnreadableBody) {
     }
     return status;
   };
-  grpc::Status bad = call(std::string("\xff\xff\xff", 3), Token(account_, kAllRoles), nullptr);
-  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(bad.error_message(), HasSubstr("GetMultiCloudImageRequest"));
-  EXPECT_EQ(call(std::string("\xff\xff\xff", 3), "not-a-token", nullptr).error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  const std::string garbage("\xff\xff\xff", 3);
+  for (const std::string method : {"GetMultiCloudImage", "ResolveImage"}) {
+    SCOPED_TRACE(method);
+    grpc::Status bad = call(method, garbage, Token(account_, kAllRoles), nullptr);
+    EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(bad.error_message(), HasSubstr(method + "Request"));
+    EXPECT_EQ(call(method, garbage, "not-a-token", nullptr).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
 
-  // A good body, twice (the second from the cache): the same reply, a MultiCloudImage.
+  // A good body, twice (the second from the cache): the same reply.
   cpb::GetMultiCloudImageRequest get;
   get.set_name(mci.name());
   std::string first, second;
-  ASSERT_TRUE(call(get.SerializeAsString(), Token(account_, kAllRoles), &first).ok());
-  ASSERT_TRUE(call(get.SerializeAsString(), Token(account_, kAllRoles), &second).ok());
+  ASSERT_TRUE(
+      call("GetMultiCloudImage", get.SerializeAsString(), Token(account_, kAllRoles), &first).ok());
+  ASSERT_TRUE(
+      call("GetMultiCloudImage", get.SerializeAsString(), Token(account_, kAllRoles), &second)
+          .ok());
   EXPECT_EQ(first, second);
   cpb::MultiCloudImage replied;
   ASSERT_TRUE(replied.ParseFromString(second));
   EXPECT_EQ(replied.name(), mci.name());
   EXPECT_EQ(replied.display_name(), "Raw");
+
+  cpb::ResolveImageRequest resolve;
+  resolve.set_name(mci.name());
+  resolve.set_cloud("clouds/aws-us-east-1");
+  first.clear();
+  second.clear();
+  ASSERT_TRUE(
+      call("ResolveImage", resolve.SerializeAsString(), Token(account_, kAllRoles), &first).ok());
+  ASSERT_TRUE(
+      call("ResolveImage", resolve.SerializeAsString(), Token(account_, kAllRoles), &second).ok());
+  EXPECT_EQ(first, second);
+  cpb::ResolveImageResponse resolved;
+  ASSERT_TRUE(resolved.ParseFromString(second));
+  EXPECT_EQ(resolved.setting().image(), "clouds/aws-us-east-1/images/centos-5-4-i386-v5-6");
+  // A cloud the MCI does not cover: FAILED_PRECONDITION, from the database and the cache alike.
+  resolve.set_cloud("clouds/aws-us-west-1");
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(call("ResolveImage", resolve.SerializeAsString(), Token(account_, kAllRoles), nullptr)
+                  .error_code(),
+              grpc::StatusCode::FAILED_PRECONDITION);
+  }
 }
 
 // Seed: "Create a New MultiCloud Image".
