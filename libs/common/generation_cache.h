@@ -28,6 +28,20 @@
 
 namespace mci {
 
+// The lifetime of an expiring entry: `ttl` times a factor in [0.5, 1), drawn per call. Entries
+// filled together (a cache warmed at once, a restart) then do not all expire in the same instant
+// and send their reads to the database together; none lives longer than `ttl`.
+inline absl::Duration JitteredTtl(absl::Duration ttl) {
+  thread_local uint64_t state = 0x9e3779b97f4a7c15ull ^
+                                static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())) ^
+                                static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&state));
+  state ^= state << 13;  // xorshift64
+  state ^= state >> 7;
+  state ^= state << 17;
+  const double unit = static_cast<double>(state >> 11) * 0x1.0p-53;  // [0, 1)
+  return ttl * (0.5 + 0.5 * unit);
+}
+
 template <typename Value>
 class GenerationCache {
  public:

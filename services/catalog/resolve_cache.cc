@@ -7,7 +7,7 @@ namespace mci::catalog {
 namespace {
 
 absl::Time Expiry(int64_t revision, absl::Duration head_ttl) {
-  return revision == 0 ? absl::Now() + head_ttl : absl::InfiniteFuture();
+  return revision == 0 ? absl::Now() + JitteredTtl(head_ttl) : absl::InfiniteFuture();
 }
 
 }  // namespace

@@ -13,9 +13,10 @@
 namespace mci::catalog {
 
 // In-process cache of ResolveImage answers, the launch hot path. Committed revisions are immutable
-// and stay cached; HEAD answers expire after `head_ttl` as a safety net. The catalog's own writes
-// invalidate an MCI at once; other replicas' writes arrive as MCI_EVENTS and invalidate it too.
-// A generation per MCI keeps a read that raced with a write from caching what it read.
+// and stay cached; HEAD answers expire within `head_ttl` (JitteredTtl) as a safety net. The
+// catalog's own writes invalidate an MCI at once; other replicas' writes arrive as MCI_EVENTS and
+// invalidate it too. A generation per MCI keeps a read that raced with a write from caching what it
+// read.
 class ResolveCache {
  public:
   struct Answer {
@@ -44,7 +45,7 @@ class ResolveCache {
 // GetMultiCloudImage answers, HEAD and committed revisions (name@N). A revision is immutable, but
 // its answer also carries HEAD's state and latest revision, so an MCI's entries are dropped on
 // every change of that MCI, exactly as ResolveCache's are (own writes at once, other replicas' by
-// events), with the same generation guard. HEAD answers also expire after `head_ttl`. Another
+// events), with the same generation guard. HEAD answers also expire within `head_ttl`. Another
 // replica's write shows here once its event arrives (milliseconds); an Update made with an etag
 // read in that window fails its etag check (ABORTED) rather than losing a write.
 class MciCache {

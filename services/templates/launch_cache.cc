@@ -30,7 +30,7 @@ std::shared_ptr<const TemplateRecord> LaunchCache::GetTemplate(const std::string
 void LaunchCache::PutTemplate(const TemplateRecord& record, uint64_t generation) {
   // Committed revisions expire too: they do not change, but a deletion whose announcement was
   // lost must not leave them launchable for good.
-  absl::Time expires = absl::Now() + head_ttl_;
+  absl::Time expires = absl::Now() + JitteredTtl(head_ttl_);
   templates_.Put(TemplateGroup(record.account, record.template_id), std::to_string(record.revision),
                  generation, std::make_shared<const TemplateRecord>(record), expires);
 }
@@ -54,7 +54,7 @@ void LaunchCache::PutResolved(const std::string& mci, int64_t revision, const st
     std::lock_guard<std::mutex> lock(sequences_mu_);
     auto it = sequences_.find(mci);
     if (it != sequences_.end() && resolved.response.sequence() < it->second) return;
-    expires = absl::Now() + head_ttl_;
+    expires = absl::Now() + JitteredTtl(head_ttl_);
   } else if (!resolved.status.ok() &&
              resolved.status.code() != absl::StatusCode::kFailedPrecondition) {
     return;

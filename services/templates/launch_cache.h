@@ -5,13 +5,13 @@
 //
 // - Templates, HEAD and committed revisions. This replica's own writes drop a template's entries
 //   at once; other replicas announce theirs on kTemplateChangesSubject (core NATS, best effort),
-//   and entries expire after `head_ttl` as the safety net for a missed announcement (committed
-//   revisions too: a template's deletion drops them).
+//   and entries expire within `head_ttl` (JitteredTtl) as the safety net for a missed
+//   announcement (committed revisions too: a template's deletion drops them).
 // - The catalog's ResolveImage answers: name@N for good (revisions are immutable; a cloud it
 //   does not cover stays uncovered), HEAD until an MCI event about that MCI arrives (every
-//   replica subscribes to mci.v1.events.>) or `head_ttl` passes. An answer is cached only when it
-//   is at least as new as the latest event seen for its MCI (its `sequence`), so a catalog replica
-//   that has not heard of a change yet cannot plant a stale answer here.
+//   replica subscribes to mci.v1.events.>) or its `head_ttl` lifetime passes. An answer is cached
+//   only when it is at least as new as the latest event seen for its MCI (its `sequence`), so a
+//   catalog replica that has not heard of a change yet cannot plant a stale answer here.
 //
 // Both use GenerationCache's guard: a read that raced with an invalidation is not cached.
 
