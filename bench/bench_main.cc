@@ -168,6 +168,13 @@ class Bench {
   Row MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
                     const Issue& issue, Sizes sizes);
   void Reads(const std::string& suffix);
+  // The read scenarios' requests: seed-n at `revision` (on the c-th of the three clouds it
+  // covers, c < 3), and ResolveLaunch of the t-th template on cloud c (c < 4: the clouds of
+  // `popular`, every template's default MCI).
+  cpb::ResolveImageRequest ResolveRequest(int n, int c, int64_t revision) const;
+  static cpb::GetMultiCloudImageRequest GetRequest(int n, int64_t revision);
+  tpb::ResolveLaunchRequest LaunchRequest(size_t t, int c) const;
+  // Calls of those, uniformly over the launch set (and every template).
   Issue ResolveIssue(int64_t revision);
   Issue GetIssue(int64_t revision);
   Issue LaunchIssue();
@@ -784,18 +791,33 @@ Row Bench::MeasurePaired(const std::string& op, int in_flight, const std::vector
   return row;
 }
 
-// The read scenarios' calls: uniformly over the launch set (ResolveImage: and one of the three
-// clouds each seeded MCI covers), ResolveLaunch over every template and four clouds.
+cpb::ResolveImageRequest Bench::ResolveRequest(int n, int c, int64_t revision) const {
+  cpb::ResolveImageRequest req;
+  req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
+  // seed-n covers clouds n % C .. n % C + 2 (at least three).
+  req.set_cloud("clouds/" + SettingFor(n + c).cloud);
+  return req;
+}
+
+cpb::GetMultiCloudImageRequest Bench::GetRequest(int n, int64_t revision) {
+  cpb::GetMultiCloudImageRequest req;
+  req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
+  return req;
+}
+
+tpb::ResolveLaunchRequest Bench::LaunchRequest(size_t t, int c) const {
+  tpb::ResolveLaunchRequest req;
+  req.set_server_template(template_names_[t]);
+  req.set_cloud("clouds/" + SettingFor(c).cloud);
+  return req;
+}
+
 Issue Bench::ResolveIssue(int64_t revision) {
   const int launch_set = std::min(seeded_, launch_set_);
   return [this, revision, launch_set](int slot, Done done) {
     thread_local std::mt19937 rng{std::random_device{}()};
     int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
-    // seed-n covers clouds n % C .. n % C + 2 (at least three).
-    int cloud = n + static_cast<int>(rng() % 3);
-    cpb::ResolveImageRequest req;
-    req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
-    req.set_cloud("clouds/" + SettingFor(cloud).cloud);
+    cpb::ResolveImageRequest req = ResolveRequest(n, static_cast<int>(rng() % 3), revision);
     auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
     Unary<cpb::ResolveImageRequest, cpb::ResolveImageResponse>(
         bearer_, std::move(req),
@@ -811,8 +833,7 @@ Issue Bench::GetIssue(int64_t revision) {
   return [this, revision, launch_set](int slot, Done done) {
     thread_local std::mt19937 rng{std::random_device{}()};
     int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
-    cpb::GetMultiCloudImageRequest req;
-    req.set_name(MciName(kAccount, absl::StrCat("seed-", n), revision));
+    cpb::GetMultiCloudImageRequest req = GetRequest(n, revision);
     auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
     Unary<cpb::GetMultiCloudImageRequest, cpb::MultiCloudImage>(
         bearer_, std::move(req),
@@ -826,10 +847,8 @@ Issue Bench::GetIssue(int64_t revision) {
 Issue Bench::LaunchIssue() {
   return [this](int slot, Done done) {
     thread_local std::mt19937 rng{std::random_device{}()};
-    size_t t = rng() % template_names_.size();
-    tpb::ResolveLaunchRequest req;
-    req.set_server_template(template_names_[t]);
-    req.set_cloud("clouds/" + SettingFor(static_cast<int>(rng() % 4)).cloud);
+    tpb::ResolveLaunchRequest req =
+        LaunchRequest(rng() % template_names_.size(), static_cast<int>(rng() % 4));
     auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
     Unary<tpb::ResolveLaunchRequest, tpb::ResolveLaunchResponse>(
         bearer_, std::move(req),
@@ -969,23 +988,11 @@ void Bench::Outside() {
   const int launch_set = std::min(seeded_, launch_set_);
   std::vector<std::string> resolves, gets, launches;
   for (int n = 1; n <= launch_set; ++n) {
-    cpb::GetMultiCloudImageRequest get;
-    get.set_name(MciName(kAccount, absl::StrCat("seed-", n), 0));
-    gets.push_back(get.SerializeAsString());
-    for (int c = 0; c < 3; ++c) {
-      cpb::ResolveImageRequest resolve;
-      resolve.set_name(get.name());
-      resolve.set_cloud("clouds/" + SettingFor(n + c).cloud);
-      resolves.push_back(resolve.SerializeAsString());
-    }
+    gets.push_back(GetRequest(n, 0).SerializeAsString());
+    for (int c = 0; c < 3; ++c) resolves.push_back(ResolveRequest(n, c, 0).SerializeAsString());
   }
-  for (const auto& t : template_names_) {
-    for (int c = 0; c < 4; ++c) {
-      tpb::ResolveLaunchRequest launch;
-      launch.set_server_template(t);
-      launch.set_cloud("clouds/" + SettingFor(c).cloud);
-      launches.push_back(launch.SerializeAsString());
-    }
+  for (size_t t = 0; t < template_names_.size(); ++t) {
+    for (int c = 0; c < 4; ++c) launches.push_back(LaunchRequest(t, c).SerializeAsString());
   }
   std::vector<Scenario> scenarios = {{"ResolveImage HEAD",
                                       stack_->catalog_address(),

@@ -258,6 +258,14 @@ void FillSettings(const MciName& name, const char* json, pb::MultiCloudImage* ou
   }
 }
 
+// "EXECUTE name('a', 'b')": a statement prepared on the connection (see Prepare), run inside a
+// simple-protocol query so that BEGIN or COMMIT can share its round trip.
+template <typename... Args>
+std::string Execute(pqxx::transaction_base& txn, const char* statement, const Args&... args) {
+  const std::vector<std::string> quoted = {txn.quote(args)...};
+  return absl::StrCat("EXECUTE ", statement, "(", absl::StrJoin(quoted, ", "), ")");
+}
+
 }  // namespace
 
 struct Catalog::MciRow {
@@ -331,11 +339,10 @@ Catalog::Catalog(db::Pool* pool, DeletionPeer* deletion_peer, CatalogOptions opt
     : pool_(pool), deletion_peer_(deletion_peer), options_(std::move(options)) {}
 
 void Catalog::Prepare(pqxx::connection& conn) {
-  for (const auto& [name, sql] : Statements()) conn.prepare(name, sql);
-  // Run by SQL EXECUTE inside simple-protocol queries (BeginInfoEdit, InsertEventAndCommit, Clone),
-  // where libpqxx cannot prepare them on first use: the server must have them from the start.
-  for (const char* name : {"lock_mci", "read_for_edit", "edit_info", "insert_outbox", "read_mci",
-                           "read_mci_by_request_id"}) {
+  // All on the server from the start: some run by SQL EXECUTE (Execute), where libpqxx cannot
+  // prepare them on first use.
+  for (const auto& [name, sql] : Statements()) {
+    conn.prepare(name, sql);
     conn.prepare_now(name);
   }
 }
@@ -456,22 +463,29 @@ absl::Status Catalog::FinishCreate(pqxx::transaction_base& txn, const MciName& n
   if (!request_id.empty()) txn.exec_prepared("insert_request_id", name.account, request_id, id);
   MciRow row;
   if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
-  if (!commit) {
-    AppendEvent(txn, row, Event::CREATED, 0, false);
-    return ReadMci(txn, name, true, out);
-  }
-  // The read before the event, so that the event's insert can carry the COMMIT.
+  // The read before the event's insert, so that with `commit` the insert can carry the COMMIT.
   pqxx::result bumped = txn.exec_prepared("bump_for_event", row.id, 0);
   if (auto s = ReadMci(txn, name, true, out); !s.ok()) return s;
-  InsertEventAndCommit(txn, BuildEvent(row, Event::CREATED, 0, Bumped(bumped)));
+  Event event = BuildEvent(row, Event::CREATED, 0, Bumped(bumped));
+  if (commit) {
+    InsertEventAndCommit(txn, event);
+  } else {
+    InsertEvent(txn, event);
+  }
   return absl::OkStatus();
+}
+
+void Catalog::InsertEvent(pqxx::transaction_base& txn, const Event& event) {
+  txn.exec_prepared("insert_outbox", event.event_id(), EventSubject(event.type()),
+                    absl::Base64Escape(event.SerializeAsString()));
 }
 
 void Catalog::InsertEventAndCommit(pqxx::transaction_base& txn, const Event& event,
                                    absl::string_view before) {
-  txn.exec(absl::StrCat(before, "EXECUTE insert_outbox(", txn.quote(event.event_id()), ", ",
-                        txn.quote(EventSubject(event.type())), ", ",
-                        txn.quote(absl::Base64Escape(event.SerializeAsString())), "); COMMIT"));
+  txn.exec(absl::StrCat(before,
+                        Execute(txn, "insert_outbox", event.event_id(), EventSubject(event.type()),
+                                absl::Base64Escape(event.SerializeAsString())),
+                        "; COMMIT"));
 }
 
 void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
@@ -482,20 +496,17 @@ void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event:
 
 void Catalog::AppendEvent(pqxx::transaction_base& txn, const MciRow& row, Event::Type type,
                           int64_t revision, const pqxx::result& bumped) {
-  Event event = BuildEvent(row, type, revision, Bumped(bumped));
-  txn.exec_prepared("insert_outbox", event.event_id(), EventSubject(type),
-                    absl::Base64Escape(event.SerializeAsString()));
+  InsertEvent(txn, BuildEvent(row, type, revision, Bumped(bumped)));
 }
 
 absl::Status Catalog::BeginInfoEdit(pqxx::transaction_base& txn, const MciName& name,
                                     InfoEdit* edit) {
   // The lock first, then the read in a snapshot taken under it: a read that had waited for the
   // lock itself would see the row as the lock holder left it but its settings as they were
-  // before (READ COMMITTED takes a statement's snapshot when it starts). SQL EXECUTE runs the
-  // statements prepared on the connection (see Prepare) inside one simple-protocol query.
-  std::string args = absl::StrCat("(", txn.quote(name.account), ", ", txn.quote(name.mci_id), ")");
+  // before (READ COMMITTED takes a statement's snapshot when it starts).
   pqxx::result r =
-      txn.exec(absl::StrCat("BEGIN; EXECUTE lock_mci", args, "; EXECUTE read_for_edit", args));
+      txn.exec(absl::StrCat("BEGIN; ", Execute(txn, "lock_mci", name.account, name.mci_id), "; ",
+                            Execute(txn, "read_for_edit", name.account, name.mci_id)));
   if (r.empty()) return NotFound(name);
   const pqxx::row& f = r[0];
   edit->row.Parse(f);
@@ -513,10 +524,10 @@ void Catalog::CommitInfoEdit(pqxx::transaction_base& txn, const MciName& name, I
   row.version += 1;
   row.update_time = edit->now;
   // The update rides with the event and COMMIT: one round trip.
-  InsertEventAndCommit(
-      txn, BuildEvent(row, type, 0, edit->bump),
-      absl::StrCat("EXECUTE edit_info(", row.id, ", ", txn.quote(row.display_name), ", ",
-                   txn.quote(row.description), ", ", txn.quote(JoinArray(row.tags)), "); "));
+  InsertEventAndCommit(txn, BuildEvent(row, type, 0, edit->bump),
+                       absl::StrCat(Execute(txn, "edit_info", row.id, row.display_name,
+                                            row.description, JoinArray(row.tags)),
+                                    "; "));
   // The answer ReadMci would give after the commit, from what the transaction read and wrote.
   out->Clear();
   row.ToProto(out);
@@ -769,9 +780,8 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
     pb::MultiCloudImage src;
     MciRow src_row;
     if (!req.request_id().empty()) {
-      pqxx::result known =
-          txn.exec(absl::StrCat("BEGIN; EXECUTE read_mci_by_request_id(", txn.quote(name.account),
-                                ", ", txn.quote(req.request_id()), ")"));
+      pqxx::result known = txn.exec(absl::StrCat(
+          "BEGIN; ", Execute(txn, "read_mci_by_request_id", name.account, req.request_id())));
       // A retry: the first attempt's result.
       if (!known.empty() &&
           ReadMci(txn, MciName{name.account, known[0][0].c_str(), 0}, true, out).ok()) {
@@ -780,9 +790,8 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
       }
       if (auto s = ReadMci(txn, *source, false, &src, &src_row); !s.ok()) return s;
     } else {
-      pqxx::result r =
-          txn.exec(absl::StrCat("BEGIN; EXECUTE read_mci(", txn.quote(source->account), ", ",
-                                txn.quote(source->mci_id), ", ", source->revision, ")"));
+      pqxx::result r = txn.exec(absl::StrCat(
+          "BEGIN; ", Execute(txn, "read_mci", source->account, source->mci_id, source->revision)));
       if (auto s = ParseReadMci(r, *source, false, &src, &src_row); !s.ok()) return s;
     }
     if (!txn.exec_prepared("mci_exists", name.account, name.mci_id).empty()) {
@@ -1448,14 +1457,6 @@ std::optional<absl::Status> Catalog::LookUpResolve(const Caller& caller,
   if (hit == nullptr) return std::nullopt;
   absl::Status status = hit->status;
   if (status.ok()) *out = std::move(hit);
-  return status;
-}
-
-absl::Status Catalog::ResolveImage(const Caller& caller, const pb::ResolveImageRequest& req,
-                                   pb::ResolveImageResponse* out) {
-  std::shared_ptr<const ResolveCache::Answer> answer;
-  absl::Status status = Resolve(caller, req, &answer);
-  if (status.ok()) *out = answer->response;
   return status;
 }
 

@@ -110,9 +110,7 @@ class Catalog {
   absl::Status AddTags(const Caller&, const pb::AddTagsRequest&, pb::MultiCloudImage*);
   absl::Status RemoveTags(const Caller&, const pb::RemoveTagsRequest&, pb::MultiCloudImage*);
 
-  absl::Status ResolveImage(const Caller&, const pb::ResolveImageRequest&,
-                            pb::ResolveImageResponse*);
-  // The answer serialized (gRPC's raw method), as GetMultiCloudImageWire.
+  // ResolveImage's answer serialized (gRPC's raw method), as GetMultiCloudImageWire.
   absl::Status ResolveImageWire(const Caller&, const pb::ResolveImageRequest&, Wire*);
   // The answer when the resolve cache has it (or the request is bad), else nullopt.
   std::optional<absl::Status> ResolveImageWireCached(const Caller&, const pb::ResolveImageRequest&,
@@ -149,6 +147,8 @@ class Catalog {
   absl::Status FinishCreate(pqxx::transaction_base& txn, const MciName& name, int64_t id,
                             const std::string& request_id, pb::MultiCloudImage* out,
                             bool commit = false);
+  // The event's outbox row.
+  void InsertEvent(pqxx::transaction_base& txn, const Event& event);
   // The event's outbox row and COMMIT in one round trip, after the statements in `before`.
   void InsertEventAndCommit(pqxx::transaction_base& txn, const Event& event,
                             absl::string_view before = "");
