@@ -113,8 +113,61 @@ struct Row {
   std::string verdict;  // met / NOT met / -
   std::string note;
   // Outside rows: the bench client's QPS, and its ratio to echo, measured side by side.
-  double peer_qps = 0, peer_ratio = 0;
+  double peer_qps = 0, peer_ratio = 0, peer_cpu_us = 0;
   double floor = 0;  // outside rows: the scenario's target, as a ratio to echo
+  // Paired rows: the row's QPS over its baseline's in each side-by-side slice pair (and, for
+  // outside rows, the bench client's). The ratio reported is their median.
+  std::vector<double> slice_ratios, peer_slice_ratios;
+  std::vector<double> slice_p99_ratios;  // paired rows: p99 over the baseline's, per pair
+};
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+double Calls(const Row& row) { return static_cast<double>(row.r.ok + row.r.errors); }
+
+// Adds one slice of a scenario to the scenario's totals: calls and latencies merged, CPU per
+// call weighted by calls, cores by seconds.
+void AddSlice(Row* total, const Row& part, bool first) {
+  if (first) {
+    *total = part;
+    return;
+  }
+  const double before = Calls(*total), more = Calls(part), seconds_before = total->r.seconds;
+  if (before + more > 0) {
+    total->server_cpu_us =
+        (total->server_cpu_us * before + part.server_cpu_us * more) / (before + more);
+    total->pg_cpu_us = (total->pg_cpu_us * before + part.pg_cpu_us * more) / (before + more);
+  }
+  Merge(&total->r, part.r);
+  if (total->r.seconds > 0) {
+    total->server_cores =
+        (total->server_cores * seconds_before + part.server_cores * part.r.seconds) /
+        total->r.seconds;
+  }
+  if (!part.note.empty()) total->note = part.note;
+  if (!part.ran) {
+    total->ran = false;
+    total->not_run = part.not_run;
+  }
+}
+
+// A scenario and its baseline measured in slices side by side (baseline, scenario, baseline,
+// ...): each one's totals, and the scenario's ratio to its baseline in each pair.
+struct Pairs {
+  Row base, row;
+  std::vector<double> ratios, p99_ratios;
+  void Add(const Row& b, const Row& r) {
+    const bool first = ratios.empty();
+    AddSlice(&base, b, first);
+    AddSlice(&row, r, first);
+    ratios.push_back(b.r.qps > 0 ? r.r.qps / b.r.qps : 0);
+    p99_ratios.push_back(b.r.p99_ms > 0 ? r.r.p99_ms / b.r.p99_ms : 0);
+  }
 };
 
 struct Setting {
@@ -128,6 +181,8 @@ class Bench {
     templates_n_ = std::max(10, EnvInt("BENCH_TEMPLATES", 1000));
     seconds_ = EnvDouble("BENCH_SECONDS", 5);
     warmup_ = EnvDouble("BENCH_WARMUP", 1);
+    slice_ = std::max(0.05, EnvDouble("BENCH_SLICE", 1));
+    slice_warmup_ = std::max(0.0, EnvDouble("BENCH_SLICE_WARMUP", 0.2));
     channels_n_ = std::max(1, EnvInt("BENCH_CHANNELS", 4));
     launch_set_ = std::max(10, EnvInt("BENCH_LAUNCH_SET", 1000));
     for (auto part : absl::StrSplit(EnvString("BENCH_ONLY", ""), ',', absl::SkipEmpty())) {
@@ -186,9 +241,12 @@ class Bench {
     bool ok = false;
     std::string error;
     LoadResult r;
+    double sent = 0;          // calls made, the warm-up's included
+    double server_cpu_s = 0;  // the servers' CPU over the whole run
   };
   OutsideRun RunOutside(const std::string& address, const std::string& method,
-                        const std::string& request, int in_flight);
+                        const std::string& request, int in_flight,
+                        const std::vector<pid_t>& servers);
   void Writes();
   void Events();
   Row Pgbench(const std::string& op, const std::string& database, const std::string& script,
@@ -228,6 +286,8 @@ class Bench {
 
   int scale_, templates_n_, channels_n_, launch_set_;
   double seconds_, warmup_;
+  double slice_,
+      slice_warmup_;  // paired rows: seconds per slice, and the warm-up of each after the first
   std::vector<std::string> only_;
   std::string results_dir_;
   std::string bearer_;
@@ -746,41 +806,21 @@ Issue Bench::EchoIssue(size_t request_bytes, size_t response_bytes_wanted) {
 // ratio compares measurements taken side by side.
 Row Bench::MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
                          const Issue& issue, Sizes sizes) {
-  const int slices = std::max(1, static_cast<int>(std::lround(seconds_)));
+  const int slices = std::max(1, static_cast<int>(std::lround(seconds_ / slice_)));
   const double saved_seconds = seconds_, saved_warmup = warmup_;
-  Row echo, row;
+  Pairs pairs;
   for (int i = 0; i < slices; ++i) {
     seconds_ = saved_seconds / slices;
-    warmup_ = i == 0 ? saved_warmup : 0.2;
+    warmup_ = i == 0 ? saved_warmup : slice_warmup_;
     Row e = Measure(absl::StrCat("echo (with ", op, ")"), "echo", in_flight, {echo_pid_},
                     EchoIssue(sizes.request, sizes.response));
-    Row r = Measure(op, "read", in_flight, servers, issue);
-    for (auto [total, part] : {std::pair<Row*, Row*>{&echo, &e}, {&row, &r}}) {
-      if (i == 0) {
-        *total = *part;
-        continue;
-      }
-      double ops_before = static_cast<double>(total->r.ok + total->r.errors);
-      double ops_part = static_cast<double>(part->r.ok + part->r.errors);
-      double seconds_before = total->r.seconds;
-      if (ops_before + ops_part > 0) {
-        total->server_cpu_us =
-            (total->server_cpu_us * ops_before + part->server_cpu_us * ops_part) /
-            (ops_before + ops_part);
-        total->pg_cpu_us =
-            (total->pg_cpu_us * ops_before + part->pg_cpu_us * ops_part) / (ops_before + ops_part);
-      }
-      Merge(&total->r, part->r);
-      if (total->r.seconds > 0) {
-        total->server_cores =
-            (total->server_cores * seconds_before + part->server_cores * part->r.seconds) /
-            total->r.seconds;
-      }
-      if (!part->note.empty()) total->note = part->note;
-    }
+    pairs.Add(e, Measure(op, "read", in_flight, servers, issue));
   }
   seconds_ = saved_seconds;
   warmup_ = saved_warmup;
+  Row echo = std::move(pairs.base), row = std::move(pairs.row);
+  row.slice_ratios = std::move(pairs.ratios);
+  row.slice_p99_ratios = std::move(pairs.p99_ratios);
   echo.r.samples.clear();
   row.r.samples.clear();
   rows_.push_back(echo);
@@ -924,7 +964,8 @@ void Bench::Reads(const std::string& suffix) {
 }
 
 Bench::OutsideRun Bench::RunOutside(const std::string& address, const std::string& method,
-                                    const std::string& request, int in_flight) {
+                                    const std::string& request, int in_flight,
+                                    const std::vector<pid_t>& servers) {
   OutsideRun run;
   static int files = 0;
   std::string file = absl::StrCat(std::filesystem::temp_directory_path().string(),
@@ -936,6 +977,7 @@ Bench::OutsideRun Bench::RunOutside(const std::string& address, const std::strin
       "' -m 'authorization=", bearer_, "' -c ", in_flight, " --connections ", channels_n_, " -z ",
       static_cast<int>(seconds * 1000), "ms --warmup 300ms ", address, " 2>&1");
   std::string out;
+  const double cpu0 = CpuSeconds(servers);
   if (FILE* p = popen(command.c_str(), "r")) {
     char buf[4096];
     for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
@@ -943,6 +985,7 @@ Bench::OutsideRun Bench::RunOutside(const std::string& address, const std::strin
   } else {
     run.error = "cannot start " + outside_;
   }
+  run.server_cpu_s = CpuSeconds(servers) - cpu0;
   std::filesystem::remove(file);
   auto number = [&out](const std::string& key) {
     size_t at = out.find("\"" + key + "\":");
@@ -956,6 +999,7 @@ Bench::OutsideRun Bench::RunOutside(const std::string& address, const std::strin
     run.r.p99_ms = number("p99_ms");
     run.r.p999_ms = number("p999_ms");
     run.r.seconds = number("seconds");
+    run.sent = number("sent");
     run.ok = run.r.qps > 0 && run.r.errors == 0;
     if (!run.ok) run.error = out.substr(0, 200);
   }
@@ -1041,9 +1085,9 @@ void Bench::Outside() {
       echo_req.set_response_bytes(static_cast<int>(sc.sizes.response));
       const std::string echo_bytes = delimited({echo_req.SerializeAsString()});
       // Side by side with the bench client, in one-second slices: its echo, the outside echo, its
-      // scenario, the outside scenario, and again; each client's ratio is over its own slices,
-      // so the machine's drift from second to second touches both alike. QPS over all of a
-      // row's slices; the outside rows' percentiles are the mean of their slices'.
+      // scenario, the outside scenario, and again; each client's ratio is the median of its own
+      // slice pairs, so the machine's drift from second to second touches both alike. QPS over
+      // all of a row's slices; the outside rows' percentiles are the mean of their slices'.
       const int slices = std::max(1, static_cast<int>(std::lround(seconds_)));
       const double saved_seconds = seconds_, saved_warmup = warmup_;
       // First a second of the scenario, not counted: HEAD answers expire after 10 s, and the
@@ -1052,43 +1096,48 @@ void Bench::Outside() {
       warmup_ = 0;
       Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
       warmup_ = 0.2;
-      Row own_echo, own;
+      Pairs own;
       std::string error;
       double echo_s = 0, row_s = 0;
+      // The servers' CPU over each outside run, and the calls it made (its warm-up's included).
+      double echo_cpu = 0, echo_sent = 0, row_cpu = 0, row_sent = 0;
       for (int i = 0; i < slices && error.empty(); ++i) {
-        for (Row* target : {&echo, &row}) {
-          Row& mine = target == &echo ? own_echo : own;
-          Row part = target == &echo ? Measure("echo", "echo", in_flight, {echo_pid_},
-                                               EchoIssue(sc.sizes.request, sc.sizes.response))
-                                     : Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
-          if (i == 0) {
-            mine.r = part.r;
-          } else {
-            Merge(&mine.r, part.r);
-          }
-          OutsideRun run = target == &echo
-                               ? RunOutside(echo_address_, "mci.bench.v1.EchoService/Echo",
-                                            echo_bytes, in_flight)
-                               : RunOutside(sc.address, sc.method, sc.request, in_flight);
-          if (!run.ok) {
-            error = run.error;
-            break;
-          }
-          // The outside client's process gone before the bench client's next slice.
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
-          double& seconds = target == &echo ? echo_s : row_s;
-          target->r.ok += run.r.ok;
-          target->r.errors += run.r.errors;
-          seconds += run.r.seconds;
-          target->r.p50_ms += run.r.p50_ms / slices;
-          target->r.p99_ms += run.r.p99_ms / slices;
-          target->r.p999_ms += run.r.p999_ms / slices;
+        Row own_echo = Measure("echo", "echo", in_flight, {echo_pid_},
+                               EchoIssue(sc.sizes.request, sc.sizes.response));
+        OutsideRun outside_echo = RunOutside(echo_address_, "mci.bench.v1.EchoService/Echo",
+                                             echo_bytes, in_flight, {echo_pid_});
+        // The outside client's process gone before the bench client's next slice.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        own.Add(own_echo, Measure(sc.op, "read", in_flight, sc.servers, sc.issue));
+        OutsideRun outside =
+            outside_echo.ok ? RunOutside(sc.address, sc.method, sc.request, in_flight, sc.servers)
+                            : outside_echo;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (!outside.ok) {
+          error = outside.error;
+          break;
+        }
+        row.slice_ratios.push_back(outside.r.qps / outside_echo.r.qps);
+        for (auto [total, run] :
+             {std::pair<Row*, OutsideRun*>{&echo, &outside_echo}, {&row, &outside}}) {
+          total->r.ok += run->r.ok;
+          total->r.errors += run->r.errors;
+          (total == &echo ? echo_s : row_s) += run->r.seconds;
+          (total == &echo ? echo_cpu : row_cpu) += run->server_cpu_s;
+          (total == &echo ? echo_sent : row_sent) += run->sent;
+          total->r.p50_ms += run->r.p50_ms / slices;
+          total->r.p99_ms += run->r.p99_ms / slices;
+          total->r.p999_ms += run->r.p999_ms / slices;
         }
       }
       seconds_ = saved_seconds;
       warmup_ = saved_warmup;
-      row.peer_qps = own.r.qps;
-      row.peer_ratio = own_echo.r.qps > 0 ? own.r.qps / own_echo.r.qps : 0;
+      row.peer_qps = own.row.r.qps;
+      row.peer_slice_ratios = own.ratios;
+      row.peer_ratio = Median(own.ratios);
+      row.peer_cpu_us = own.row.server_cpu_us;
+      if (echo_sent > 0) echo.server_cpu_us = echo_cpu / echo_sent * 1e6;
+      if (row_sent > 0) row.server_cpu_us = row_cpu / row_sent * 1e6;
       if (!error.empty()) {
         echo.not_run = row.not_run = "outside client failed: " + error;
         rows_.push_back(echo);
@@ -1271,36 +1320,18 @@ void Bench::MeasureWrite(const std::string& op, const std::vector<pid_t>& server
   const int in_flight = 8;
   const int slices = std::max(1, static_cast<int>(std::lround(seconds_)));
   const double saved_seconds = seconds_, saved_warmup = warmup_;
-  Row base, row;
-  auto add = [](Row* total, Row* part, bool first) {
-    if (first) {
-      *total = *part;
-      return;
-    }
-    double before = static_cast<double>(total->r.ok + total->r.errors);
-    double more = static_cast<double>(part->r.ok + part->r.errors);
-    if (before + more > 0) {
-      total->server_cpu_us =
-          (total->server_cpu_us * before + part->server_cpu_us * more) / (before + more);
-      total->pg_cpu_us = (total->pg_cpu_us * before + part->pg_cpu_us * more) / (before + more);
-    }
-    Merge(&total->r, part->r);
-    if (!part->note.empty()) total->note = part->note;
-    if (!part->ran) {
-      total->ran = false;
-      total->not_run = part->not_run;
-    }
-  };
+  Pairs pairs;
   for (int i = 0; i < slices; ++i) {
     seconds_ = saved_seconds / slices;
-    warmup_ = i == 0 ? saved_warmup : 0.2;
+    warmup_ = i == 0 ? saved_warmup : slice_warmup_;
     Row b = Pgbench(base_op, database, script, defines, in_flight);
-    Row r = Measure(op, "write", in_flight, servers, issue);
-    add(&base, &b, i == 0);
-    add(&row, &r, i == 0);
+    pairs.Add(b, Measure(op, "write", in_flight, servers, issue));
   }
   seconds_ = saved_seconds;
   warmup_ = saved_warmup;
+  Row base = std::move(pairs.base), row = std::move(pairs.row);
+  row.slice_ratios = std::move(pairs.ratios);
+  row.slice_p99_ratios = std::move(pairs.p99_ratios);
   base.r.samples.clear();
   row.r.samples.clear();
   rows_.push_back(base);
@@ -1538,10 +1569,13 @@ void Bench::Events() {
     const std::string cloud = "clouds/" + st.cloud;
     const std::string setting_name = prop_mci_ + "/settings/" + st.cloud;
     std::vector<double> ms;
+    // Each sample's total and its JetStream part (-1: not seen there), for the slowest ones.
+    std::vector<std::pair<double, double>> slowest;
     int timeouts = 0;
     std::string error;
-    absl::Time end = absl::Now() + absl::Seconds(std::max(10.0, seconds_ * 3));
-    for (int i = 0; i < 300 && absl::Now() < end; ++i) {
+    // 600 samples: a p99 from six of them, not three (at most 30 s at the default length).
+    absl::Time end = absl::Now() + absl::Seconds(std::max(10.0, seconds_ * 6));
+    for (int i = 0; i < 600 && absl::Now() < end; ++i) {
       // Toggle the setting for `cloud`: present after a create, absent after a delete.
       bool add = i % 2 == 0;
       for (natsMsg* m = nullptr; sub != nullptr && natsSubscription_NextMsg(&m, sub, 0) == NATS_OK;
@@ -1575,6 +1609,7 @@ void Bench::Events() {
         break;
       }
       Clock::time_point give_up = committed + std::chrono::seconds(5);
+      double js_this = -1;
       while (sub != nullptr && Clock::now() < give_up) {
         natsMsg* m = nullptr;
         if (natsSubscription_NextMsg(&m, sub, 100) != NATS_OK) continue;
@@ -1583,8 +1618,8 @@ void Bench::Events() {
                     event.multi_cloud_image() == prop_mci_;
         natsMsg_Destroy(m);
         if (ours) {
-          js_ms.push_back(
-              std::chrono::duration<double, std::milli>(Clock::now() - committed).count());
+          js_this = std::chrono::duration<double, std::milli>(Clock::now() - committed).count();
+          js_ms.push_back(js_this);
           break;
         }
       }
@@ -1613,6 +1648,7 @@ void Bench::Events() {
         continue;
       }
       ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - committed).count());
+      slowest.push_back({ms.back(), js_this});
       std::this_thread::sleep_for(std::chrono::milliseconds(loaded ? 5 : 20));
     }
     if (sub != nullptr) natsSubscription_Destroy(sub);
@@ -1641,6 +1677,16 @@ void Bench::Events() {
                               " errors, ", load->skipped(), " skipped at 64 in flight)");
     }
     if (timeouts > 0) absl::StrAppend(&row.note, " ", timeouts, " samples not seen within 5 s");
+    // The tail's samples, each with its JetStream part: which side of NATS a stall was on.
+    std::sort(slowest.rbegin(), slowest.rend());
+    if (slowest.size() > 3) slowest.resize(3);
+    if (!slowest.empty()) {
+      absl::StrAppend(&row.note, row.note.empty() ? "" : "; ", ms.size(), " samples, slowest");
+      for (const auto& [total, js] : slowest) {
+        absl::StrAppend(&row.note, " ", Fixed(total, 1), " ms (JetStream ",
+                        js < 0 ? std::string("-") : Fixed(js, 1), ")");
+      }
+    }
     if (!error.empty() && ms.empty()) row.note += " error: " + error;
     row.ran = !ms.empty();
     if (!row.ran && row.not_run.empty()) row.not_run = "no sample: " + row.note;
@@ -1701,8 +1747,15 @@ void Bench::Judge() {
     row.baseline_qps = base->r.qps;
     row.baseline_p50 = base->r.p50_ms;
     row.baseline_p99 = base->r.p99_ms;
-    row.ratio_qps = base->r.qps > 0 ? row.r.qps / base->r.qps : 0;
-    row.ratio_p99 = base->r.p99_ms > 0 ? row.r.p99_ms / base->r.p99_ms : 0;
+    // Paired rows: the median of their slice pairs' ratios (QPS and p99), so that one slow second
+    // on a machine whose speed drifts (a slice of the baseline or of the row) does not move the
+    // row's ratio.
+    row.ratio_qps = !row.slice_ratios.empty() ? Median(row.slice_ratios)
+                    : base->r.qps > 0         ? row.r.qps / base->r.qps
+                                              : 0;
+    row.ratio_p99 = !row.slice_p99_ratios.empty() ? Median(row.slice_p99_ratios)
+                    : base->r.p99_ms > 0          ? row.r.p99_ms / base->r.p99_ms
+                                                  : 0;
     if (row.target.rfind("QPS >= 0.7x", 0) == 0) {
       row.verdict = row.ratio_qps >= 0.7 && row.ratio_p99 <= 2 ? "met" : "NOT met";
     } else if (row.target.rfind("QPS >= 0.5x", 0) == 0) {
@@ -1716,7 +1769,9 @@ void Bench::Judge() {
       const bool agrees = same && row.ratio_qps >= 0.85 * row.peer_ratio;
       row.verdict =
           absl::StrCat(agrees ? "agrees" : "DIFFERS", " (bench client ", Fixed(row.peer_ratio, 2),
-                       "x at ", static_cast<int>(row.peer_qps), "/s side by side)");
+                       "x at ", static_cast<int>(row.peer_qps), "/s side by side; service CPU ",
+                       Fixed(row.server_cpu_us, 1), " us/call, ", Fixed(row.peer_cpu_us, 1),
+                       " with the bench client)");
     } else if (row.target.rfind("deep within 2x", 0) == 0 ||
                row.target.rfind("within 2x", 0) == 0) {
       // Latency at the same concurrency: p50 of this page over p50 of the baseline page.
@@ -1812,9 +1867,19 @@ void Bench::WriteJson() {
       << "\", \"baseline_qps\": " << Fixed(r.baseline_qps, 1)
       << ", \"baseline_p99_ms\": " << Fixed(r.baseline_p99, 4)
       << ", \"ratio_qps\": " << Fixed(r.ratio_qps, 3)
-      << ", \"ratio_p99\": " << Fixed(r.ratio_p99, 3) << ", \"target\": \"" << JsonEscape(r.target)
-      << "\", \"verdict\": \"" << JsonEscape(r.verdict) << "\", \"note\": \"" << JsonEscape(r.note)
-      << "\"}" << (i + 1 < rows_.size() ? "," : "") << "\n";
+      << ", \"ratio_p99\": " << Fixed(r.ratio_p99, 3);
+    for (auto [key, ratios] :
+         {std::pair<const char*, const std::vector<double>*>{"slice_ratios", &r.slice_ratios},
+          {"slice_p99_ratios", &r.slice_p99_ratios},
+          {"bench_client_slice_ratios", &r.peer_slice_ratios}}) {
+      if (ratios->empty()) continue;
+      j << ", \"" << key << "\": [";
+      for (size_t k = 0; k < ratios->size(); ++k) j << (k ? ", " : "") << Fixed((*ratios)[k], 3);
+      j << "]";
+    }
+    j << ", \"target\": \"" << JsonEscape(r.target) << "\", \"verdict\": \""
+      << JsonEscape(r.verdict) << "\", \"note\": \"" << JsonEscape(r.note) << "\"}"
+      << (i + 1 < rows_.size() ? "," : "") << "\n";
   }
   j << "  ]\n}\n";
   std::string stamp = absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone());

@@ -49,6 +49,7 @@ type result struct {
 	InFlight   int     `json:"in_flight"`
 	Conns      int     `json:"connections"`
 	Count      int     `json:"count"`
+	Sent       int64   `json:"sent"` // every call made, the warm-up's included
 	Errors     int64   `json:"errors"`
 	FirstError string  `json:"first_error,omitempty"`
 	Seconds    float64 `json:"seconds"`
@@ -189,7 +190,7 @@ func main() {
 	}
 	sort.Float64s(all)
 	r := result{Call: *call, InFlight: *concurrency, Conns: *connections, Count: len(all),
-		Errors: errors, Seconds: seconds, RPS: float64(len(all)) / seconds,
+		Sent: atomic.LoadInt64(&sent), Errors: errors, Seconds: seconds, RPS: float64(len(all)) / seconds,
 		P50: percentile(all, 0.5), P99: percentile(all, 0.99), P999: percentile(all, 0.999)}
 	if e, ok := firstError.Load().(string); ok {
 		r.FirstError = e
