@@ -112,8 +112,8 @@ struct Row {
   std::string target;
   std::string verdict;  // met / NOT met / -
   std::string note;
-  // Outside rows: the bench client's QPS, and its ratio to echo, measured side by side.
-  double peer_qps = 0, peer_ratio = 0, peer_cpu_us = 0;
+  // Outside rows: the bench client's QPS and the services' CPU per call, measured side by side.
+  double peer_qps = 0, peer_cpu_us = 0;
   double floor = 0;  // outside rows: the scenario's target, as a ratio to echo
   // Paired rows: the row's QPS over its baseline's in each side-by-side slice pair (and, for
   // outside rows, the bench client's). The ratio reported is their median.
@@ -167,6 +167,15 @@ struct Pairs {
     AddSlice(&row, r, first);
     ratios.push_back(b.r.qps > 0 ? r.r.qps / b.r.qps : 0);
     p99_ratios.push_back(b.r.p99_ms > 0 ? r.r.p99_ms / b.r.p99_ms : 0);
+  }
+  // The two rows, the scenario's with its pairs' ratios; the samples, merged already, dropped.
+  void Finish(Row* base_out, Row* row_out) {
+    *base_out = std::move(base);
+    *row_out = std::move(row);
+    row_out->slice_ratios = std::move(ratios);
+    row_out->slice_p99_ratios = std::move(p99_ratios);
+    base_out->r.samples.clear();
+    row_out->r.samples.clear();
   }
 };
 
@@ -286,8 +295,8 @@ class Bench {
 
   int scale_, templates_n_, channels_n_, launch_set_;
   double seconds_, warmup_;
-  double slice_,
-      slice_warmup_;  // paired rows: seconds per slice, and the warm-up of each after the first
+  // Paired read rows: seconds per slice, and the warm-up of each slice after the first.
+  double slice_, slice_warmup_;
   std::vector<std::string> only_;
   std::string results_dir_;
   std::string bearer_;
@@ -818,11 +827,8 @@ Row Bench::MeasurePaired(const std::string& op, int in_flight, const std::vector
   }
   seconds_ = saved_seconds;
   warmup_ = saved_warmup;
-  Row echo = std::move(pairs.base), row = std::move(pairs.row);
-  row.slice_ratios = std::move(pairs.ratios);
-  row.slice_p99_ratios = std::move(pairs.p99_ratios);
-  echo.r.samples.clear();
-  row.r.samples.clear();
+  Row echo, row;
+  pairs.Finish(&echo, &row);
   rows_.push_back(echo);
   row.baseline = absl::StrCat("echo@", in_flight, " (interleaved)");
   row.baseline_qps = echo.r.qps;
@@ -1096,11 +1102,31 @@ void Bench::Outside() {
       warmup_ = 0;
       Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
       warmup_ = 0.2;
+      // An outside row's totals: calls and seconds summed, percentiles the mean of the slices'
+      // (the outside client reports no samples), the servers' CPU per call it made (its
+      // warm-up's included).
+      struct OutsideTotal {
+        Row* row;
+        double cpu_s = 0, sent = 0;
+        void Add(const OutsideRun& run, int slices) {
+          row->r.ok += run.r.ok;
+          row->r.errors += run.r.errors;
+          row->r.seconds += run.r.seconds;
+          row->r.p50_ms += run.r.p50_ms / slices;
+          row->r.p99_ms += run.r.p99_ms / slices;
+          row->r.p999_ms += run.r.p999_ms / slices;
+          cpu_s += run.server_cpu_s;
+          sent += run.sent;
+        }
+        void Finish() {
+          row->ran = true;
+          row->r.qps = row->r.seconds > 0 ? static_cast<double>(row->r.ok) / row->r.seconds : 0;
+          if (sent > 0) row->server_cpu_us = cpu_s / sent * 1e6;
+        }
+      };
+      OutsideTotal outside_echo_total{&echo}, outside_total{&row};
       Pairs own;
       std::string error;
-      double echo_s = 0, row_s = 0;
-      // The servers' CPU over each outside run, and the calls it made (its warm-up's included).
-      double echo_cpu = 0, echo_sent = 0, row_cpu = 0, row_sent = 0;
       for (int i = 0; i < slices && error.empty(); ++i) {
         Row own_echo = Measure("echo", "echo", in_flight, {echo_pid_},
                                EchoIssue(sc.sizes.request, sc.sizes.response));
@@ -1118,37 +1144,22 @@ void Bench::Outside() {
           break;
         }
         row.slice_ratios.push_back(outside.r.qps / outside_echo.r.qps);
-        for (auto [total, run] :
-             {std::pair<Row*, OutsideRun*>{&echo, &outside_echo}, {&row, &outside}}) {
-          total->r.ok += run->r.ok;
-          total->r.errors += run->r.errors;
-          (total == &echo ? echo_s : row_s) += run->r.seconds;
-          (total == &echo ? echo_cpu : row_cpu) += run->server_cpu_s;
-          (total == &echo ? echo_sent : row_sent) += run->sent;
-          total->r.p50_ms += run->r.p50_ms / slices;
-          total->r.p99_ms += run->r.p99_ms / slices;
-          total->r.p999_ms += run->r.p999_ms / slices;
-        }
+        outside_echo_total.Add(outside_echo, slices);
+        outside_total.Add(outside, slices);
       }
       seconds_ = saved_seconds;
       warmup_ = saved_warmup;
       row.peer_qps = own.row.r.qps;
       row.peer_slice_ratios = own.ratios;
-      row.peer_ratio = Median(own.ratios);
       row.peer_cpu_us = own.row.server_cpu_us;
-      if (echo_sent > 0) echo.server_cpu_us = echo_cpu / echo_sent * 1e6;
-      if (row_sent > 0) row.server_cpu_us = row_cpu / row_sent * 1e6;
       if (!error.empty()) {
         echo.not_run = row.not_run = "outside client failed: " + error;
         rows_.push_back(echo);
         rows_.push_back(row);
         continue;
       }
-      echo.ran = row.ran = true;
-      echo.r.seconds = echo_s;
-      echo.r.qps = echo_s > 0 ? static_cast<double>(echo.r.ok) / echo_s : 0;
-      row.r.seconds = row_s;
-      row.r.qps = row_s > 0 ? static_cast<double>(row.r.ok) / row_s : 0;
+      outside_echo_total.Finish();
+      outside_total.Finish();
       row.baseline = absl::StrCat("outside: echo@", in_flight, " (interleaved)");
       row.baseline_qps = echo.r.qps;
       row.baseline_p50 = echo.r.p50_ms;
@@ -1329,11 +1340,8 @@ void Bench::MeasureWrite(const std::string& op, const std::vector<pid_t>& server
   }
   seconds_ = saved_seconds;
   warmup_ = saved_warmup;
-  Row base = std::move(pairs.base), row = std::move(pairs.row);
-  row.slice_ratios = std::move(pairs.ratios);
-  row.slice_p99_ratios = std::move(pairs.p99_ratios);
-  base.r.samples.clear();
-  row.r.samples.clear();
+  Row base, row;
+  pairs.Finish(&base, &row);
   rows_.push_back(base);
   row.baseline = base.op;
   row.target = "QPS >= 0.5x pgbench";
@@ -1765,10 +1773,11 @@ void Bench::Judge() {
       // bench client's ratio (the bench client must not flatter the service). Above it is the
       // other way round from a bound: the two clients differ in what they cost and in how they
       // batch calls on a connection, and on two shared cores that moves a ratio too.
-      const bool same = (row.ratio_qps >= row.floor) == (row.peer_ratio >= row.floor);
-      const bool agrees = same && row.ratio_qps >= 0.85 * row.peer_ratio;
+      const double peer_ratio = Median(row.peer_slice_ratios);
+      const bool same = (row.ratio_qps >= row.floor) == (peer_ratio >= row.floor);
+      const bool agrees = same && row.ratio_qps >= 0.85 * peer_ratio;
       row.verdict =
-          absl::StrCat(agrees ? "agrees" : "DIFFERS", " (bench client ", Fixed(row.peer_ratio, 2),
+          absl::StrCat(agrees ? "agrees" : "DIFFERS", " (bench client ", Fixed(peer_ratio, 2),
                        "x at ", static_cast<int>(row.peer_qps), "/s side by side; service CPU ",
                        Fixed(row.server_cpu_us, 1), " us/call, ", Fixed(row.peer_cpu_us, 1),
                        " with the bench client)");
