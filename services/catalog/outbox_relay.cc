@@ -19,7 +19,7 @@ constexpr int kBatchSize = 256;
 constexpr char kSelectBatch[] =
     "SELECT id, event_id, subject, payload FROM outbox ORDER BY id LIMIT $1";
 // How long a relay that just published lets further commits gather (see Loop).
-constexpr std::chrono::milliseconds kLinger{2};
+constexpr std::chrono::milliseconds kLinger{5};
 // The rows of the previous batch (acked) go in the same round trip as the next batch's read; the
 // read's snapshot precedes the delete, hence the filter.
 constexpr char kDeleteRelayedAndSelect[] =
