@@ -177,6 +177,15 @@ constexpr char kValidateSettings[] =
     " LEFT JOIN instance_types t ON t.cloud_id = s.cloud_id AND t.type_id = s.instance_type"
     " WHERE s.mci = $1 AND s.revision = $2 ORDER BY s.cloud_id";
 constexpr char kDeleteMci[] = "DELETE FROM mcis WHERE id = $1";
+// A Delete's request_id, kept past the MCI (request_ids go with it) for a week: a retry after
+// a lost answer finds the MCI gone and answers as the first attempt did.
+constexpr char kReadDeletionRequest[] =
+    "SELECT mci_id FROM deletion_requests WHERE account = $1 AND request_id = $2";
+constexpr char kRememberDeletionRequest[] =
+    "WITH expired AS (DELETE FROM deletion_requests WHERE account = $1"
+    " AND create_time < now() - interval '7 days')"
+    " INSERT INTO deletion_requests (account, request_id, mci_id) VALUES ($1, $2, $3)"
+    " ON CONFLICT (account, request_id) DO NOTHING";
 constexpr char kStaleDeletions[] =
     "SELECT account, mci_id, deletion_id FROM mcis WHERE state = 2"
     " AND deletion_started_at < now() - make_interval(secs => $1) ORDER BY deletion_started_at"
@@ -1039,13 +1048,37 @@ absl::Status Catalog::DeleteMultiCloudImage(const Caller& caller,
         "Delete the HEAD name ", parsed->Head(),
         ": a MultiCloud Image is deleted with all its revisions, never one revision alone."));
   }
+  if (req.request_id().size() > 128) {
+    return absl::InvalidArgumentError("request_id is longer than 128 characters.");
+  }
   auto name = ReadableMci(caller, req.name(), false);
   if (!name.ok()) return name.status();
   std::string deletion_id;
   bool started = false;
+  bool done_before = false;
   absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+    bool remembered = false;
+    if (!req.request_id().empty()) {
+      pqxx::result earlier =
+          txn.exec_params(kReadDeletionRequest, name->account, req.request_id());
+      if (!earlier.empty() && earlier[0][0].c_str() != name->mci_id) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "request_id ", req.request_id(), " was given to the Delete of ",
+            MciName{name->account, earlier[0][0].c_str(), 0}.Head(),
+            "; give each Delete a request_id of its own."));
+      }
+      remembered = !earlier.empty();
+    }
     MciRow row;
-    if (auto s = LoadMci(txn, *name, true, &row); !s.ok()) return s;
+    absl::Status loaded = LoadMci(txn, *name, true, &row);
+    if (loaded.code() == absl::StatusCode::kNotFound && remembered) {
+      done_before = true;  // this request deleted it (or saw it deleted): a retry
+      return absl::OkStatus();
+    }
+    if (!loaded.ok()) return loaded;
+    if (!req.request_id().empty()) {
+      txn.exec_params(kRememberDeletionRequest, name->account, req.request_id(), name->mci_id);
+    }
     if (!req.etag().empty() && req.etag() != row.etag()) {
       return absl::AbortedError(absl::StrCat("The etag ", req.etag(), " is stale: ", name->Head(),
                                              " changed since you read it (now ", row.etag(),
@@ -1064,7 +1097,7 @@ absl::Status Catalog::DeleteMultiCloudImage(const Caller& caller,
     started = true;
     return absl::OkStatus();
   });
-  if (!status.ok()) return status;
+  if (!status.ok() || done_before) return status;
   if (started) Committed(*name);
   std::vector<std::string> usages;
   return FinishDeletion(*name, deletion_id, &usages);

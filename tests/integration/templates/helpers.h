@@ -90,9 +90,10 @@ class Clients {
     return s;
   }
 
-  grpc::Status DeleteMci(const std::string& name) {
+  grpc::Status DeleteMci(const std::string& name, const std::string& request_id = "") {
     cpb::DeleteMultiCloudImageRequest req;
     req.set_name(name);
+    req.set_request_id(request_id);
     google::protobuf::Empty out;
     return catalog_->DeleteMultiCloudImage(Context(Designer()).get(), req, &out);
   }

@@ -110,6 +110,42 @@ TEST_F(DeletionSagaTest, DeleteProcedureOfTheSeed) {
   EXPECT_EQ(clients_.Add(head_user, mci_at_1).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// A Delete retried after its answer was lost: with its request_id it answers OK as the first did
+// (without one, the MCI is simply not found); the request_id cannot name another MCI's Delete,
+// and a refused Delete retried under the same request_id once the MCI is free deletes it.
+TEST_F(DeletionSagaTest, ARetriedDeleteWithItsRequestIdAnswersAsTheFirst) {
+  ASSERT_TRUE(stack_.status().ok()) << stack_.status();
+  std::string mci = clients_.CreateMci("retried", {kEast});
+  std::string other = clients_.CreateMci("other", {kEast});
+
+  grpc::Status first = clients_.DeleteMci(mci, "del-1");
+  ASSERT_TRUE(first.ok()) << first.error_message();
+  grpc::Status retried = clients_.DeleteMci(mci, "del-1");
+  EXPECT_TRUE(retried.ok()) << retried.error_message();
+  EXPECT_EQ(clients_.DeleteMci(mci).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(clients_.DeleteMci(mci, "del-2").error_code(), grpc::StatusCode::NOT_FOUND)
+      << "a request_id never seen does not make a missing MCI deleted";
+  EXPECT_EQ(clients_.GetMci(mci).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  grpc::Status reused = clients_.DeleteMci(other, "del-1");
+  EXPECT_EQ(reused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(reused.error_message(), HasSubstr(mci));
+  EXPECT_TRUE(clients_.GetMci(other).ok()) << "a reused request_id must not delete anything";
+  EXPECT_EQ(clients_.DeleteMci(other, std::string(129, 'x')).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  std::string user = clients_.CreateTemplate("user");
+  ASSERT_TRUE(clients_.Add(user, other).ok());
+  EXPECT_EQ(clients_.DeleteMci(other, "del-3").error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(EventuallyActive(other));
+  ASSERT_TRUE(clients_.Remove(user, other).ok());
+  grpc::Status again = clients_.DeleteMci(other, "del-3");
+  ASSERT_TRUE(again.ok()) << again.error_message();
+  EXPECT_EQ(clients_.GetMci(other).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(clients_.DeleteMci(other, "del-3").ok());
+}
+
 // Many concurrent AddMultiCloudImage calls against one delete, repeated: afterwards either the MCI
 // exists and is referenced, or it is gone and nothing references it.
 TEST_F(DeletionSagaTest, ConcurrentReferencesNeverOutliveADelete) {
