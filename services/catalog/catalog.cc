@@ -238,6 +238,12 @@ absl::Status NotFound(const MciName& name) {
   return absl::NotFoundError(absl::StrCat("MultiCloud Image ", name.Full(), " not found."));
 }
 
+// An optional client-chosen request_id (creates and deletes).
+absl::Status ValidateRequestId(const std::string& id) {
+  if (id.size() <= 128) return absl::OkStatus();
+  return absl::InvalidArgumentError("request_id is longer than 128 characters.");
+}
+
 // An optional client-chosen MCI id.
 absl::Status ValidateMciId(const std::string& id) {
   if (id.empty() || IsValidResourceId(id)) return absl::OkStatus();
@@ -602,9 +608,7 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
     tags.insert(t);
   }
   if (auto s = ValidateMciId(req.multi_cloud_image_id()); !s.ok()) return s;
-  if (req.request_id().size() > 128) {
-    return absl::InvalidArgumentError("request_id is longer than 128 characters.");
-  }
+  if (auto s = ValidateRequestId(req.request_id()); !s.ok()) return s;
   MciName name{
       *account,
       req.multi_cloud_image_id().empty() ? RandomId("mci-", 12) : req.multi_cloud_image_id(), 0};
@@ -1048,9 +1052,7 @@ absl::Status Catalog::DeleteMultiCloudImage(const Caller& caller,
         "Delete the HEAD name ", parsed->Head(),
         ": a MultiCloud Image is deleted with all its revisions, never one revision alone."));
   }
-  if (req.request_id().size() > 128) {
-    return absl::InvalidArgumentError("request_id is longer than 128 characters.");
-  }
+  if (auto s = ValidateRequestId(req.request_id()); !s.ok()) return s;
   auto name = ReadableMci(caller, req.name(), false);
   if (!name.ok()) return name.status();
   std::string deletion_id;
