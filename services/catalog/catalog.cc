@@ -238,7 +238,7 @@ absl::Status NotFound(const MciName& name) {
   return absl::NotFoundError(absl::StrCat("MultiCloud Image ", name.Full(), " not found."));
 }
 
-// An optional client-chosen request_id (creates and deletes).
+// An optional client-chosen request_id (create, clone, import, delete).
 absl::Status ValidateRequestId(const std::string& id) {
   if (id.size() <= 128) return absl::OkStatus();
   return absl::InvalidArgumentError("request_id is longer than 128 characters.");
@@ -783,6 +783,7 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
     if (auto s = ValidateDisplayName(req.display_name()); !s.ok()) return s;
   }
   if (auto s = ValidateMciId(req.multi_cloud_image_id()); !s.ok()) return s;
+  if (auto s = ValidateRequestId(req.request_id()); !s.ok()) return s;
   MciName name{
       caller.account,
       req.multi_cloud_image_id().empty() ? RandomId("mci-", 12) : req.multi_cloud_image_id(), 0};
@@ -915,6 +916,7 @@ absl::Status Catalog::ImportMultiCloudImage(const Caller& caller,
     return absl::PermissionDeniedError(
         absl::StrCat("You can import only into your own account, accounts/", caller.account, "."));
   }
+  if (auto s = ValidateRequestId(req.request_id()); !s.ok()) return s;
   const pb::MultiCloudImage& snap = req.snapshot();
   if (auto s = ValidateDisplayName(snap.display_name()); !s.ok()) return s;
   if (snap.origin().kind() != pb::Origin::IMPORTED || snap.origin().source().empty() ||

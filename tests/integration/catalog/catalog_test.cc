@@ -512,6 +512,55 @@ TEST_F(CatalogTest, CreateIsIdempotentPerRequestId) {
             grpc::StatusCode::ALREADY_EXISTS);
 }
 
+TEST_F(CatalogTest, RequestIdsOverTheirLengthAreInvalidArgument) {
+  CatalogClient c = Client(account_);
+  cpb::MultiCloudImage base = c.Create(account_, "Source");
+  const std::string too_long(129, 'r');
+  const std::string longest(128, 'r');
+  auto expect_refused = [](const grpc::Status& s) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+    EXPECT_THAT(s.error_message(), ::testing::HasSubstr("request_id is longer than 128"));
+  };
+  cpb::MultiCloudImage out;
+  cpb::CreateMultiCloudImageRequest create;
+  create.set_parent("accounts/" + account_);
+  create.mutable_multi_cloud_image()->set_display_name("Long");
+  create.set_request_id(too_long);
+  expect_refused(c.Call(&Stub::CreateMultiCloudImage, create, &out));
+
+  cpb::CloneMultiCloudImageRequest clone;
+  clone.set_name(base.name());
+  clone.set_request_id(too_long);
+  expect_refused(c.Call(&Stub::CloneMultiCloudImage, clone, &out));
+  clone.set_request_id(longest);
+  grpc::Status cloned = c.Call(&Stub::CloneMultiCloudImage, clone, &out);
+  ASSERT_TRUE(cloned.ok()) << cloned.error_message();
+
+  cpb::ImportMultiCloudImageRequest imp;
+  imp.set_parent("accounts/" + account_);
+  imp.set_request_id(too_long);
+  cpb::MultiCloudImage* snap = imp.mutable_snapshot();
+  snap->set_display_name("Imported");
+  cpb::MultiCloudImageSetting* setting = snap->add_settings();
+  setting->set_cloud("clouds/aws-us-east-1");
+  setting->set_image("clouds/aws-us-east-1/images/centos-5-4-x64-v5-6");
+  setting->set_instance_type("clouds/aws-us-east-1/instanceTypes/m1.large");
+  snap->mutable_origin()->set_kind(cpb::Origin::IMPORTED);
+  snap->mutable_origin()->set_source("publications/pub-long");
+  snap->mutable_origin()->set_lineage("accounts/publisher/multiCloudImages/long");
+  snap->mutable_origin()->set_source_revision(1);
+  expect_refused(c.Call(&Stub::ImportMultiCloudImage, imp, &out));
+  imp.set_request_id(longest);
+  grpc::Status imported = c.Call(&Stub::ImportMultiCloudImage, imp, &out);
+  ASSERT_TRUE(imported.ok()) << imported.error_message();
+
+  cpb::DeleteMultiCloudImageRequest del;
+  del.set_name(base.name());
+  del.set_request_id(too_long);
+  google::protobuf::Empty empty;
+  expect_refused(c.Call(&Stub::DeleteMultiCloudImage, del, &empty));
+}
+
 TEST_F(CatalogTest, ListPagesAndFilters) {
   CatalogClient c = Client(account_);
   std::set<std::string> created;
