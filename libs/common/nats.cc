@@ -25,6 +25,11 @@ absl::Status ToStatus(natsStatus s, absl::string_view what) {
   }
 }
 
+std::chrono::milliseconds GatherAfterFetch(int fetched, int batch) {
+  if (fetched >= batch) return std::chrono::milliseconds(0);
+  return std::chrono::milliseconds(5);
+}
+
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const std::string& url,
                                                         const std::string& name,
                                                         const std::string& ca_file) {

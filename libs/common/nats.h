@@ -2,6 +2,7 @@
 
 #include <nats/nats.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,6 +17,14 @@ namespace mci::nats {
 
 // natsStatus as an absl::Status (connection problems are UNAVAILABLE).
 absl::Status ToStatus(natsStatus s, absl::string_view what);
+
+// How long a JetStream pull consumer lets further events gather after a fetch returned `fetched`
+// messages of at most `batch`, before it fetches again: none after a full batch (a backlog), 5 ms
+// otherwise. Under a steady write load a fetch would otherwise return an event or two, each batch
+// a transaction with a flushed commit of its own; an idle stream's next event is still fetched as
+// it arrives, the wait following a batch, not preceding one. (20 ms after a batch of several
+// gave no measurable gain in the write rows, and doubled propagation's p99 under load.)
+std::chrono::milliseconds GatherAfterFetch(int fetched, int batch);
 
 // A NATS connection with a JetStream context. It connects in the background when the server is
 // not up yet and reconnects forever, so a NATS outage only delays work.

@@ -12,10 +12,6 @@ namespace {
 
 constexpr int kBatch = 64;
 constexpr int64_t kFetchWaitMs = 1000;
-// After a batch smaller than kBatch, how long the consumer lets further events gather before it
-// fetches again (as the template-reference consumer does): under a steady write load each fetch
-// would otherwise return an event or two, each batch a transaction of its own.
-constexpr auto kLinger = std::chrono::milliseconds(5);
 
 void Pause(const std::atomic<bool>& stopping, std::chrono::milliseconds total) {
   for (auto waited = std::chrono::milliseconds(0); waited < total && !stopping;
@@ -126,10 +122,12 @@ void LineageConsumer::Consume(natsSubscription* subscription) {
       continue;
     }
     failures = 0;
-    const bool full = list.Count >= kBatch;
+    // Under a steady write load each fetch would otherwise return an event or two, each batch
+    // a transaction of its own.
+    const auto gather = nats::GatherAfterFetch(list.Count, kBatch);
     if (ApplyBatch(list)) {
       natsMsgList_Destroy(&list);
-      if (!full) std::this_thread::sleep_for(kLinger);
+      std::this_thread::sleep_for(gather);
       continue;
     }
     // One by one: the unreadable ones are dropped and the failing ones redelivered alone.
@@ -160,8 +158,8 @@ void LineageConsumer::Consume(natsSubscription* subscription) {
     natsMsgList_Destroy(&list);
     if (backoff) {
       Pause(stopping_, std::chrono::seconds(1));
-    } else if (!full) {
-      std::this_thread::sleep_for(kLinger);
+    } else {
+      std::this_thread::sleep_for(gather);
     }
   }
 }

@@ -11,11 +11,6 @@ namespace {
 constexpr int kBatch = 256;
 constexpr int64_t kFetchTimeoutMs = 1000;
 constexpr int64_t kRetryDelayMs = 1000;
-// After a batch smaller than kBatch, how long the consumer lets further events gather before it
-// fetches again. Under a steady write load a fetch otherwise returns one or two events, and each
-// batch is a replica transaction (a commit flushed to disk) of its own; at idle the next event is
-// still fetched as it arrives, since the wait comes after a batch, not before one.
-constexpr auto kLinger = std::chrono::milliseconds(5);
 
 void Sleep(const std::atomic<bool>& stopping, int64_t ms) {
   for (int64_t waited = 0; waited < ms && !stopping; waited += 100) {
@@ -136,10 +131,12 @@ void EventConsumer::Run() {
       Sleep(stopping_, 500);
       continue;
     }
-    const bool full = list.Count >= kBatch;
+    // Under a steady write load a fetch otherwise returns an event or two, each batch a replica
+    // transaction (a commit flushed to disk) of its own.
+    const auto gather = nats::GatherAfterFetch(list.Count, kBatch);
     if (HandleBatch(list)) {
       natsMsgList_Destroy(&list);
-      if (!full) std::this_thread::sleep_for(kLinger);
+      std::this_thread::sleep_for(gather);
       continue;
     }
     bool ok = true;
@@ -154,8 +151,8 @@ void EventConsumer::Run() {
     natsMsgList_Destroy(&list);
     if (!ok) {
       Sleep(stopping_, kRetryDelayMs);
-    } else if (!full) {
-      std::this_thread::sleep_for(kLinger);
+    } else {
+      std::this_thread::sleep_for(gather);
     }
   }
 }
