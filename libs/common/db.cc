@@ -111,6 +111,21 @@ absl::Status Migrate(const std::string& url, const std::vector<Migration>& migra
   }
 }
 
+std::vector<pqxx::result> Together(pqxx::transaction_base& txn,
+                                   const std::vector<std::string>& statements) {
+  std::vector<pqxx::result> results;
+  results.reserve(statements.size());
+  pqxx::pipeline pipeline(txn);
+  // Nothing goes out until the first result is asked for: then all of it at once.
+  pipeline.retain(static_cast<int>(statements.size()) + 1);
+  std::vector<pqxx::pipeline::query_id> ids;
+  ids.reserve(statements.size());
+  for (const std::string& statement : statements) ids.push_back(pipeline.insert(statement));
+  for (pqxx::pipeline::query_id id : ids) results.push_back(pipeline.retrieve(id));
+  pipeline.complete();
+  return results;
+}
+
 void Pool::RollBack(pqxx::nontransaction& txn) {
   try {
     txn.exec("ROLLBACK");

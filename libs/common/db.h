@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "libs/common/status.h"
 
@@ -110,6 +111,26 @@ class Pool {
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
   int open_ = 0;
 };
+
+// "EXECUTE name('a', 'b')": a statement prepared on the connection (prepare_now), run inside a
+// simple-protocol query so that BEGIN, COMMIT or other statements can share its round trip.
+template <typename... Args>
+std::string Execute(pqxx::transaction_base& txn, const char* statement, const Args&... args) {
+  std::string out = absl::StrCat("EXECUTE ", txn.quote_name(statement));
+  if constexpr (sizeof...(args) > 0) {
+    const char* separator = "(";
+    ((out += separator, out += txn.quote(args), separator = ", "), ...);
+    out += ")";
+  }
+  return out;
+}
+
+// Statements sent in one round trip (one simple-protocol query, by libpqxx's pipeline), each
+// with its own result, in order: for statements that do not need each other's results. A failing
+// statement throws as txn.exec would, and the ones after it do not run. Statements must not
+// contain semicolons of their own (prepared statements run with EXECUTE name(...) do not).
+std::vector<pqxx::result> Together(pqxx::transaction_base& txn,
+                                   const std::vector<std::string>& statements);
 
 struct Migration {
   int version;

@@ -238,6 +238,11 @@ absl::Status NotFound(const MciName& name) {
   return absl::NotFoundError(absl::StrCat("MultiCloud Image ", name.Full(), " not found."));
 }
 
+absl::Status NameTaken(const MciName& name) {
+  return absl::AlreadyExistsError(
+      absl::StrCat("MultiCloud Image ", name.Head(), " already exists; choose another id."));
+}
+
 // An optional client-chosen request_id (create, clone, import, delete).
 absl::Status ValidateRequestId(const std::string& id) {
   if (id.size() <= 128) return absl::OkStatus();
@@ -273,13 +278,7 @@ void FillSettings(const MciName& name, const char* json, pb::MultiCloudImage* ou
   }
 }
 
-// "EXECUTE name('a', 'b')": a statement prepared on the connection (see Prepare), run inside a
-// simple-protocol query so that BEGIN or COMMIT can share its round trip.
-template <typename... Args>
-std::string Execute(pqxx::transaction_base& txn, const char* statement, const Args&... args) {
-  const std::vector<std::string> quoted = {txn.quote(args)...};
-  return absl::StrCat("EXECUTE ", statement, "(", absl::StrJoin(quoted, ", "), ")");
-}
+using db::Execute;
 
 }  // namespace
 
@@ -472,16 +471,48 @@ bool Catalog::FirstResultOfRequest(const absl::Status& status, const std::string
       .ok();
 }
 
+bool Catalog::BeginCreate(pqxx::nontransaction& txn, const MciName& name,
+                          const std::string& request_id, std::vector<std::string> reads,
+                          pb::MultiCloudImage* out, std::vector<pqxx::result>* results,
+                          bool* name_taken) {
+  const size_t count = reads.size();
+  reads.insert(reads.begin(), "BEGIN");
+  reads.push_back(Execute(txn, "mci_exists", name.account, name.mci_id));
+  if (!request_id.empty()) {
+    reads.push_back(Execute(txn, "read_mci_by_request_id", name.account, request_id));
+  }
+  std::vector<pqxx::result> r = db::Together(txn, reads);
+  // A retry: the first attempt's result (even when a clone's source is gone since).
+  if (!request_id.empty() && !r[count + 2].empty() &&
+      ReadMci(txn, MciName{name.account, r[count + 2][0][0].c_str(), 0}, true, out).ok()) {
+    txn.exec("COMMIT");
+    return true;
+  }
+  *name_taken = !r[count + 1].empty();
+  results->assign(r.begin() + 1, r.begin() + 1 + static_cast<std::ptrdiff_t>(count));
+  return false;
+}
+
 absl::Status Catalog::FinishCreate(pqxx::transaction_base& txn, const MciName& name, int64_t id,
                                    const std::string& request_id, pb::MultiCloudImage* out,
-                                   bool commit) {
-  if (!request_id.empty()) txn.exec_prepared("insert_request_id", name.account, request_id, id);
-  MciRow row;
-  if (auto s = LoadMci(txn, name, true, &row); !s.ok()) return s;
+                                   bool commit, const std::string& before) {
+  std::vector<std::string> statements;
+  if (!before.empty()) statements.push_back(before);
+  if (!request_id.empty()) {
+    statements.push_back(Execute(txn, "insert_request_id", name.account, request_id, id));
+  }
+  const size_t locked = statements.size();
+  statements.push_back(Execute(txn, "lock_mci", name.account, name.mci_id));
+  statements.push_back(Execute(txn, "bump_for_event", id, 0));
   // The read before the event's insert, so that with `commit` the insert can carry the COMMIT.
-  pqxx::result bumped = txn.exec_prepared("bump_for_event", row.id, 0);
-  if (auto s = ReadMci(txn, name, true, out); !s.ok()) return s;
-  Event event = BuildEvent(row, Event::CREATED, 0, Bumped(bumped));
+  statements.push_back(Execute(txn, "read_mci", name.account, name.mci_id, 0));
+  std::vector<pqxx::result> r = db::Together(txn, statements);
+  if (r[locked].empty()) return NotFound(name);
+  MciRow row;
+  row.Parse(r[locked][0]);
+  MciRow read_row;
+  if (auto s = ParseReadMci(r[locked + 2], name, true, out, &read_row); !s.ok()) return s;
+  Event event = BuildEvent(row, Event::CREATED, 0, Bumped(r[locked + 1]));
   if (commit) {
     InsertEventAndCommit(txn, event);
   } else {
@@ -613,22 +644,22 @@ absl::Status Catalog::CreateMultiCloudImage(const Caller& caller,
       *account,
       req.multi_cloud_image_id().empty() ? RandomId("mci-", 12) : req.multi_cloud_image_id(), 0};
   bool created = false;
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
-    if (!req.request_id().empty() &&
-        ReadMciByRequestId(txn, name.account, req.request_id(), out).ok()) {
+  // Four round trips: BEGIN with the name's check (and the request_id's), the insert, the rest of
+  // the statements but the event's (FinishCreate), the event's with COMMIT.
+  absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
+    std::vector<pqxx::result> unused;
+    bool name_taken = false;
+    if (BeginCreate(txn, name, req.request_id(), {}, out, &unused, &name_taken)) {
       return absl::OkStatus();
     }
-    if (!txn.exec_prepared("mci_exists", name.account, name.mci_id).empty()) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("MultiCloud Image ", name.Head(), " already exists; choose another id."));
-    }
+    if (name_taken) return NameTaken(name);
     int64_t id =
         txn.exec_prepared("insert_mci", name.account, name.mci_id, mci.display_name(),
                           mci.description(), JoinArray({tags.begin(), tags.end()}),
                           static_cast<int>(pb::Origin::CREATED), "", "", name.Head(), "", 0)[0][0]
             .as<int64_t>();
     created = true;
-    return FinishCreate(txn, name, id, req.request_id(), out);
+    return FinishCreate(txn, name, id, req.request_id(), out, /*commit=*/true);
   });
   if (FirstResultOfRequest(status, name.account, req.request_id(), out)) return absl::OkStatus();
   if (status.ok() && created) Committed(name);
@@ -788,30 +819,21 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
       caller.account,
       req.multi_cloud_image_id().empty() ? RandomId("mci-", 12) : req.multi_cloud_image_id(), 0};
   bool created = false;
-  // Eight round trips: BEGIN rides on the first statement and COMMIT on the event's insert
-  // (Pool::TransactInline); the source's row comes with its read.
+  // Four round trips (db::Together, Pool::TransactInline): BEGIN with the source's read and the
+  // name's check (and the request_id's), the insert, the settings' copy with the rest of the
+  // statements but the event's (FinishCreate), the event's with COMMIT.
   absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
+    std::vector<pqxx::result> r;
+    bool name_taken = false;
+    if (BeginCreate(txn, name, req.request_id(),
+                    {Execute(txn, "read_mci", source->account, source->mci_id, source->revision)},
+                    out, &r, &name_taken)) {
+      return absl::OkStatus();
+    }
     pb::MultiCloudImage src;
     MciRow src_row;
-    if (!req.request_id().empty()) {
-      pqxx::result known = txn.exec(absl::StrCat(
-          "BEGIN; ", Execute(txn, "read_mci_by_request_id", name.account, req.request_id())));
-      // A retry: the first attempt's result.
-      if (!known.empty() &&
-          ReadMci(txn, MciName{name.account, known[0][0].c_str(), 0}, true, out).ok()) {
-        txn.exec("COMMIT");
-        return absl::OkStatus();
-      }
-      if (auto s = ReadMci(txn, *source, false, &src, &src_row); !s.ok()) return s;
-    } else {
-      pqxx::result r = txn.exec(absl::StrCat(
-          "BEGIN; ", Execute(txn, "read_mci", source->account, source->mci_id, source->revision)));
-      if (auto s = ParseReadMci(r, *source, false, &src, &src_row); !s.ok()) return s;
-    }
-    if (!txn.exec_prepared("mci_exists", name.account, name.mci_id).empty()) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("MultiCloud Image ", name.Head(), " already exists; choose another id."));
-    }
+    if (auto s = ParseReadMci(r[0], *source, false, &src, &src_row); !s.ok()) return s;
+    if (name_taken) return NameTaken(name);
     std::string display_name =
         req.display_name().empty() ? NextCloneDisplayName(src.display_name()) : req.display_name();
     std::vector<std::string> tags(src.tags().begin(), src.tags().end());
@@ -821,9 +843,9 @@ absl::Status Catalog::CloneMultiCloudImage(const Caller& caller,
                           src.display_name(), src.origin().lineage(), src.origin().publication(),
                           source->revision)[0][0]
             .as<int64_t>();
-    txn.exec_prepared("copy_settings", id, 0, src_row.id, source->revision);
     created = true;
-    return FinishCreate(txn, name, id, req.request_id(), out, /*commit=*/true);
+    return FinishCreate(txn, name, id, req.request_id(), out, /*commit=*/true,
+                        Execute(txn, "copy_settings", id, 0, src_row.id, source->revision));
   });
   if (FirstResultOfRequest(status, name.account, req.request_id(), out)) return absl::OkStatus();
   if (status.ok() && created) Committed(name);
@@ -838,9 +860,14 @@ absl::Status Catalog::CommitMultiCloudImage(const Caller& caller,
   if (req.message().size() > kMaxDescription) {
     return absl::InvalidArgumentError("message is longer than 4096 bytes.");
   }
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+  // Three round trips (db::Together, Pool::TransactInline): BEGIN with the row's lock; the
+  // revision's rows, the event's sequence and the answer's read; the event with COMMIT.
+  absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
+    pqxx::result locked =
+        txn.exec(absl::StrCat("BEGIN; ", Execute(txn, "lock_mci", name->account, name->mci_id)));
+    if (locked.empty()) return NotFound(*name);
     MciRow row;
-    if (auto s = LoadMci(txn, *name, true, &row); !s.ok()) return s;
+    row.Parse(locked[0]);
     if (!req.etag().empty() && req.etag() != row.etag()) {
       return absl::AbortedError(absl::StrCat("The etag ", req.etag(), " is stale: ", name->Head(),
                                              " changed since you read it (now ", row.etag(),
@@ -853,12 +880,18 @@ absl::Status Catalog::CommitMultiCloudImage(const Caller& caller,
           " has no settings: add a setting for at least one cloud before committing."));
     }
     int64_t revision = row.latest_revision + 1;
-    txn.exec_prepared("insert_revision", row.id, revision, row.display_name, row.description,
-                      JoinArray(row.tags), req.message());
-    txn.exec_prepared("copy_settings", row.id, revision, row.id, 0);
-    txn.exec_prepared("set_latest_revision", row.id, revision);
-    AppendEvent(txn, row, Event::COMMITTED, revision, true);
-    return ReadMci(txn, MciName{name->account, name->mci_id, revision}, true, out);
+    MciName committed{name->account, name->mci_id, revision};
+    std::vector<pqxx::result> r = db::Together(
+        txn, {Execute(txn, "insert_revision", row.id, revision, row.display_name, row.description,
+                      JoinArray(row.tags), req.message()),
+              Execute(txn, "copy_settings", row.id, revision, row.id, 0),
+              Execute(txn, "set_latest_revision", row.id, revision),
+              Execute(txn, "bump_for_event", row.id, 1),
+              Execute(txn, "read_mci", committed.account, committed.mci_id, revision)});
+    MciRow read_row;
+    if (auto s = ParseReadMci(r[4], committed, true, out, &read_row); !s.ok()) return s;
+    InsertEventAndCommit(txn, BuildEvent(row, Event::COMMITTED, revision, Bumped(r[3])));
+    return absl::OkStatus();
   });
   if (status.ok()) Committed(*name);
   return status;
@@ -1063,13 +1096,12 @@ absl::Status Catalog::DeleteMultiCloudImage(const Caller& caller,
   absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
     bool remembered = false;
     if (!req.request_id().empty()) {
-      pqxx::result earlier =
-          txn.exec_params(kReadDeletionRequest, name->account, req.request_id());
+      pqxx::result earlier = txn.exec_params(kReadDeletionRequest, name->account, req.request_id());
       if (!earlier.empty() && earlier[0][0].c_str() != name->mci_id) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "request_id ", req.request_id(), " was given to the Delete of ",
-            MciName{name->account, earlier[0][0].c_str(), 0}.Head(),
-            "; give each Delete a request_id of its own."));
+        return absl::InvalidArgumentError(
+            absl::StrCat("request_id ", req.request_id(), " was given to the Delete of ",
+                         MciName{name->account, earlier[0][0].c_str(), 0}.Head(),
+                         "; give each Delete a request_id of its own."));
       }
       remembered = !earlier.empty();
     }
@@ -1191,10 +1223,35 @@ int Catalog::RecoverDeletions() {
 // ---------------------------------------------------------------------------------------------
 // Settings
 
+std::vector<std::string> Catalog::SettingReads(pqxx::transaction_base& txn,
+                                               const std::string& account,
+                                               const std::string& cloud_id,
+                                               const pb::MultiCloudImageSetting& s) {
+  std::vector<std::string> reads = {Execute(txn, "cloud_exists", cloud_id)};
+  for (const std::string* image : {&s.image(), &s.kernel_image(), &s.ramdisk_image()}) {
+    if (image->empty()) continue;
+    auto n = ParseCloudResourceName(*image, "images", "setting.image");
+    if (n.ok()) reads.push_back(Execute(txn, "visible_image", n->cloud_id, n->id, account));
+  }
+  if (!s.instance_type().empty()) {
+    auto type = ParseCloudResourceName(s.instance_type(), "instanceTypes", "setting.instance_type");
+    if (type.ok()) {
+      reads.push_back(Execute(txn, "instance_type_architectures", type->cloud_id, type->id));
+    }
+  }
+  return reads;
+}
+
 absl::Status Catalog::CheckSetting(pqxx::transaction_base& txn, const std::string& account,
-                                   const std::string& cloud_id,
-                                   const pb::MultiCloudImageSetting& s) {
-  if (txn.exec_prepared("cloud_exists", cloud_id).empty()) {
+                                   const std::string& cloud_id, const pb::MultiCloudImageSetting& s,
+                                   const std::map<std::string, pqxx::result>* prefetched) {
+  auto read = [&](const std::string& statement) -> pqxx::result {
+    if (prefetched != nullptr) {
+      if (auto it = prefetched->find(statement); it != prefetched->end()) return it->second;
+    }
+    return txn.exec(statement);
+  };
+  if (read(Execute(txn, "cloud_exists", cloud_id)).empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("Cloud ", CloudName(cloud_id), " does not exist; see ListClouds."));
   }
@@ -1210,7 +1267,7 @@ absl::Status Catalog::CheckSetting(pqxx::transaction_base& txn, const std::strin
     auto n = ParseCloudResourceName(full, "images", field);
     if (!n.ok()) return n.status();
     if (auto st = same_cloud(field, *n, full); !st.ok()) return st;
-    pqxx::result r = txn.exec_prepared("visible_image", n->cloud_id, n->id, account);
+    pqxx::result r = read(Execute(txn, "visible_image", n->cloud_id, n->id, account));
     if (r.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(field, " ", full, " does not exist in ", CloudName(cloud_id),
@@ -1254,7 +1311,7 @@ absl::Status Catalog::CheckSetting(pqxx::transaction_base& txn, const std::strin
   auto type = ParseCloudResourceName(s.instance_type(), "instanceTypes", "setting.instance_type");
   if (!type.ok()) return type.status();
   if (auto st = same_cloud("setting.instance_type", *type, s.instance_type()); !st.ok()) return st;
-  pqxx::result t = txn.exec_prepared("instance_type_architectures", type->cloud_id, type->id);
+  pqxx::result t = read(Execute(txn, "instance_type_architectures", type->cloud_id, type->id));
   if (t.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("Instance type ", s.instance_type(),
                                                    " does not exist; see ListInstanceTypes."));
@@ -1294,20 +1351,34 @@ absl::Status Catalog::CreateMultiCloudImageSetting(
   const pb::MultiCloudImageSetting& s = req.setting();
   auto cloud = ParseCloudName(s.cloud(), "setting.cloud");
   if (!cloud.ok()) return cloud.status();
-  absl::Status status = pool_->Transact([&](pqxx::work& txn) -> absl::Status {
+  // Four round trips (db::Together, Pool::TransactInline): BEGIN with the row's lock and the
+  // setting's validation reads; whether the cloud has a setting already; the insert with the
+  // event's sequence; the event with COMMIT. The checks run in the order they always did.
+  absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
+    std::vector<std::string> first = {"BEGIN",
+                                      Execute(txn, "lock_mci", name->account, name->mci_id)};
+    const std::vector<std::string> reads = SettingReads(txn, name->account, *cloud, s);
+    first.insert(first.end(), reads.begin(), reads.end());
+    std::vector<pqxx::result> r = db::Together(txn, first);
+    if (r[1].empty()) return NotFound(*name);
     MciRow row;
-    if (auto st = LoadMci(txn, *name, true, &row); !st.ok()) return st;
+    row.Parse(r[1][0]);
     if (auto st = EditableHead(row, *name); !st.ok()) return st;
     if (!txn.exec_prepared("setting_exists", row.id, *cloud).empty()) {
       return absl::AlreadyExistsError(absl::StrCat(
           name->Head(), " already has a setting for ", CloudName(*cloud),
           " (one image per cloud); update that setting instead, or create another MCI."));
     }
-    if (auto st = CheckSetting(txn, name->account, *cloud, s); !st.ok()) return st;
-    txn.exec_prepared("insert_setting", row.id, 0, *cloud, IdOf(s.image()), IdOf(s.instance_type()),
-                      s.kernel_image().empty() ? "" : IdOf(s.kernel_image()),
-                      s.ramdisk_image().empty() ? "" : IdOf(s.ramdisk_image()), s.user_data());
-    AppendEvent(txn, row, Event::SETTINGS_CHANGED, 0, true);
+    std::map<std::string, pqxx::result> prefetched;
+    for (size_t i = 0; i < reads.size(); ++i) prefetched.emplace(reads[i], r[i + 2]);
+    if (auto st = CheckSetting(txn, name->account, *cloud, s, &prefetched); !st.ok()) return st;
+    std::vector<pqxx::result> written = db::Together(
+        txn,
+        {Execute(txn, "insert_setting", row.id, 0, *cloud, IdOf(s.image()), IdOf(s.instance_type()),
+                 s.kernel_image().empty() ? "" : IdOf(s.kernel_image()),
+                 s.ramdisk_image().empty() ? "" : IdOf(s.ramdisk_image()), s.user_data()),
+         Execute(txn, "bump_for_event", row.id, 1)});
+    InsertEventAndCommit(txn, BuildEvent(row, Event::SETTINGS_CHANGED, 0, Bumped(written[1])));
     *out = s;
     out->set_name(SettingName{*name, *cloud}.Full());
     return absl::OkStatus();

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <pqxx/pqxx>
@@ -141,12 +142,20 @@ class Catalog {
                             pb::MultiCloudImage* out, MciRow* row);
   absl::Status ReadMciByRequestId(pqxx::transaction_base& txn, const std::string& account,
                                   const std::string& request_id, pb::MultiCloudImage* out);
-  // The end of every create-like transaction (create, clone, import): records the request_id,
-  // appends the CREATED event and reads the new MCI back.
+  // The first round trip of a create or clone (Pool::TransactInline): BEGIN, `reads` (their
+  // results go to `results`, in order), the new name's check (`name_taken`) and, with a
+  // request_id, its lookup. True when the request_id names the first attempt's MCI: `out` is
+  // then its answer and the transaction committed.
+  bool BeginCreate(pqxx::nontransaction& txn, const MciName& name, const std::string& request_id,
+                   std::vector<std::string> reads, pb::MultiCloudImage* out,
+                   std::vector<pqxx::result>* results, bool* name_taken);
+  // The end of every create-like transaction (create, clone, import): runs `before` (a statement
+  // whose result is not needed, or none), records the request_id, appends the CREATED event and
+  // reads the new MCI back; all but the event's insert in one round trip (db::Together).
   // With `commit` (in Pool::TransactInline), the event's insert carries the COMMIT.
   absl::Status FinishCreate(pqxx::transaction_base& txn, const MciName& name, int64_t id,
                             const std::string& request_id, pb::MultiCloudImage* out,
-                            bool commit = false);
+                            bool commit = false, const std::string& before = "");
   // The event's outbox row.
   void InsertEvent(pqxx::transaction_base& txn, const Event& event);
   // The event's outbox row and COMMIT in one round trip, after the statements in `before`.
@@ -177,8 +186,16 @@ class Catalog {
   absl::Status BeginInfoEdit(pqxx::transaction_base& txn, const MciName& name, InfoEdit* edit);
   void CommitInfoEdit(pqxx::transaction_base& txn, const MciName& name, InfoEdit* edit,
                       Event::Type type, pb::MultiCloudImage* out);
+  // The reads CheckSetting makes (as db::Execute statements), to send ahead of it in one round
+  // trip; the names that do not parse are left out (CheckSetting refuses them itself).
+  std::vector<std::string> SettingReads(pqxx::transaction_base& txn, const std::string& account,
+                                        const std::string& cloud_id,
+                                        const pb::MultiCloudImageSetting& s);
+  // With `prefetched` (SettingReads' statements and their results), the reads found there are
+  // not made again.
   absl::Status CheckSetting(pqxx::transaction_base& txn, const std::string& account,
-                            const std::string& cloud_id, const pb::MultiCloudImageSetting& s);
+                            const std::string& cloud_id, const pb::MultiCloudImageSetting& s,
+                            const std::map<std::string, pqxx::result>* prefetched = nullptr);
   void Committed(const MciName& name);
   // What a cache miss needs for the read and its Put.
   struct CacheMiss {

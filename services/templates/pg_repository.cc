@@ -189,10 +189,9 @@ void LockKey(pqxx::work& txn, int space, const std::string& key) {
 
 void LockMci(pqxx::work& txn, const std::string& mci) { LockKey(txn, kMciLockSpace, mci); }
 
-std::vector<Reference> LoadReferences(pqxx::transaction_base& txn, int64_t row_id,
-                                      int64_t revision) {
+std::vector<Reference> ParseReferences(const pqxx::result& rows) {
   std::vector<Reference> refs;
-  for (const auto& row : txn.exec_prepared("kSelectReferences", row_id, revision)) {
+  for (const auto& row : rows) {
     Reference r;
     r.mci = row[0].as<std::string>();
     r.mci_revision = row[1].as<int64_t>();
@@ -201,6 +200,11 @@ std::vector<Reference> LoadReferences(pqxx::transaction_base& txn, int64_t row_i
     refs.push_back(std::move(r));
   }
   return refs;
+}
+
+std::vector<Reference> LoadReferences(pqxx::transaction_base& txn, int64_t row_id,
+                                      int64_t revision) {
+  return ParseReferences(txn.exec_prepared("kSelectReferences", row_id, revision));
 }
 
 TemplateRecord RecordFromRow(const pqxx::row& row, const std::string& account,
@@ -239,9 +243,10 @@ struct LockedHead {
   std::string display_name, description, cloned_from;
 };
 
-absl::StatusOr<LockedHead> LockHead(pqxx::work& txn, const std::string& account,
-                                    const std::string& template_id, int64_t expected_version) {
-  pqxx::result r = txn.exec_prepared("kLockHead", account, template_id);
+// The HEAD row kLockHead locked and read.
+absl::StatusOr<LockedHead> ParseLockedHead(const pqxx::result& r, const std::string& account,
+                                           const std::string& template_id,
+                                           int64_t expected_version) {
   if (r.empty()) return TemplateNotFound(account, template_id);
   LockedHead h;
   h.row_id = r[0][0].as<int64_t>();
@@ -254,6 +259,12 @@ absl::StatusOr<LockedHead> LockHead(pqxx::work& txn, const std::string& account,
     return EtagMismatch(account, template_id);
   }
   return h;
+}
+
+absl::StatusOr<LockedHead> LockHead(pqxx::work& txn, const std::string& account,
+                                    const std::string& template_id, int64_t expected_version) {
+  return ParseLockedHead(txn.exec_prepared("kLockHead", account, template_id), account, template_id,
+                         expected_version);
 }
 
 // Runs `edit` on the locked HEAD row of a template in one transaction, then answers the template
@@ -276,15 +287,25 @@ absl::StatusOr<TemplateRecord> EditHead(db::Pool* pool, const std::string& accou
   return out;
 }
 
-// Under the MCI's lock: may a new reference to this MCI (revision) be committed?
-absl::Status CheckReferenceable(pqxx::work& txn, const std::string& mci, int64_t revision) {
+// The reads that tell, under the MCI's lock, whether a new reference to this MCI (revision) may
+// be committed: its deletion fence, its replica's state and (for a revision) that revision.
+std::vector<std::string> ReferenceableReads(pqxx::transaction_base& txn, const std::string& mci,
+                                            int64_t revision) {
+  std::vector<std::string> reads = {db::Execute(txn, "kSelectFence", mci),
+                                    db::Execute(txn, "kSelectReplicaState", mci)};
+  if (revision > 0) reads.push_back(db::Execute(txn, "kSelectReplicaRevision", mci, revision));
+  return reads;
+}
+
+// The verdict on ReferenceableReads' results (`r`, in their order).
+absl::Status Referenceable(const std::string& mci, int64_t revision, const pqxx::result* r) {
   std::string name = MultiCloudImageResourceName(mci, revision);
-  if (!txn.exec_prepared("kSelectFence", mci).empty()) {
+  if (!r[0].empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("MultiCloud Image ", mci,
                      " is being deleted; it cannot be referenced by a ServerTemplate."));
   }
-  pqxx::result state = txn.exec_prepared("kSelectReplicaState", mci);
+  const pqxx::result& state = r[1];
   if (state.empty() || state[0][0].as<int>() == static_cast<int>(ReplicaState::kDeleted)) {
     return absl::NotFoundError(absl::StrCat("MultiCloud Image ", name, " was not found."));
   }
@@ -293,10 +314,17 @@ absl::Status CheckReferenceable(pqxx::work& txn, const std::string& mci, int64_t
         absl::StrCat("MultiCloud Image ", mci,
                      " is being deleted; it cannot be referenced by a ServerTemplate."));
   }
-  if (revision > 0 && txn.exec_prepared("kSelectReplicaRevision", mci, revision).empty()) {
+  if (revision > 0 && r[2].empty()) {
     return absl::NotFoundError(absl::StrCat("MultiCloud Image revision ", name, " was not found."));
   }
   return absl::OkStatus();
+}
+
+// Under the MCI's lock: may a new reference to this MCI (revision) be committed? One round trip.
+absl::Status CheckReferenceable(pqxx::transaction_base& txn, const std::string& mci,
+                                int64_t revision) {
+  std::vector<pqxx::result> r = db::Together(txn, ReferenceableReads(txn, mci, revision));
+  return Referenceable(mci, revision, r.data());
 }
 
 // Locks the MCIs of `refs` in name order (a fixed order, so transactions never deadlock) and
@@ -415,7 +443,11 @@ void PgRepository::Prepare(pqxx::connection& conn) {
       {"kUpdateHead", kUpdateHead},
       {"kUpsertDeletion", kUpsertDeletion},
   };
-  for (const auto& [name, sql] : kStatements) conn.prepare(name, sql);
+  // Prepared at once, not at first use: db::Execute runs them by name.
+  for (const auto& [name, sql] : kStatements) {
+    conn.prepare(name, sql);
+    conn.prepare_now(name);
+  }
 }
 
 absl::StatusOr<TemplateRecord> PgRepository::GetTemplate(const std::string& account,
@@ -533,31 +565,55 @@ absl::StatusOr<TemplateRecord> PgRepository::AddReference(const std::string& acc
                                                           const std::string& template_id,
                                                           const Reference& reference,
                                                           bool make_default) {
-  return EditHead(
-      pool_, account, template_id, 0, [&](pqxx::work& txn, const LockedHead& head) -> absl::Status {
-        LockMci(txn, reference.mci);
-        if (absl::Status s = CheckReferenceable(txn, reference.mci, reference.mci_revision);
-            !s.ok()) {
-          return s;
-        }
-        bool changed = false;
-        pqxx::result existing = txn.exec_prepared("kSelectReference", head.row_id, reference.mci,
-                                                  reference.mci_revision);
-        bool is_default = !existing.empty() && existing[0][0].as<bool>();
-        if (existing.empty()) {
-          pqxx::row next = txn.exec_prepared1("kNextPosition", head.row_id);
-          is_default = next[0].as<int64_t>() == 0;
-          txn.exec_prepared("kInsertReference", head.row_id, 0, reference.mci,
-                            reference.mci_revision, next[1].as<int>(), is_default);
-          changed = true;
-        }
-        if (make_default && !is_default) {
-          txn.exec_prepared("kSetDefault", head.row_id, reference.mci, reference.mci_revision);
-          changed = true;
-        }
-        if (changed) txn.exec_prepared("kTouchHead", head.row_id);
-        return absl::OkStatus();
-      });
+  // EditHead's transaction in three round trips (db::Together, Pool::TransactInline): BEGIN with
+  // the HEAD's lock, the MCI's lock and the checks under it; the reference's reads; the writes
+  // with the answer's reads and COMMIT.
+  TemplateRecord out;
+  absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
+    std::vector<std::string> first = {"BEGIN", db::Execute(txn, "kLockHead", account, template_id),
+                                      db::Execute(txn, "kLockKey", kMciLockSpace, reference.mci)};
+    for (std::string& read : ReferenceableReads(txn, reference.mci, reference.mci_revision)) {
+      first.push_back(std::move(read));
+    }
+    std::vector<pqxx::result> r = db::Together(txn, first);
+    auto head = ParseLockedHead(r[1], account, template_id, 0);
+    if (!head.ok()) return head.status();
+    if (absl::Status s = Referenceable(reference.mci, reference.mci_revision, &r[3]); !s.ok()) {
+      return s;
+    }
+    std::vector<pqxx::result> found = db::Together(
+        txn,
+        {db::Execute(txn, "kSelectReference", head->row_id, reference.mci, reference.mci_revision),
+         db::Execute(txn, "kNextPosition", head->row_id)});
+    const pqxx::result& existing = found[0];
+    bool is_default = !existing.empty() && existing[0][0].as<bool>();
+    bool changed = false;
+    std::vector<std::string> last;
+    if (existing.empty()) {
+      const pqxx::row next = found[1][0];
+      is_default = next[0].as<int64_t>() == 0;
+      last.push_back(db::Execute(txn, "kInsertReference", head->row_id, 0, reference.mci,
+                                 reference.mci_revision, next[1].as<int>(), is_default));
+      changed = true;
+    }
+    if (make_default && !is_default) {
+      last.push_back(
+          db::Execute(txn, "kSetDefault", head->row_id, reference.mci, reference.mci_revision));
+      changed = true;
+    }
+    if (changed) last.push_back(db::Execute(txn, "kTouchHead", head->row_id));
+    const size_t read = last.size();
+    last.push_back(db::Execute(txn, "kSelectHead", account, template_id));
+    last.push_back(db::Execute(txn, "kSelectReferences", head->row_id, 0));
+    last.push_back("COMMIT");
+    std::vector<pqxx::result> w = db::Together(txn, last);
+    if (w[read].empty()) return TemplateNotFound(account, template_id);
+    out = RecordFromRow(w[read][0], account, template_id, 0);
+    out.references = ParseReferences(w[read + 1]);
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
 }
 
 absl::StatusOr<TemplateRecord> PgRepository::RemoveReference(const std::string& account,
@@ -623,7 +679,10 @@ absl::StatusOr<std::map<std::string, ReplicaRecord>> PgRepository::GetReplicas(
   absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::nontransaction txn(c);
     out.clear();
-    for (const auto& row : txn.exec_prepared("kSelectReplicas", keys)) {
+    std::vector<pqxx::result> r =
+        db::Together(txn, {db::Execute(txn, "kSelectReplicas", keys),
+                           db::Execute(txn, "kSelectReplicaRevisions", keys)});
+    for (const auto& row : r[0]) {
       ReplicaRecord r;
       r.mci = row[0].as<std::string>();
       r.account = row[1].as<std::string>();
@@ -636,7 +695,7 @@ absl::StatusOr<std::map<std::string, ReplicaRecord>> PgRepository::GetReplicas(
       if (tombstone >= 0) r.tombstone_time = absl::FromUnixMicros(tombstone);
       out[r.mci] = std::move(r);
     }
-    for (const auto& row : txn.exec_prepared("kSelectReplicaRevisions", keys)) {
+    for (const auto& row : r[1]) {
       auto it = out.find(row[0].as<std::string>());
       if (it != out.end()) it->second.revision_clouds[row[1].as<int64_t>()] = SplitClouds(row[2]);
     }
