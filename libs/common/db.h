@@ -127,8 +127,8 @@ std::string Execute(pqxx::transaction_base& txn, const char* statement, const Ar
 
 // Statements sent in one round trip (one simple-protocol query, by libpqxx's pipeline), each
 // with its own result, in order: for statements that do not need each other's results. A failing
-// statement throws as txn.exec would, and the ones after it do not run. Statements must not
-// contain semicolons of their own (prepared statements run with EXECUTE name(...) do not).
+// statement throws as txn.exec would, and the ones after it do not run. Each must be a single
+// statement (semicolons inside its quoted values are fine), or the results would not line up.
 std::vector<pqxx::result> Together(pqxx::transaction_base& txn,
                                    const std::vector<std::string>& statements);
 

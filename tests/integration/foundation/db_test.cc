@@ -34,7 +34,7 @@ class DbTest : public ::testing::Test {
 TEST_F(DbTest, TogetherAnswersEveryStatementInOrderFromOneQuery) {
   pqxx::nontransaction txn(*conn_);
   std::vector<pqxx::result> r =
-      Together(txn, {Execute(txn, "InsertItem", 1, "it's one"), Execute(txn, "count_items"),
+      Together(txn, {Execute(txn, "InsertItem", 1, "it's; one"), Execute(txn, "count_items"),
                      "SELECT txid_current()", "SELECT txid_current()"});
   ASSERT_EQ(r.size(), 4u);
   EXPECT_EQ(r[0].affected_rows(), 1u);
@@ -44,7 +44,7 @@ TEST_F(DbTest, TogetherAnswersEveryStatementInOrderFromOneQuery) {
   EXPECT_EQ(r[2][0][0].as<int64_t>(), r[3][0][0].as<int64_t>());
   EXPECT_NE(txn.exec("SELECT txid_current()")[0][0].as<int64_t>(), r[2][0][0].as<int64_t>());
   // The quoting kept the label whole.
-  EXPECT_EQ(txn.exec("SELECT label FROM items WHERE id = 1")[0][0].as<std::string>(), "it's one");
+  EXPECT_EQ(txn.exec("SELECT label FROM items WHERE id = 1")[0][0].as<std::string>(), "it's; one");
 }
 
 TEST_F(DbTest, TogetherThrowsTheFailingStatementsErrorAndRunsNothingAfterIt) {
