@@ -388,8 +388,12 @@ absl::StatusOr<MciName> Catalog::ReadableMci(const Caller& caller, absl::string_
 
 absl::Status Catalog::LoadMci(pqxx::transaction_base& txn, const MciName& name, bool for_update,
                               MciRow* row) {
-  pqxx::result r = for_update ? txn.exec_prepared("lock_mci", name.account, name.mci_id)
-                              : txn.exec_prepared("get_mci", name.account, name.mci_id);
+  return ParseLoadedMci(for_update ? txn.exec_prepared("lock_mci", name.account, name.mci_id)
+                                   : txn.exec_prepared("get_mci", name.account, name.mci_id),
+                        name, row);
+}
+
+absl::Status Catalog::ParseLoadedMci(const pqxx::result& r, const MciName& name, MciRow* row) {
   if (r.empty()) return NotFound(name);
   row->Parse(r[0]);
   return absl::OkStatus();
@@ -413,15 +417,15 @@ absl::Status Catalog::EditableHead(const MciRow& row, const MciName& name) {
 
 absl::Status Catalog::ReadMci(pqxx::transaction_base& txn, const MciName& name, bool with_settings,
                               pb::MultiCloudImage* out, MciRow* row) {
-  MciRow unused;
   return ParseReadMci(txn.exec_prepared("read_mci", name.account, name.mci_id, name.revision), name,
-                      with_settings, out, row != nullptr ? row : &unused);
+                      with_settings, out, row);
 }
 
 absl::Status Catalog::ParseReadMci(const pqxx::result& r, const MciName& name, bool with_settings,
                                    pb::MultiCloudImage* out, MciRow* row_out) {
   if (r.empty()) return NotFound(name);
-  MciRow& row = *row_out;
+  MciRow unused;
+  MciRow& row = row_out != nullptr ? *row_out : unused;
   row.Parse(r[0]);
   const pqxx::row& f = r[0];
   if (name.revision > 0 && !f[kMciColumnCount].as<bool>()) {
@@ -507,11 +511,9 @@ absl::Status Catalog::FinishCreate(pqxx::transaction_base& txn, const MciName& n
   // The read before the event's insert, so that with `commit` the insert can carry the COMMIT.
   statements.push_back(Execute(txn, "read_mci", name.account, name.mci_id, 0));
   std::vector<pqxx::result> r = db::Together(txn, statements);
-  if (r[locked].empty()) return NotFound(name);
   MciRow row;
-  row.Parse(r[locked][0]);
-  MciRow read_row;
-  if (auto s = ParseReadMci(r[locked + 2], name, true, out, &read_row); !s.ok()) return s;
+  if (auto s = ParseLoadedMci(r[locked], name, &row); !s.ok()) return s;
+  if (auto s = ParseReadMci(r[locked + 2], name, true, out); !s.ok()) return s;
   Event event = BuildEvent(row, Event::CREATED, 0, Bumped(r[locked + 1]));
   if (commit) {
     InsertEventAndCommit(txn, event);
@@ -865,9 +867,8 @@ absl::Status Catalog::CommitMultiCloudImage(const Caller& caller,
   absl::Status status = pool_->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
     pqxx::result locked =
         txn.exec(absl::StrCat("BEGIN; ", Execute(txn, "lock_mci", name->account, name->mci_id)));
-    if (locked.empty()) return NotFound(*name);
     MciRow row;
-    row.Parse(locked[0]);
+    if (auto s = ParseLoadedMci(locked, *name, &row); !s.ok()) return s;
     if (!req.etag().empty() && req.etag() != row.etag()) {
       return absl::AbortedError(absl::StrCat("The etag ", req.etag(), " is stale: ", name->Head(),
                                              " changed since you read it (now ", row.etag(),
@@ -888,8 +889,7 @@ absl::Status Catalog::CommitMultiCloudImage(const Caller& caller,
               Execute(txn, "set_latest_revision", row.id, revision),
               Execute(txn, "bump_for_event", row.id, 1),
               Execute(txn, "read_mci", committed.account, committed.mci_id, revision)});
-    MciRow read_row;
-    if (auto s = ParseReadMci(r[4], committed, true, out, &read_row); !s.ok()) return s;
+    if (auto s = ParseReadMci(r[4], committed, true, out); !s.ok()) return s;
     InsertEventAndCommit(txn, BuildEvent(row, Event::COMMITTED, revision, Bumped(r[3])));
     return absl::OkStatus();
   });
@@ -1360,9 +1360,8 @@ absl::Status Catalog::CreateMultiCloudImageSetting(
     const std::vector<std::string> reads = SettingReads(txn, name->account, *cloud, s);
     first.insert(first.end(), reads.begin(), reads.end());
     std::vector<pqxx::result> r = db::Together(txn, first);
-    if (r[1].empty()) return NotFound(*name);
     MciRow row;
-    row.Parse(r[1][0]);
+    if (auto st = ParseLoadedMci(r[1], *name, &row); !st.ok()) return st;
     if (auto st = EditableHead(row, *name); !st.ok()) return st;
     if (!txn.exec_prepared("setting_exists", row.id, *cloud).empty()) {
       return absl::AlreadyExistsError(absl::StrCat(

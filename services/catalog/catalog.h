@@ -133,13 +133,15 @@ class Catalog {
                                       bool allow_revision) const;
   absl::Status LoadMci(pqxx::transaction_base& txn, const MciName& name, bool for_update,
                        MciRow* row);
+  // LoadMci's row from a lock_mci or get_mci result.
+  absl::Status ParseLoadedMci(const pqxx::result& r, const MciName& name, MciRow* row);
   absl::Status EditableHead(const MciRow& row, const MciName& name);
   // `row`, when given, gets the MCI's row as read.
   absl::Status ReadMci(pqxx::transaction_base& txn, const MciName& name, bool with_settings,
                        pb::MultiCloudImage* out, MciRow* row = nullptr);
   // ReadMci's answer from read_mci's result.
   absl::Status ParseReadMci(const pqxx::result& r, const MciName& name, bool with_settings,
-                            pb::MultiCloudImage* out, MciRow* row);
+                            pb::MultiCloudImage* out, MciRow* row = nullptr);
   absl::Status ReadMciByRequestId(pqxx::transaction_base& txn, const std::string& account,
                                   const std::string& request_id, pb::MultiCloudImage* out);
   // The first round trip of a create or clone (Pool::TransactInline): BEGIN, `reads` (their
