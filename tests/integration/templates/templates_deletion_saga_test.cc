@@ -136,8 +136,7 @@ TEST_F(DeletionSagaTest, ARetriedDeleteWithItsRequestIdAnswersAsTheFirst) {
 
   std::string user = clients_.CreateTemplate("user");
   ASSERT_TRUE(clients_.Add(user, other).ok());
-  EXPECT_EQ(clients_.DeleteMci(other, "del-3").error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(clients_.DeleteMci(other, "del-3").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   ASSERT_TRUE(EventuallyActive(other));
   ASSERT_TRUE(clients_.Remove(user, other).ok());
   grpc::Status again = clients_.DeleteMci(other, "del-3");
