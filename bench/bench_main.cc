@@ -1,5 +1,5 @@
 // mci-bench: starts PostgreSQL, NATS, the three services and the echo ceiling on free loopback
-// ports, seeds a catalog, drives every scenario with the asynchronous gRPC client of load.h and
+// ports, seeds a catalog, drives every scenario with the asynchronous gRPC clients of load.h and
 // prints each result next to the baseline measured in this same run (echo for reads, pgbench for
 // writes). See docs/performance.md. Configuration from the environment:
 //   BENCH_SCALE      MCIs in the catalog (default 10000); above 10000 the read scenarios also
@@ -7,13 +7,15 @@
 //   BENCH_TEMPLATES  ServerTemplates (default 1000)
 //   BENCH_SECONDS    measured seconds per scenario (default 8), BENCH_WARMUP (default 1)
 //   BENCH_CHANNELS   client channels (default 4)
+//   BENCH_CLIENT_THREADS  the client's completion-queue threads (default 2)
 //   BENCH_LAUNCH_SET MCIs that ResolveImage and GetMultiCloudImage pick from (default 1000)
 //   BENCH_PERF       comma-separated operation prefixes to profile with perf record (the
 //                    services and PostgreSQL, into BENCH_RESULTS/perf-*.data)
 //   BENCH_ONLY       comma-separated scenario prefixes to run (default all)
 //   BENCH_RESULTS    directory for the JSON (default bench/results)
 //   BENCH_OUTSIDE    the outside client (bench/outside/grpcload, which make bench builds): the
-//                    "outside:" rows drive the same stack with it and compare with this client
+//                    "outside:" rows drive the same stack with it and compare with this client;
+//                    BENCH_OUTSIDE_ARGS adds options to its command line
 #include <grpcpp/grpcpp.h>
 #include <nats/nats.h>
 #include <unistd.h>
@@ -106,6 +108,7 @@ struct Row {
   double server_cpu_us = 0;  // service processes' CPU per operation
   double server_cores = 0;   // service processes' CPU per wall second
   double pg_cpu_us = 0;      // PostgreSQL's CPU per operation
+  double client_cpu_us = 0;  // the client's CPU per operation (this process, or the outside one)
   std::string baseline;      // name of the baseline row
   double baseline_qps = 0, baseline_p99 = 0, baseline_p50 = 0;
   double ratio_qps = 0, ratio_p99 = 0;
@@ -113,7 +116,7 @@ struct Row {
   std::string verdict;  // met / NOT met / -
   std::string note;
   // Outside rows: the bench client's QPS and the services' CPU per call, measured side by side.
-  double peer_qps = 0, peer_cpu_us = 0;
+  double peer_qps = 0, peer_cpu_us = 0, peer_client_cpu_us = 0;
   double floor = 0;  // outside rows: the scenario's target, as a ratio to echo
   // Paired rows: the row's QPS over its baseline's in each side-by-side slice pair (and, for
   // outside rows, the bench client's). The ratio reported is their median.
@@ -142,6 +145,8 @@ void AddSlice(Row* total, const Row& part, bool first) {
     total->server_cpu_us =
         (total->server_cpu_us * before + part.server_cpu_us * more) / (before + more);
     total->pg_cpu_us = (total->pg_cpu_us * before + part.pg_cpu_us * more) / (before + more);
+    total->client_cpu_us =
+        (total->client_cpu_us * before + part.client_cpu_us * more) / (before + more);
   }
   Merge(&total->r, part.r);
   if (total->r.seconds > 0) {
@@ -193,6 +198,7 @@ class Bench {
     slice_ = std::max(0.05, EnvDouble("BENCH_SLICE", 1));
     slice_warmup_ = std::max(0.0, EnvDouble("BENCH_SLICE_WARMUP", 0.2));
     channels_n_ = std::max(1, EnvInt("BENCH_CHANNELS", 4));
+    client_threads_ = std::max(1, EnvInt("BENCH_CLIENT_THREADS", 2));
     launch_set_ = std::max(10, EnvInt("BENCH_LAUNCH_SET", 1000));
     for (auto part : absl::StrSplit(EnvString("BENCH_ONLY", ""), ',', absl::SkipEmpty())) {
       only_.emplace_back(part);
@@ -239,6 +245,13 @@ class Bench {
   static cpb::GetMultiCloudImageRequest GetRequest(int n, int64_t revision);
   tpb::ResolveLaunchRequest LaunchRequest(size_t t, int c) const;
   // Calls of those, uniformly over the launch set (and every template).
+  // The read rows' calls: RawUnary over the four channels, cycling at random through requests
+  // serialized once (the same requests the outside client sends).
+  Issue RawIssue(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                 const std::string& method, const std::vector<std::string>& requests);
+  std::vector<std::string> ResolveRequests(int64_t revision) const;
+  std::vector<std::string> GetRequests(int64_t revision) const;
+  std::vector<std::string> LaunchRequests() const;
   Issue ResolveIssue(int64_t revision);
   Issue GetIssue(int64_t revision);
   Issue LaunchIssue();
@@ -252,6 +265,7 @@ class Bench {
     LoadResult r;
     double sent = 0;          // calls made, the warm-up's included
     double server_cpu_s = 0;  // the servers' CPU over the whole run
+    double client_cpu_s = 0;  // the outside client's, likewise
   };
   OutsideRun RunOutside(const std::string& address, const std::string& method,
                         const std::string& request, int in_flight,
@@ -294,15 +308,18 @@ class Bench {
   }
 
   int scale_, templates_n_, channels_n_, launch_set_;
+  int client_threads_;  // the client's completion-queue threads
   double seconds_, warmup_;
   // Paired read rows: seconds per slice, and the warm-up of each slice after the first.
   double slice_, slice_warmup_;
   std::vector<std::string> only_;
   std::string results_dir_;
   std::string bearer_;
-  std::string outside_;  // BENCH_OUTSIDE
+  std::string outside_;       // BENCH_OUTSIDE
+  std::string outside_args_;  // BENCH_OUTSIDE_ARGS: more options for it
 
   std::unique_ptr<Stack> stack_;
+  std::unique_ptr<CompletionQueues> cqs_;  // every asynchronous call of the bench's client
   std::unique_ptr<ServiceProcess> echo_;
   std::string echo_address_;
   pid_t catalog_pid_ = -1, templates_pid_ = -1, marketplace_pid_ = -1, echo_pid_ = -1;
@@ -310,7 +327,9 @@ class Bench {
   std::string templates_down_why_, marketplace_down_why_;
   std::vector<std::unique_ptr<cpb::CatalogService::Stub>> catalog_;
   std::vector<std::unique_ptr<tpb::ServerTemplateService::Stub>> templates_;
-  std::vector<std::unique_ptr<epb::EchoService::Stub>> echo_stubs_;
+  // The same connections, for the read rows' completion-queue client (RawUnary).
+  std::vector<std::shared_ptr<grpc::Channel>> catalog_channels_, templates_channels_,
+      echo_channels_;
 
   std::vector<Setting> settings_;  // one valid setting per cloud
   int seeded_ = 0;                 // seed-1..seed-N in account bench
@@ -329,24 +348,34 @@ class Bench {
   std::string started_at_;
 };
 
-// A unary call through the callback API: `start` begins it, `then` sees the status and reply.
-template <typename Req, typename Resp>
-struct CallState {
+// A unary call through the completion-queue API: `prepare(ctx, request, cq)` is the stub's
+// PrepareAsync method, `then` sees the status and reply on the queue's thread.
+template <typename Req, typename Resp, typename ThenFn>
+struct CallState : AsyncCall {
   grpc::ClientContext ctx;
   Req req;
   Resp resp;
+  grpc::Status status;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>> reader;  // in the call's arena
+  ThenFn then;
+  explicit CallState(ThenFn t) : then(std::move(t)) {}
+  void Complete(bool ok) override {
+    if (!ok) status = grpc::Status(grpc::StatusCode::UNKNOWN, "the call did not complete");
+    then(status, resp);
+    delete this;
+  }
 };
 
-template <typename Req, typename Resp, typename StartFn, typename ThenFn>
-void Unary(const std::string& bearer, Req req, StartFn start, ThenFn then) {
-  auto* c = new CallState<Req, Resp>();
+template <typename Req, typename Resp, typename PrepareFn, typename ThenFn>
+void Unary(CompletionQueues* cqs, const std::string& bearer, Req req, PrepareFn prepare,
+           ThenFn then) {
+  auto* c = new CallState<Req, Resp, ThenFn>(std::move(then));
   c->req = std::move(req);
   c->ctx.AddMetadata("authorization", bearer);
   c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  start(&c->ctx, &c->req, &c->resp, [c, then = std::move(then)](grpc::Status s) mutable {
-    then(s, c->resp);
-    delete c;
-  });
+  c->reader = prepare(&c->ctx, c->req, cqs->any());
+  c->reader->StartCall();
+  c->reader->Finish(&c->resp, &c->status, static_cast<AsyncCall*>(c));
 }
 
 bool Bench::Start() {
@@ -396,15 +425,15 @@ bool Bench::Start() {
   templates_pid_ = templates_up_ ? pid_of("template-reference-service") : -1;
   marketplace_pid_ = marketplace_up_ ? pid_of("marketplace-service") : -1;
   echo_pid_ = pid_of("mci-echo-server");
-  for (auto& ch : Channels(stack_->catalog_address())) {
-    catalog_.push_back(cpb::CatalogService::NewStub(ch));
-  }
+  cqs_ = std::make_unique<CompletionQueues>(client_threads_);
+  catalog_channels_ = Channels(stack_->catalog_address());
+  for (auto& ch : catalog_channels_) catalog_.push_back(cpb::CatalogService::NewStub(ch));
   if (templates_up_) {
-    for (auto& ch : Channels(stack_->templates_address())) {
+    templates_channels_ = Channels(stack_->templates_address());
+    for (auto& ch : templates_channels_)
       templates_.push_back(tpb::ServerTemplateService::NewStub(ch));
-    }
   }
-  for (auto& ch : Channels(echo_address_)) echo_stubs_.push_back(epb::EchoService::NewStub(ch));
+  echo_channels_ = Channels(echo_address_);
   return Durable();
 }
 
@@ -748,7 +777,7 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
   options.warmup_s = warmup_;
   options.duration_s = seconds_;
   options.max_ops = max_ops;
-  double cpu0 = 0, cpu1 = 0, pg0 = 0, pg1 = 0;
+  double cpu0 = 0, cpu1 = 0, pg0 = 0, pg1 = 0, client0 = 0, client1 = 0;
   if (warmup_ >= 0.5) Log(absl::StrCat("running ", op, " with ", in_flight, " in flight"));
   // BENCH_PERF=<operation prefix>: a perf profile of the servers during that scenario's window.
   bool profile = false;
@@ -760,6 +789,7 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
       [&] {
         cpu0 = CpuSeconds(servers);
         pg0 = PgCpu();
+        client0 = CpuSeconds(getpid());
         if (profile) {
           // The services and PostgreSQL's backends: `perf report --sort comm,dso` splits them.
           std::string pids;
@@ -779,12 +809,14 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
       [&] {
         cpu1 = CpuSeconds(servers);
         pg1 = PgCpu();
+        client1 = CpuSeconds(getpid());
       });
   row.ran = true;
   int64_t ops = row.r.ok + row.r.errors;
   if (ops > 0) {
     row.server_cpu_us = (cpu1 - cpu0) / static_cast<double>(ops) * 1e6;
     row.pg_cpu_us = (pg1 - pg0) / static_cast<double>(ops) * 1e6;
+    row.client_cpu_us = (client1 - client0) / static_cast<double>(ops) * 1e6;
   }
   if (row.r.seconds > 0) row.server_cores = (cpu1 - cpu0) / row.r.seconds;
   if (row.r.errors > 0) {
@@ -793,21 +825,17 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
   return row;
 }
 
-Issue Bench::EchoIssue(size_t request_bytes, size_t response_bytes_wanted) {
-  std::string payload(request_bytes, 'r');
-  int response_bytes = static_cast<int>(response_bytes_wanted);
-  return [this, payload, response_bytes](int slot, Done done) {
-    epb::EchoRequest req;
-    req.set_payload(payload);
-    req.set_response_bytes(response_bytes);
-    auto* stub = echo_stubs_[static_cast<size_t>(slot) % echo_stubs_.size()].get();
-    Unary<epb::EchoRequest, epb::EchoResponse>(
-        bearer_, std::move(req),
-        [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-          stub->async()->Echo(ctx, rq, rs, std::move(cb));
-        },
-        [done](const grpc::Status& s, const epb::EchoResponse&) { done(s); });
-  };
+Issue Bench::RawIssue(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                      const std::string& method, const std::vector<std::string>& requests) {
+  auto raw = std::make_shared<RawUnary>(cqs_.get(), channels, method, requests, bearer_);
+  return [raw](int slot, Done done) { raw->Start(slot, std::move(done)); };
+}
+
+Issue Bench::EchoIssue(size_t request_bytes, size_t response_bytes) {
+  epb::EchoRequest req;
+  req.set_payload(std::string(request_bytes, 'r'));
+  req.set_response_bytes(static_cast<int>(response_bytes));
+  return RawIssue(echo_channels_, "/mci.bench.v1.EchoService/Echo", {req.SerializeAsString()});
 }
 
 // A read scenario and the echo ceiling at the same concurrency, interleaved in one-second slices
@@ -858,51 +886,45 @@ tpb::ResolveLaunchRequest Bench::LaunchRequest(size_t t, int c) const {
   return req;
 }
 
+std::vector<std::string> Bench::ResolveRequests(int64_t revision) const {
+  std::vector<std::string> out;
+  for (int n = 1; n <= std::min(seeded_, launch_set_); ++n) {
+    for (int c = 0; c < 3; ++c) out.push_back(ResolveRequest(n, c, revision).SerializeAsString());
+  }
+  return out;
+}
+
+std::vector<std::string> Bench::GetRequests(int64_t revision) const {
+  std::vector<std::string> out;
+  for (int n = 1; n <= std::min(seeded_, launch_set_); ++n) {
+    out.push_back(GetRequest(n, revision).SerializeAsString());
+  }
+  return out;
+}
+
+std::vector<std::string> Bench::LaunchRequests() const {
+  std::vector<std::string> out;
+  for (size_t t = 0; t < template_names_.size(); ++t) {
+    for (int c = 0; c < 4; ++c) out.push_back(LaunchRequest(t, c).SerializeAsString());
+  }
+  return out;
+}
+
+// The launch set's MCIs, each on one of the three clouds it covers.
 Issue Bench::ResolveIssue(int64_t revision) {
-  const int launch_set = std::min(seeded_, launch_set_);
-  return [this, revision, launch_set](int slot, Done done) {
-    thread_local std::mt19937 rng{std::random_device{}()};
-    int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
-    cpb::ResolveImageRequest req = ResolveRequest(n, static_cast<int>(rng() % 3), revision);
-    auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
-    Unary<cpb::ResolveImageRequest, cpb::ResolveImageResponse>(
-        bearer_, std::move(req),
-        [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-          stub->async()->ResolveImage(ctx, rq, rs, std::move(cb));
-        },
-        [done](const grpc::Status& s, const cpb::ResolveImageResponse&) { done(s); });
-  };
+  return RawIssue(catalog_channels_, "/mci.catalog.v1.CatalogService/ResolveImage",
+                  ResolveRequests(revision));
 }
 
 Issue Bench::GetIssue(int64_t revision) {
-  const int launch_set = std::min(seeded_, launch_set_);
-  return [this, revision, launch_set](int slot, Done done) {
-    thread_local std::mt19937 rng{std::random_device{}()};
-    int n = 1 + static_cast<int>(rng() % static_cast<unsigned>(launch_set));
-    cpb::GetMultiCloudImageRequest req = GetRequest(n, revision);
-    auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
-    Unary<cpb::GetMultiCloudImageRequest, cpb::MultiCloudImage>(
-        bearer_, std::move(req),
-        [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-          stub->async()->GetMultiCloudImage(ctx, rq, rs, std::move(cb));
-        },
-        [done](const grpc::Status& s, const cpb::MultiCloudImage&) { done(s); });
-  };
+  return RawIssue(catalog_channels_, "/mci.catalog.v1.CatalogService/GetMultiCloudImage",
+                  GetRequests(revision));
 }
 
+// Every template, each on one of four clouds (its default MCI `popular` covers clouds 0..3).
 Issue Bench::LaunchIssue() {
-  return [this](int slot, Done done) {
-    thread_local std::mt19937 rng{std::random_device{}()};
-    tpb::ResolveLaunchRequest req =
-        LaunchRequest(rng() % template_names_.size(), static_cast<int>(rng() % 4));
-    auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
-    Unary<tpb::ResolveLaunchRequest, tpb::ResolveLaunchResponse>(
-        bearer_, std::move(req),
-        [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-          stub->async()->ResolveLaunch(ctx, rq, rs, std::move(cb));
-        },
-        [done](const grpc::Status& s, const tpb::ResolveLaunchResponse&) { done(s); });
-  };
+  return RawIssue(templates_channels_, "/mci.templates.v1.ServerTemplateService/ResolveLaunch",
+                  LaunchRequests());
 }
 
 void Bench::Reads(const std::string& suffix) {
@@ -926,9 +948,9 @@ void Bench::Reads(const std::string& suffix) {
       req.set_cloud("clouds/" + SettingFor(n + static_cast<int>(k / 2 % 3)).cloud);
       auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
       Unary<cpb::ResolveImageRequest, cpb::ResolveImageResponse>(
-          bearer_, std::move(req),
-          [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-            stub->async()->ResolveImage(ctx, rq, rs, std::move(cb));
+          cqs_.get(), bearer_, std::move(req),
+          [stub](auto* ctx, const auto& rq, auto* cq) {
+            return stub->PrepareAsyncResolveImage(ctx, rq, cq);
           },
           [done](const grpc::Status& s, const cpb::ResolveImageResponse&) { done(s); });
     });
@@ -981,9 +1003,9 @@ Bench::OutsideRun Bench::RunOutside(const std::string& address, const std::strin
   std::string command = absl::StrCat(
       "'", outside_, "' --call ", method, " --delimited --binary-file '", file,
       "' -m 'authorization=", bearer_, "' -c ", in_flight, " --connections ", channels_n_, " -z ",
-      static_cast<int>(seconds * 1000), "ms --warmup 300ms ", address, " 2>&1");
+      static_cast<int>(seconds * 1000), "ms --warmup 300ms ", outside_args_, " ", address, " 2>&1");
   std::string out;
-  const double cpu0 = CpuSeconds(servers);
+  const double cpu0 = CpuSeconds(servers), client0 = ChildrenCpuSeconds();
   if (FILE* p = popen(command.c_str(), "r")) {
     char buf[4096];
     for (size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
@@ -992,6 +1014,7 @@ Bench::OutsideRun Bench::RunOutside(const std::string& address, const std::strin
     run.error = "cannot start " + outside_;
   }
   run.server_cpu_s = CpuSeconds(servers) - cpu0;
+  run.client_cpu_s = ChildrenCpuSeconds() - client0;  // the shell's and the outside client's
   std::filesystem::remove(file);
   auto number = [&out](const std::string& key) {
     size_t at = out.find("\"" + key + "\":");
@@ -1015,6 +1038,7 @@ Bench::OutsideRun Bench::RunOutside(const std::string& address, const std::strin
 void Bench::Outside() {
   if (!Wanted("outside")) return;
   outside_ = EnvString("BENCH_OUTSIDE", "");
+  outside_args_ = EnvString("BENCH_OUTSIDE_ARGS", "");
   struct Scenario {
     std::string op, address, method, request;
     Sizes sizes;
@@ -1035,15 +1059,8 @@ void Bench::Outside() {
     }
     return out;
   };
-  const int launch_set = std::min(seeded_, launch_set_);
-  std::vector<std::string> resolves, gets, launches;
-  for (int n = 1; n <= launch_set; ++n) {
-    gets.push_back(GetRequest(n, 0).SerializeAsString());
-    for (int c = 0; c < 3; ++c) resolves.push_back(ResolveRequest(n, c, 0).SerializeAsString());
-  }
-  for (size_t t = 0; t < template_names_.size(); ++t) {
-    for (int c = 0; c < 4; ++c) launches.push_back(LaunchRequest(t, c).SerializeAsString());
-  }
+  const std::vector<std::string> resolves = ResolveRequests(0), gets = GetRequests(0),
+                                 launches = LaunchRequests();
   std::vector<Scenario> scenarios = {{"ResolveImage HEAD",
                                       stack_->catalog_address(),
                                       "mci.catalog.v1.CatalogService/ResolveImage",
@@ -1076,7 +1093,10 @@ void Bench::Outside() {
       row.group = "outside";
       echo.in_flight = row.in_flight = in_flight;
       row.floor = sc.op == "ResolveLaunch" ? 0.5 : 0.7;
-      row.target = absl::StrCat("agrees with the bench client (>= ", Fixed(row.floor, 1), "x)");
+      row.target = absl::StrCat(
+          "QPS within 15% of the bench client's (or of its own echo's), "
+          "same verdict at >= ",
+          Fixed(row.floor, 1), "x echo");
       if (outside_.empty()) {
         echo.not_run = row.not_run =
             "no outside client (BENCH_OUTSIDE; make bench builds bench/outside/grpcload when "
@@ -1107,7 +1127,7 @@ void Bench::Outside() {
       // warm-up's included).
       struct OutsideTotal {
         Row* row;
-        double cpu_s = 0, sent = 0;
+        double cpu_s = 0, client_cpu_s = 0, sent = 0;
         void Add(const OutsideRun& run, int slices) {
           row->r.ok += run.r.ok;
           row->r.errors += run.r.errors;
@@ -1116,12 +1136,14 @@ void Bench::Outside() {
           row->r.p99_ms += run.r.p99_ms / slices;
           row->r.p999_ms += run.r.p999_ms / slices;
           cpu_s += run.server_cpu_s;
+          client_cpu_s += run.client_cpu_s;
           sent += run.sent;
         }
         void Finish() {
           row->ran = true;
           row->r.qps = row->r.seconds > 0 ? static_cast<double>(row->r.ok) / row->r.seconds : 0;
           if (sent > 0) row->server_cpu_us = cpu_s / sent * 1e6;
+          if (sent > 0) row->client_cpu_us = client_cpu_s / sent * 1e6;
         }
       };
       OutsideTotal outside_echo_total{&echo}, outside_total{&row};
@@ -1152,6 +1174,7 @@ void Bench::Outside() {
       row.peer_qps = own.row.r.qps;
       row.peer_slice_ratios = own.ratios;
       row.peer_cpu_us = own.row.server_cpu_us;
+      row.peer_client_cpu_us = own.row.client_cpu_us;
       if (!error.empty()) {
         echo.not_run = row.not_run = "outside client failed: " + error;
         rows_.push_back(echo);
@@ -1196,9 +1219,9 @@ void Bench::Lists(const std::string& suffix) {
       Row row = Measure(op, "list", in_flight, catalog, [&, req](int slot, Done done) {
         auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
         Unary<cpb::ListMultiCloudImagesRequest, cpb::ListMultiCloudImagesResponse>(
-            bearer_, req,
-            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-              stub->async()->ListMultiCloudImages(ctx, rq, rs, std::move(cb));
+            cqs_.get(), bearer_, req,
+            [stub](auto* ctx, const auto& rq, auto* cq) {
+              return stub->PrepareAsyncListMultiCloudImages(ctx, rq, cq);
             },
             [done](const grpc::Status& s, const cpb::ListMultiCloudImagesResponse& r) {
               done(s.ok() && r.multi_cloud_images_size() != 50
@@ -1248,9 +1271,9 @@ void Bench::Lists(const std::string& suffix) {
       Row row = Measure(op, "list", in_flight, {templates_pid_}, [&, req](int slot, Done done) {
         auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
         Unary<tpb::ListMultiCloudImageUsagesRequest, tpb::ListMultiCloudImageUsagesResponse>(
-            bearer_, req,
-            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-              stub->async()->ListMultiCloudImageUsages(ctx, rq, rs, std::move(cb));
+            cqs_.get(), bearer_, req,
+            [stub](auto* ctx, const auto& rq, auto* cq) {
+              return stub->PrepareAsyncListMultiCloudImageUsages(ctx, rq, cq);
             },
             [done](const grpc::Status& s, const tpb::ListMultiCloudImageUsagesResponse&) {
               done(s);
@@ -1270,6 +1293,7 @@ void Bench::Lists(const std::string& suffix) {
 // The write path of Create + 3 settings + Commit as one chained operation.
 struct CreateFlow : std::enable_shared_from_this<CreateFlow> {
   cpb::CatalogService::Stub* stub;
+  CompletionQueues* cqs;
   std::string bearer, parent, id, name;
   std::vector<Setting> settings;
   Done done;
@@ -1283,9 +1307,9 @@ struct CreateFlow : std::enable_shared_from_this<CreateFlow> {
       req.mutable_multi_cloud_image()->set_display_name("Bench " + id);
       req.mutable_multi_cloud_image()->add_tags(kAgentTag);
       Unary<cpb::CreateMultiCloudImageRequest, cpb::MultiCloudImage>(
-          bearer, std::move(req),
-          [this](auto* ctx, auto* rq, auto* rs, auto cb) {
-            stub->async()->CreateMultiCloudImage(ctx, rq, rs, std::move(cb));
+          cqs, bearer, std::move(req),
+          [this](auto* ctx, const auto& rq, auto* cq) {
+            return stub->PrepareAsyncCreateMultiCloudImage(ctx, rq, cq);
           },
           [self](const grpc::Status& s, const cpb::MultiCloudImage& m) {
             if (!s.ok()) return self->done(s);
@@ -1300,9 +1324,9 @@ struct CreateFlow : std::enable_shared_from_this<CreateFlow> {
       req.mutable_setting()->set_image("clouds/" + st.cloud + "/images/" + st.image);
       req.mutable_setting()->set_instance_type("clouds/" + st.cloud + "/instanceTypes/" + st.type);
       Unary<cpb::CreateMultiCloudImageSettingRequest, cpb::MultiCloudImageSetting>(
-          bearer, std::move(req),
-          [this](auto* ctx, auto* rq, auto* rs, auto cb) {
-            stub->async()->CreateMultiCloudImageSetting(ctx, rq, rs, std::move(cb));
+          cqs, bearer, std::move(req),
+          [this](auto* ctx, const auto& rq, auto* cq) {
+            return stub->PrepareAsyncCreateMultiCloudImageSetting(ctx, rq, cq);
           },
           [self, k](const grpc::Status& s, const cpb::MultiCloudImageSetting&) {
             if (!s.ok()) return self->done(s);
@@ -1313,9 +1337,9 @@ struct CreateFlow : std::enable_shared_from_this<CreateFlow> {
       req.set_name(name);
       req.set_message("bench");
       Unary<cpb::CommitMultiCloudImageRequest, cpb::MultiCloudImage>(
-          bearer, std::move(req),
-          [this](auto* ctx, auto* rq, auto* rs, auto cb) {
-            stub->async()->CommitMultiCloudImage(ctx, rq, rs, std::move(cb));
+          cqs, bearer, std::move(req),
+          [this](auto* ctx, const auto& rq, auto* cq) {
+            return stub->PrepareAsyncCommitMultiCloudImage(ctx, rq, cq);
           },
           [self](const grpc::Status& s, const cpb::MultiCloudImage&) { self->done(s); });
     }
@@ -1365,6 +1389,7 @@ void Bench::Writes() {
         [&](int slot, Done done) {
           auto flow = std::make_shared<CreateFlow>();
           flow->stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
+          flow->cqs = cqs_.get();
           flow->bearer = bearer_;
           flow->parent = absl::StrCat("accounts/", kAccount);
           flow->id = absl::StrCat("w-", counter_++);
@@ -1391,9 +1416,9 @@ void Bench::Writes() {
           req.set_multi_cloud_image_id(absl::StrCat("c-", counter_++));
           auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
           Unary<cpb::CloneMultiCloudImageRequest, cpb::MultiCloudImage>(
-              bearer_, std::move(req),
-              [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-                stub->async()->CloneMultiCloudImage(ctx, rq, rs, std::move(cb));
+              cqs_.get(), bearer_, std::move(req),
+              [stub](auto* ctx, const auto& rq, auto* cq) {
+                return stub->PrepareAsyncCloneMultiCloudImage(ctx, rq, cq);
               },
               [done](const grpc::Status& s, const cpb::MultiCloudImage&) { done(s); });
         },
@@ -1427,9 +1452,9 @@ void Bench::Writes() {
           req.set_multi_cloud_image(mcis[(k / template_names_.size() * 7 + k) % mcis.size()]);
           auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
           Unary<tpb::AddMultiCloudImageRequest, tpb::ServerTemplate>(
-              bearer_, std::move(req),
-              [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-                stub->async()->AddMultiCloudImage(ctx, rq, rs, std::move(cb));
+              cqs_.get(), bearer_, std::move(req),
+              [stub](auto* ctx, const auto& rq, auto* cq) {
+                return stub->PrepareAsyncAddMultiCloudImage(ctx, rq, cq);
               },
               [done](const grpc::Status& s, const tpb::ServerTemplate&) { done(s); });
         },
@@ -1553,9 +1578,9 @@ void Bench::Events() {
         req.mutable_update_mask()->add_paths("display_name");
         auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
         Unary<cpb::UpdateMultiCloudImageRequest, cpb::MultiCloudImage>(
-            bearer_, std::move(req),
-            [stub](auto* ctx, auto* rq, auto* rs, auto cb) {
-              stub->async()->UpdateMultiCloudImage(ctx, rq, rs, std::move(cb));
+            cqs_.get(), bearer_, std::move(req),
+            [stub](auto* ctx, const auto& rq, auto* cq) {
+              return stub->PrepareAsyncUpdateMultiCloudImage(ctx, rq, cq);
             },
             [done](const grpc::Status& s, const cpb::MultiCloudImage&) { done(s); });
       });
@@ -1769,18 +1794,24 @@ void Bench::Judge() {
     } else if (row.target.rfind("QPS >= 0.5x", 0) == 0) {
       row.verdict = row.ratio_qps >= 0.5 ? "met" : "NOT met";
     } else if (row.group == "outside") {
-      // Agreement: the same verdict on the scenario's target, and no more than 15% below the
-      // bench client's ratio (the bench client must not flatter the service). Above it is the
-      // other way round from a bound: the two clients differ in what they cost and in how they
-      // batch calls on a connection, and on two shared cores that moves a ratio too.
+      // Agreement "within its client's own ceiling" (the issue's words): the scenario's rate by
+      // the outside client within 15% of the bench client's, side by side, or of the outside
+      // client's own echo rate where that is lower (no client measures a service faster than it
+      // can call echo); and the same verdict on the scenario's target by each client's ratio to
+      // its own echo. The two ratios themselves differ by more than the rates do: the clients'
+      // echo rates differ (how each batches calls on a connection, docs/performance.md).
       const double peer_ratio = Median(row.peer_slice_ratios);
       const bool same = (row.ratio_qps >= row.floor) == (peer_ratio >= row.floor);
-      const bool agrees = same && row.ratio_qps >= 0.85 * peer_ratio;
-      row.verdict =
-          absl::StrCat(agrees ? "agrees" : "DIFFERS", " (bench client ", Fixed(peer_ratio, 2),
-                       "x at ", static_cast<int>(row.peer_qps), "/s side by side; service CPU ",
-                       Fixed(row.server_cpu_us, 1), " us/call, ", Fixed(row.peer_cpu_us, 1),
-                       " with the bench client)");
+      const double expected = std::min(row.peer_qps, base->r.qps);
+      const bool near = expected > 0 && std::abs(row.r.qps / expected - 1) <= 0.15;
+      const bool agrees = same && near;
+      row.verdict = absl::StrCat(
+          agrees ? "agrees" : "DIFFERS", " (", static_cast<int>(row.r.qps), "/s against ",
+          static_cast<int>(expected), "/s; bench client ", Fixed(peer_ratio, 2), "x at ",
+          static_cast<int>(row.peer_qps), "/s side by side; service CPU ",
+          Fixed(row.server_cpu_us, 1), " us/call, ", Fixed(row.peer_cpu_us, 1),
+          " with the bench client; client CPU ", Fixed(row.client_cpu_us, 1),
+          " us/call, the bench client's ", Fixed(row.peer_client_cpu_us, 1), ")");
     } else if (row.target.rfind("deep within 2x", 0) == 0 ||
                row.target.rfind("within 2x", 0) == 0) {
       // Latency at the same concurrency: p50 of this page over p50 of the baseline page.
@@ -1799,9 +1830,9 @@ void Bench::Print() {
       "scenario after %gs warm-up, %ld cores\n\n",
       started_at_.c_str(), scale_, seeded_, static_cast<int>(template_names_.size()), channels_n_,
       seconds_, warmup_, sysconf(_SC_NPROCESSORS_ONLN));
-  std::printf("%-44s %4s %9s %8s %8s %8s %9s %8s  %-38s %7s %7s  %s\n", "operation", "infl", "QPS",
-              "p50 ms", "p99 ms", "p999 ms", "srv us/op", "pg us/op", "baseline", "xQPS", "xp99",
-              "target / verdict");
+  std::printf("%-44s %4s %9s %8s %8s %8s %9s %8s %9s  %-38s %7s %7s  %s\n", "operation", "infl",
+              "QPS", "p50 ms", "p99 ms", "p999 ms", "srv us/op", "pg us/op", "cli us/op",
+              "baseline", "xQPS", "xp99", "target / verdict");
   for (const auto& row : rows_) {
     if (!row.ran) {
       std::printf("%-44s %4d  not run: %s\n", row.op.c_str(), row.in_flight, row.not_run.c_str());
@@ -1816,20 +1847,23 @@ void Bench::Print() {
                           ? "-"
                           : absl::StrCat(Fixed(row.server_cpu_us, 1), "");
     std::string pg = row.pg_cpu_us > 0 ? Fixed(row.pg_cpu_us, 1) : "-";
+    std::string client = row.client_cpu_us > 0 ? Fixed(row.client_cpu_us, 1) : "-";
     std::string qps = row.group == "event" ? "-" : Fixed(row.r.qps, 0);
     std::string base = row.baseline.empty() ? "" : row.baseline;
     if (row.baseline_qps > 0) absl::StrAppend(&base, " (", Fixed(row.baseline_qps, 0), ")");
-    std::printf("%-44s %4d %9s %8s %8s %8s %9s %8s  %-38s %7s %7s  %s%s%s%s\n", row.op.c_str(),
+    std::printf("%-44s %4d %9s %8s %8s %8s %9s %8s %9s  %-38s %7s %7s  %s%s%s%s\n", row.op.c_str(),
                 row.in_flight, qps.c_str(), Fixed(row.r.p50_ms, 3).c_str(),
                 Fixed(row.r.p99_ms, 3).c_str(), Fixed(row.r.p999_ms, 3).c_str(), cpu.c_str(),
-                pg.c_str(), base.c_str(), row.ratio_qps > 0 ? Fixed(row.ratio_qps, 2).c_str() : "",
+                pg.c_str(), client.c_str(), base.c_str(),
+                row.ratio_qps > 0 ? Fixed(row.ratio_qps, 2).c_str() : "",
                 row.ratio_p99 > 0 ? Fixed(row.ratio_p99, 2).c_str() : "", row.target.c_str(),
                 row.verdict.empty() ? "" : (" -> " + row.verdict).c_str(),
                 row.note.empty() ? "" : "  [", row.note.empty() ? "" : (row.note + "]").c_str());
   }
   std::printf(
       "\nsrv us/op: CPU time (utime+stime from /proc) of the service processes serving "
-      "the scenario per operation (for echo: the echo server); pg us/op: PostgreSQL's. "
+      "the scenario per operation (for echo: the echo server); pg us/op: PostgreSQL's; "
+      "cli us/op: the client's (this process; for outside rows, the outside client's). "
       "xQPS, xp99: this row over its baseline, measured in this run.\n");
   std::fflush(stdout);
 }
@@ -1870,13 +1904,19 @@ void Bench::WriteJson() {
         << ", \"p99_ms\": " << Fixed(r.r.p99_ms, 4) << ", \"p999_ms\": " << Fixed(r.r.p999_ms, 4)
         << ", \"server_cpu_us_per_op\": " << Fixed(r.server_cpu_us, 2)
         << ", \"server_cores\": " << Fixed(r.server_cores, 3)
-        << ", \"pg_cpu_us_per_op\": " << Fixed(r.pg_cpu_us, 2);
+        << ", \"pg_cpu_us_per_op\": " << Fixed(r.pg_cpu_us, 2)
+        << ", \"client_cpu_us_per_op\": " << Fixed(r.client_cpu_us, 2);
     }
     j << ", \"baseline\": \"" << JsonEscape(r.baseline)
       << "\", \"baseline_qps\": " << Fixed(r.baseline_qps, 1)
       << ", \"baseline_p99_ms\": " << Fixed(r.baseline_p99, 4)
       << ", \"ratio_qps\": " << Fixed(r.ratio_qps, 3)
       << ", \"ratio_p99\": " << Fixed(r.ratio_p99, 3);
+    if (r.group == "outside") {
+      j << ", \"bench_client_qps\": " << Fixed(r.peer_qps, 1)
+        << ", \"bench_client_server_cpu_us_per_op\": " << Fixed(r.peer_cpu_us, 2)
+        << ", \"bench_client_cpu_us_per_op\": " << Fixed(r.peer_client_cpu_us, 2);
+    }
     for (auto [key, ratios] :
          {std::pair<const char*, const std::vector<double>*>{"slice_ratios", &r.slice_ratios},
           {"slice_p99_ratios", &r.slice_p99_ratios},

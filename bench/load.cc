@@ -4,6 +4,8 @@
 #include <condition_variable>
 #include <memory>
 #include <numeric>
+#include <random>
+#include <stdexcept>
 
 namespace mci::bench {
 namespace {
@@ -130,6 +132,64 @@ void Merge(LoadResult* total, const LoadResult& more) {
     total->p99_ms = Percentile(all, 0.99);
     total->p999_ms = Percentile(all, 0.999);
   }
+}
+
+CompletionQueues::CompletionQueues(int threads) {
+  for (int i = 0; i < std::max(1, threads); ++i) {
+    cqs_.push_back(std::make_unique<grpc::CompletionQueue>());
+  }
+  for (auto& cq : cqs_) {
+    threads_.emplace_back([q = cq.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (q->Next(&tag, &ok)) static_cast<AsyncCall*>(tag)->Complete(ok);
+    });
+  }
+}
+
+CompletionQueues::~CompletionQueues() {
+  for (auto& cq : cqs_) cq->Shutdown();
+  for (auto& t : threads_) t.join();
+}
+
+RawUnary::RawUnary(CompletionQueues* cqs,
+                   const std::vector<std::shared_ptr<grpc::Channel>>& channels, std::string method,
+                   const std::vector<std::string>& requests, std::string bearer)
+    : cqs_(cqs), method_(std::move(method)), bearer_(std::move(bearer)), calls_(1024) {
+  // Refused here rather than failed per call: a call that completes inside Start would have
+  // RunLoad start the next one inside it, and so on down the stack.
+  if (requests.empty() || channels.empty()) {
+    throw std::invalid_argument("RawUnary " + method_ + ": no requests or no channels");
+  }
+  for (const auto& ch : channels) stubs_.push_back(std::make_unique<grpc::GenericStub>(ch));
+  for (const std::string& r : requests) {
+    grpc::Slice slice(r);
+    requests_.emplace_back(&slice, 1);
+  }
+}
+
+void RawUnary::Start(int slot, Done done) {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  const auto s = static_cast<size_t>(slot);
+  Pending& c = calls_.at(s);
+  c.reader.reset();  // lives in the previous call's arena, which the context owns
+  c.ctx = std::make_unique<grpc::ClientContext>();
+  c.ctx->AddMetadata("authorization", bearer_);
+  c.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  c.done = std::move(done);
+  const grpc::ByteBuffer& request = requests_[rng() % requests_.size()];
+  c.reader =
+      stubs_[s % stubs_.size()]->PrepareUnaryCall(c.ctx.get(), method_, request, cqs_->at(s));
+  c.reader->StartCall();
+  c.reader->Finish(&c.response, &c.status, static_cast<AsyncCall*>(&c));
+}
+
+void RawUnary::Pending::Complete(bool ok) {
+  grpc::Status result =
+      ok ? status : grpc::Status(grpc::StatusCode::UNKNOWN, "the call did not complete");
+  response.Clear();
+  Done d = std::move(done);
+  d(result);  // may start the slot's next call, which reuses this Pending
 }
 
 PacedLoad::PacedLoad(double rate, int max_in_flight, Issue issue)

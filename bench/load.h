@@ -1,14 +1,18 @@
 #pragma once
 
-// A closed-loop load generator over gRPC's asynchronous (callback) client API: `in_flight`
-// operations are kept outstanding; each completion starts the next one on the same slot.
+// A closed-loop load generator over gRPC's asynchronous (completion-queue) client API:
+// `in_flight` operations are kept outstanding; each completion starts the next one on the same
+// slot.
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -52,6 +56,68 @@ LoadResult RunLoad(const LoadOptions& options, const Issue& issue,
 
 // Percentiles (0..1) of latencies in ms; sorts `ms`.
 double Percentile(std::vector<double>& ms, double q);
+
+// gRPC's completion-queue API, each queue drained by a thread of its own, which runs each
+// completion there and then. The bench's calls all go through it (not the callback API, whose
+// completions gRPC hands from its poller to threads of its own: with those threads in the
+// process, a thread hop per call, and ~50% more client CPU per echo call measured here).
+// A call's tag is an AsyncCall*, completed once.
+class AsyncCall {
+ public:
+  virtual ~AsyncCall() = default;
+  virtual void Complete(bool ok) = 0;
+};
+
+class CompletionQueues {
+ public:
+  explicit CompletionQueues(int threads);
+  ~CompletionQueues();  // every call started on them must have completed
+  CompletionQueues(const CompletionQueues&) = delete;
+  CompletionQueues& operator=(const CompletionQueues&) = delete;
+  size_t size() const { return cqs_.size(); }
+  grpc::CompletionQueue* at(size_t i) const { return cqs_[i % cqs_.size()].get(); }
+  grpc::CompletionQueue* any() { return at(next_++); }
+
+ private:
+  std::vector<std::unique_ptr<grpc::CompletionQueue>> cqs_;
+  std::vector<std::thread> threads_;
+  std::atomic<size_t> next_{0};
+};
+
+// Unary calls of one method with requests serialized once, up front (each call picks one of them
+// at random), and answers left as bytes (only their status is looked at): the least work per call
+// a client on gRPC's C++ API can do, as an outside client such as ghz does. The read rows and
+// their echo baselines use it, so that the client's share of the two shared cores is as small as
+// it can be.
+class RawUnary {
+ public:
+  // `method` as on the wire: "/package.Service/Method". Calls carry `authorization: bearer`.
+  // Throws std::invalid_argument without requests or channels.
+  RawUnary(CompletionQueues* cqs, const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+           std::string method, const std::vector<std::string>& requests, std::string bearer);
+  RawUnary(const RawUnary&) = delete;
+  RawUnary& operator=(const RawUnary&) = delete;
+
+  // Starts a call on slot `s` (0..1023), which uses channel s % channels and completion queue
+  // s % queues and has one call at a time; `done` runs on that queue's thread. An Issue.
+  void Start(int slot, Done done);
+
+ private:
+  struct Pending : AsyncCall {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
+    grpc::ByteBuffer response;
+    grpc::Status status;
+    Done done;
+    void Complete(bool ok) override;
+  };
+
+  CompletionQueues* cqs_;
+  std::string method_, bearer_;
+  std::vector<std::unique_ptr<grpc::GenericStub>> stubs_;
+  std::vector<grpc::ByteBuffer> requests_;
+  std::deque<Pending> calls_;
+};
 
 // An open-loop background load: `rate` operations per second, at most `max_in_flight` at once
 // (operations that would exceed it are skipped and counted).

@@ -1,6 +1,7 @@
 #include "bench/procstat.h"
 
 #include <dirent.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -56,6 +57,15 @@ double CpuSeconds(const std::vector<pid_t>& pids) {
   double total = 0;
   for (pid_t p : pids) total += CpuSeconds(p);
   return total;
+}
+
+double ChildrenCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_CHILDREN, &u);
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(u.ru_utime) + seconds(u.ru_stime);
 }
 
 double RssMiB(pid_t pid) {

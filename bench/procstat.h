@@ -13,6 +13,8 @@ namespace mci::bench {
 double CpuSeconds(pid_t pid);
 // Sum over several processes.
 double CpuSeconds(const std::vector<pid_t>& pids);
+// utime + stime of this process's children that have ended and been waited for (getrusage).
+double ChildrenCpuSeconds();
 // VmRSS of `pid` in MiB (0 when it is gone).
 double RssMiB(pid_t pid);
 // The live children of `parent` whose executable's file name is `name`.

@@ -85,6 +85,7 @@ func main() {
 	duration := flag.Duration("z", 5*time.Second, "how long to measure")
 	warmup := flag.Duration("warmup", time.Second, "calls before measuring, not counted")
 	once := flag.Bool("once", false, "one call; its answer's bytes to stdout")
+	window := flag.Int("window", 0, "a fixed flow-control window in bytes (0: grpc-go's dynamic one, with BDP pings)")
 	flag.Parse()
 	if *call == "" || flag.NArg() != 1 {
 		fail("usage: grpcload --call pkg.Service/Method --binary-file F [-m k=v] [-c N] [--connections M] [-z 5s] [--once] HOST:PORT")
@@ -127,11 +128,17 @@ func main() {
 		}
 		ctx = metadata.AppendToOutgoingContext(ctx, pairs...)
 	}
+	dial := []grpc.DialOption{grpc.WithInsecure(), grpc.WithBlock(),
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(raw{}))}
+	if *window > 0 {
+		// A fixed flow-control window: grpc-go then stops its BDP estimation pings.
+		dial = append(dial, grpc.WithInitialWindowSize(int32(*window)),
+			grpc.WithInitialConnWindowSize(int32(*window)))
+	}
 	conns := make([]*grpc.ClientConn, *connections)
 	for i := range conns {
 		// Each Dial is a connection of its own.
-		c, err := grpc.Dial(flag.Arg(0), grpc.WithInsecure(), grpc.WithBlock(),
-			grpc.WithDefaultCallOptions(grpc.ForceCodec(raw{})))
+		c, err := grpc.Dial(flag.Arg(0), dial...)
 		if err != nil {
 			fail("dial %s: %v", flag.Arg(0), err)
 		}
