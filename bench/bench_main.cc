@@ -13,11 +13,16 @@
 //                    services and PostgreSQL, into BENCH_RESULTS/perf-*.data)
 //   BENCH_ONLY       comma-separated scenario prefixes to run (default all)
 //   BENCH_RESULTS    directory for the JSON (default bench/results)
+//   BENCH_OUTSIDE_PERFSTAT  set: `perf stat` of the services in each outside row's slices, both
+//                    clients', into BENCH_RESULTS/perfstat-*.txt; `switches`: `perf record` of
+//                    their context switches instead, one perfstat-*.txt.<n>.data per slice
 //   BENCH_OUTSIDE    the outside client (bench/outside/grpcload, which make bench builds): the
 //                    "outside:" rows drive the same stack with it and compare with this client;
 //                    BENCH_OUTSIDE_ARGS adds options to its command line
 #include <grpcpp/grpcpp.h>
 #include <nats/nats.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -346,6 +351,63 @@ class Bench {
   std::vector<Row> rows_;
   std::map<std::string, double> facts_;
   std::string started_at_;
+};
+
+// `perf stat` of `pids` (CPU, context switches and the socket and poll syscalls) while it lives,
+// appended to `file`, or (`switches`) a `perf record` of their context switches into
+// file.<n>.data; nothing when `file` is empty. BENCH_OUTSIDE_PERFSTAT, for the outside rows.
+class PerfStat {
+ public:
+  PerfStat(const std::vector<pid_t>& pids, const std::string& file, bool switches) {
+    if (file.empty() || pids.empty()) return;
+    std::string list;
+    for (pid_t p : pids) absl::StrAppend(&list, list.empty() ? "" : ",", p);
+    if (switches) {
+      // Where the services' threads block: one profile per slice, numbered in order.
+      static int n = 0;
+      args_ = {"perf",
+               "record",
+               "-q",
+               "-e",
+               "sched:sched_switch",
+               "-g",
+               "-o",
+               absl::StrCat(file, ".", n++, ".data"),
+               "-p",
+               list};
+    } else {
+      args_ = {"perf",
+               "stat",
+               "-x,",
+               "--append",
+               "-o",
+               file,
+               "-e",
+               "task-clock,context-switches,syscalls:sys_enter_recvmsg,syscalls:sys_enter_sendmsg,"
+               "syscalls:sys_enter_epoll_wait",
+               "-p",
+               list};
+    }
+    std::vector<char*> argv;
+    for (auto& a : args_) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = fork();  // the child only execs
+    if (pid_ == 0) {
+      execvp(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~PerfStat() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGINT);
+    waitpid(pid_, nullptr, 0);
+  }
+  PerfStat(const PerfStat&) = delete;
+  PerfStat& operator=(const PerfStat&) = delete;
+
+ private:
+  std::vector<std::string> args_;
+  pid_t pid_ = -1;
 };
 
 // A unary call through the completion-queue API: `prepare(ctx, request, cq)` is the stub's
@@ -1149,6 +1211,12 @@ void Bench::Outside() {
       OutsideTotal outside_echo_total{&echo}, outside_total{&row};
       Pairs own;
       std::string error;
+      const bool switches = EnvString("BENCH_OUTSIDE_PERFSTAT", "") == "switches";
+      const std::string perfstat =
+          EnvString("BENCH_OUTSIDE_PERFSTAT", "").empty()
+              ? ""
+              : absl::StrCat(results_dir_, "/perfstat-", absl::StrReplaceAll(sc.op, {{" ", "_"}}),
+                             "-", in_flight, ".txt");
       for (int i = 0; i < slices && error.empty(); ++i) {
         Row own_echo = Measure("echo", "echo", in_flight, {echo_pid_},
                                EchoIssue(sc.sizes.request, sc.sizes.response));
@@ -1156,10 +1224,26 @@ void Bench::Outside() {
                                              echo_bytes, in_flight, {echo_pid_});
         // The outside client's process gone before the bench client's next slice.
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        own.Add(own_echo, Measure(sc.op, "read", in_flight, sc.servers, sc.issue));
-        OutsideRun outside =
-            outside_echo.ok ? RunOutside(sc.address, sc.method, sc.request, in_flight, sc.servers)
-                            : outside_echo;
+        Row own_row;
+        {
+          PerfStat stat(sc.servers, perfstat, switches);
+          own_row = Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
+        }
+        if (!perfstat.empty()) {
+          std::ofstream(perfstat, std::ios::app)
+              << "## bench client: " << Fixed(own_row.r.qps, 0) << " calls/s\n";
+        }
+        own.Add(own_echo, own_row);
+        OutsideRun outside = outside_echo;
+        if (outside_echo.ok) {
+          PerfStat stat(sc.servers, perfstat, switches);
+          outside = RunOutside(sc.address, sc.method, sc.request, in_flight, sc.servers);
+        }
+        if (!perfstat.empty()) {
+          std::ofstream(perfstat, std::ios::app)
+              << "## outside client: " << Fixed(outside.r.qps, 0) << " calls/s, "
+              << static_cast<int64_t>(outside.sent) << " sent\n";
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (!outside.ok) {
           error = outside.error;
