@@ -286,18 +286,8 @@ class Bench {
   void Print();
   void WriteJson();
 
-  std::vector<std::shared_ptr<grpc::Channel>> Channels(const std::string& address) {
-    std::vector<std::shared_ptr<grpc::Channel>> out;
-    for (int i = 0; i < channels_n_; ++i) {
-      grpc::ChannelArguments args;
-      // Distinct arguments and a local subchannel pool: one TCP connection per channel.
-      args.SetInt("mci.bench.channel", i);
-      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-      auto ch = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-      ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-      out.push_back(ch);
-    }
-    return out;
+  std::vector<std::shared_ptr<grpc::Channel>> Channels(const std::string& address) const {
+    return Connections(address, channels_n_);
   }
   void Prepare(grpc::ClientContext* ctx, const std::string& bearer) const {
     ctx->AddMetadata("authorization", bearer);
@@ -320,8 +310,9 @@ class Bench {
   std::vector<std::string> only_;
   std::string results_dir_;
   std::string bearer_;
-  std::string outside_;       // BENCH_OUTSIDE
-  std::string outside_args_;  // BENCH_OUTSIDE_ARGS: more options for it
+  std::string outside_;           // BENCH_OUTSIDE
+  std::string outside_args_;      // BENCH_OUTSIDE_ARGS: more options for it
+  std::string outside_perfstat_;  // BENCH_OUTSIDE_PERFSTAT: "", "1" or "switches"
 
   std::unique_ptr<Stack> stack_;
   std::unique_ptr<CompletionQueues> cqs_;  // every asynchronous call of the bench's client
@@ -409,36 +400,6 @@ class PerfStat {
   std::vector<std::string> args_;
   pid_t pid_ = -1;
 };
-
-// A unary call through the completion-queue API: `prepare(ctx, request, cq)` is the stub's
-// PrepareAsync method, `then` sees the status and reply on the queue's thread.
-template <typename Req, typename Resp, typename ThenFn>
-struct CallState : AsyncCall {
-  grpc::ClientContext ctx;
-  Req req;
-  Resp resp;
-  grpc::Status status;
-  std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>> reader;  // in the call's arena
-  ThenFn then;
-  explicit CallState(ThenFn t) : then(std::move(t)) {}
-  void Complete(bool ok) override {
-    if (!ok) status = grpc::Status(grpc::StatusCode::UNKNOWN, "the call did not complete");
-    then(status, resp);
-    delete this;
-  }
-};
-
-template <typename Req, typename Resp, typename PrepareFn, typename ThenFn>
-void Unary(CompletionQueues* cqs, const std::string& bearer, Req req, PrepareFn prepare,
-           ThenFn then) {
-  auto* c = new CallState<Req, Resp, ThenFn>(std::move(then));
-  c->req = std::move(req);
-  c->ctx.AddMetadata("authorization", bearer);
-  c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  c->reader = prepare(&c->ctx, c->req, cqs->any());
-  c->reader->StartCall();
-  c->reader->Finish(&c->resp, &c->status, static_cast<AsyncCall*>(c));
-}
 
 bool Bench::Start() {
   started_at_ = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone());
@@ -1101,6 +1062,7 @@ void Bench::Outside() {
   if (!Wanted("outside")) return;
   outside_ = EnvString("BENCH_OUTSIDE", "");
   outside_args_ = EnvString("BENCH_OUTSIDE_ARGS", "");
+  outside_perfstat_ = EnvString("BENCH_OUTSIDE_PERFSTAT", "");
   struct Scenario {
     std::string op, address, method, request;
     Sizes sizes;
@@ -1211,9 +1173,9 @@ void Bench::Outside() {
       OutsideTotal outside_echo_total{&echo}, outside_total{&row};
       Pairs own;
       std::string error;
-      const bool switches = EnvString("BENCH_OUTSIDE_PERFSTAT", "") == "switches";
+      const bool switches = outside_perfstat_ == "switches";
       const std::string perfstat =
-          EnvString("BENCH_OUTSIDE_PERFSTAT", "").empty()
+          outside_perfstat_.empty()
               ? ""
               : absl::StrCat(results_dir_, "/perfstat-", absl::StrReplaceAll(sc.op, {{" ", "_"}}),
                              "-", in_flight, ".txt");

@@ -152,6 +152,19 @@ CompletionQueues::~CompletionQueues() {
   for (auto& t : threads_) t.join();
 }
 
+std::vector<std::shared_ptr<grpc::Channel>> Connections(const std::string& address, int n) {
+  std::vector<std::shared_ptr<grpc::Channel>> out;
+  for (int i = 0; i < n; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("mci.bench.channel", i);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto ch = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    out.push_back(ch);
+  }
+  return out;
+}
+
 RawUnary::RawUnary(CompletionQueues* cqs,
                    const std::vector<std::shared_ptr<grpc::Channel>>& channels, std::string method,
                    const std::vector<std::string>& requests, std::string bearer)

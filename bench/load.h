@@ -84,6 +84,40 @@ class CompletionQueues {
   std::atomic<size_t> next_{0};
 };
 
+// `n` channels to `address`, each its own TCP connection (distinct arguments and a local
+// subchannel pool), each waited for up to 10 s.
+std::vector<std::shared_ptr<grpc::Channel>> Connections(const std::string& address, int n);
+
+// A typed unary call on `cqs`: `prepare(ctx, request, cq)` is the stub's PrepareAsync method;
+// `then(status, reply)` runs on the queue's thread.
+template <typename Req, typename Resp, typename ThenFn>
+struct CallState : AsyncCall {
+  grpc::ClientContext ctx;
+  Req req;
+  Resp resp;
+  grpc::Status status;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>> reader;  // in the call's arena
+  ThenFn then;
+  explicit CallState(ThenFn t) : then(std::move(t)) {}
+  void Complete(bool ok) override {
+    if (!ok) status = grpc::Status(grpc::StatusCode::UNKNOWN, "the call did not complete");
+    then(status, resp);
+    delete this;
+  }
+};
+
+template <typename Req, typename Resp, typename PrepareFn, typename ThenFn>
+void Unary(CompletionQueues* cqs, const std::string& bearer, Req req, PrepareFn prepare,
+           ThenFn then) {
+  auto* c = new CallState<Req, Resp, ThenFn>(std::move(then));
+  c->req = std::move(req);
+  c->ctx.AddMetadata("authorization", bearer);
+  c->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  c->reader = prepare(&c->ctx, c->req, cqs->any());
+  c->reader->StartCall();
+  c->reader->Finish(&c->resp, &c->status, static_cast<AsyncCall*>(c));
+}
+
 // Unary calls of one method with requests serialized once, up front (each call picks one of them
 // at random), and answers left as bytes (only their status is looked at): the least work per call
 // a client on gRPC's C++ API can do, as an outside client such as ghz does. The read rows and

@@ -31,14 +31,13 @@ int main(int argc, char** argv) {
   int in_flight = argc > 3 ? std::atoi(argv[3]) : 16;
   int threads = argc > 4 ? std::atoi(argv[4]) : 2;
   double seconds = argc > 5 ? std::atof(argv[5]) : 3;
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
-  for (int i = 0; i < 4; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt("mci.bench.channel", i);
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    channels.push_back(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  if (pid <= 0 || in_flight < 1 || in_flight > 1024 || threads < 1 || seconds <= 0) {
+    std::fprintf(stderr,
+                 "usage: mci-bench-probe ADDRESS PID [in_flight 1..1024] [threads] "
+                 "[seconds] [cb]\n");
+    return 2;
   }
+  std::vector<std::shared_ptr<grpc::Channel>> channels = Connections(address, 4);
   mci::bench::v1::EchoRequest req;
   req.set_payload(std::string(400, 'r'));
   req.set_response_bytes(400);

@@ -25,6 +25,32 @@ using Stub = cpb::CatalogService::Stub;
 const std::vector<R> kAllRoles = {R::kObserver, R::kActor,     R::kDesigner,
                                   R::kLibrary,  R::kPublisher, R::kAdmin};
 
+// An ImportMultiCloudImage into `account` of a snapshot as the marketplace sends one: imported
+// from publication `source`, revision `revision` of `lineage`; the caller adds settings and tags.
+cpb::ImportMultiCloudImageRequest ImportOf(const std::string& account,
+                                           const std::string& display_name,
+                                           const std::string& source, const std::string& lineage,
+                                           int64_t revision) {
+  cpb::ImportMultiCloudImageRequest req;
+  req.set_parent("accounts/" + account);
+  req.mutable_snapshot()->set_display_name(display_name);
+  cpb::Origin* origin = req.mutable_snapshot()->mutable_origin();
+  origin->set_kind(cpb::Origin::IMPORTED);
+  origin->set_source(source);
+  origin->set_lineage(lineage);
+  origin->set_source_revision(revision);
+  return req;
+}
+
+// Adds a setting of `image` and `instance_type` (names within `cloud`) to `mci`.
+void AddSetting(cpb::MultiCloudImage* mci, const std::string& cloud, const std::string& image,
+                const std::string& instance_type) {
+  cpb::MultiCloudImageSetting* s = mci->add_settings();
+  s->set_cloud("clouds/" + cloud);
+  s->set_image(absl::StrCat("clouds/", cloud, "/images/", image));
+  s->set_instance_type(absl::StrCat("clouds/", cloud, "/instanceTypes/", instance_type));
+}
+
 // An UpdateMultiCloudImage of the display name only, under `etag` (none when empty).
 cpb::UpdateMultiCloudImageRequest Rename(const std::string& name, const std::string& display_name,
                                          const std::string& etag) {
@@ -282,21 +308,14 @@ TEST_F(CatalogTest, CloneProcedureBumpsVersionAndRecordsLineage) {
 // another cloud with the same OS, architecture and RightLink version, and tagged.
 TEST_F(CatalogTest, AddNewCloudSupportProcedure) {
   CatalogClient c = Client(account_);
-  cpb::ImportMultiCloudImageRequest imp;
-  imp.set_parent("accounts/" + account_);
+  cpb::ImportMultiCloudImageRequest imp =
+      ImportOf(account_, "RightImage CentOS 5.4 x64 v5.6", "publications/pub-1",
+               "accounts/publisher/multiCloudImages/centos", 3);
   cpb::MultiCloudImage* snap = imp.mutable_snapshot();
-  snap->set_display_name("RightImage CentOS 5.4 x64 v5.6");
   snap->add_tags("provides:rs_agent_type=right_link");
   for (const char* cloud : {"aws-us-east-1", "aws-eu-west-1"}) {
-    cpb::MultiCloudImageSetting* s = snap->add_settings();
-    s->set_cloud(absl::StrCat("clouds/", cloud));
-    s->set_image(absl::StrCat("clouds/", cloud, "/images/centos-5-4-x64-v5-6"));
-    s->set_instance_type(absl::StrCat("clouds/", cloud, "/instanceTypes/m1.large"));
+    AddSetting(snap, cloud, "centos-5-4-x64-v5-6", "m1.large");
   }
-  snap->mutable_origin()->set_kind(cpb::Origin::IMPORTED);
-  snap->mutable_origin()->set_source("publications/pub-1");
-  snap->mutable_origin()->set_lineage("accounts/publisher/multiCloudImages/centos");
-  snap->mutable_origin()->set_source_revision(3);
   cpb::MultiCloudImage imported;
   ASSERT_TRUE(c.Call(&Stub::ImportMultiCloudImage, imp, &imported).ok());
   EXPECT_TRUE(imported.read_only());
@@ -536,19 +555,10 @@ TEST_F(CatalogTest, RequestIdsOverTheirLengthAreInvalidArgument) {
   grpc::Status cloned = c.Call(&Stub::CloneMultiCloudImage, clone, &out);
   ASSERT_TRUE(cloned.ok()) << cloned.error_message();
 
-  cpb::ImportMultiCloudImageRequest imp;
-  imp.set_parent("accounts/" + account_);
+  cpb::ImportMultiCloudImageRequest imp = ImportOf(account_, "Imported", "publications/pub-long",
+                                                   "accounts/publisher/multiCloudImages/long", 1);
   imp.set_request_id(too_long);
-  cpb::MultiCloudImage* snap = imp.mutable_snapshot();
-  snap->set_display_name("Imported");
-  cpb::MultiCloudImageSetting* setting = snap->add_settings();
-  setting->set_cloud("clouds/aws-us-east-1");
-  setting->set_image("clouds/aws-us-east-1/images/centos-5-4-x64-v5-6");
-  setting->set_instance_type("clouds/aws-us-east-1/instanceTypes/m1.large");
-  snap->mutable_origin()->set_kind(cpb::Origin::IMPORTED);
-  snap->mutable_origin()->set_source("publications/pub-long");
-  snap->mutable_origin()->set_lineage("accounts/publisher/multiCloudImages/long");
-  snap->mutable_origin()->set_source_revision(1);
+  AddSetting(imp.mutable_snapshot(), "aws-us-east-1", "centos-5-4-x64-v5-6", "m1.large");
   expect_refused(c.Call(&Stub::ImportMultiCloudImage, imp, &out));
   imp.set_request_id(longest);
   grpc::Status imported = c.Call(&Stub::ImportMultiCloudImage, imp, &out);
@@ -900,23 +910,15 @@ TEST_F(CatalogTest, ValidateReportsEveryFindingKind) {
   reg.mutable_image()->set_architecture(cpb::X86_64);
   cpb::Image image;
   ASSERT_TRUE(Client(owner, {R::kActor}).Call(&Stub::RegisterImage, reg, &image).ok());
-  cpb::ImportMultiCloudImageRequest imp;
-  imp.set_parent("accounts/" + account_);
+  cpb::ImportMultiCloudImageRequest imp = ImportOf(account_, "Imported", "publications/p",
+                                                   "accounts/" + owner + "/multiCloudImages/x", 1);
   cpb::MultiCloudImage* snap = imp.mutable_snapshot();
-  snap->set_display_name("Imported");
   snap->add_tags("provides:rs_agent_type=right_link");
-  cpb::MultiCloudImageSetting* s1 = snap->add_settings();
+  cpb::MultiCloudImageSetting* s1 = snap->add_settings();  // the other account's image
   s1->set_cloud("clouds/aws-us-east-1");
   s1->set_image(image.name());
   s1->set_instance_type("clouds/aws-us-east-1/instanceTypes/m1.large");
-  cpb::MultiCloudImageSetting* s2 = snap->add_settings();
-  s2->set_cloud("clouds/aws-us-west-1");
-  s2->set_image("clouds/aws-us-west-1/images/centos-5-4-x64-v5-6");
-  s2->set_instance_type("clouds/aws-us-west-1/instanceTypes/m1.small");
-  snap->mutable_origin()->set_kind(cpb::Origin::IMPORTED);
-  snap->mutable_origin()->set_source("publications/p");
-  snap->mutable_origin()->set_lineage("accounts/" + owner + "/multiCloudImages/x");
-  snap->mutable_origin()->set_source_revision(1);
+  AddSetting(snap, "aws-us-west-1", "centos-5-4-x64-v5-6", "m1.small");
   cpb::MultiCloudImage imported;
   ASSERT_TRUE(c.Call(&Stub::ImportMultiCloudImage, imp, &imported).ok());
   vreq.set_name(imported.name());

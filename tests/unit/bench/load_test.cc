@@ -57,12 +57,7 @@ class LoadTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_NE(port, 0);
-    for (int i = 0; i < 2; ++i) {
-      grpc::ChannelArguments args;
-      args.SetInt("mci.test.channel", i);
-      channels_.push_back(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
-                                                    grpc::InsecureChannelCredentials(), args));
-    }
+    channels_ = Connections("127.0.0.1:" + std::to_string(port), 2);
   }
   void TearDown() override { server_->Shutdown(); }
 
@@ -126,40 +121,33 @@ TEST_F(LoadTest, NoRequestsOrNoChannelsAreRefusedUpFront) {
                std::invalid_argument);
 }
 
-// A typed call on the same queues (as the bench's list and write rows make): its tag is an
-// AsyncCall too.
-struct TypedEcho : AsyncCall {
-  grpc::ClientContext ctx;
-  epb::EchoRequest req;
-  epb::EchoResponse resp;
-  grpc::Status status;
-  std::unique_ptr<grpc::ClientAsyncResponseReader<epb::EchoResponse>> reader;
-  Done done;
-  void Complete(bool ok) override {
-    EXPECT_TRUE(ok);
-    grpc::Status s = status.ok() && resp.payload().size() != 100
-                         ? grpc::Status(grpc::StatusCode::DATA_LOSS, "short answer")
-                         : status;
-    Done d = std::move(done);
-    delete this;
-    d(s);
-  }
-};
-
+// Typed calls (the bench's list and write rows) share the queues with the raw ones; `then` sees
+// the reply.
 TEST_F(LoadTest, TypedCallsShareTheQueues) {
   CompletionQueues cqs(2);
+  RawUnary raw(&cqs, channels_, "/mci.bench.v1.EchoService/Echo", {Request("raw")}, "Bearer x");
   auto stub = epb::EchoService::NewStub(channels_[0]);
-  LoadResult r = RunLoad(Ops(4, 100), [&](int, Done done) {
-    auto* c = new TypedEcho();
-    c->req.set_payload("typed");
-    c->req.set_response_bytes(100);
-    c->done = std::move(done);
-    c->reader = stub->PrepareAsyncEcho(&c->ctx, c->req, cqs.any());
-    c->reader->StartCall();
-    c->reader->Finish(&c->resp, &c->status, static_cast<AsyncCall*>(c));
+  LoadResult r = RunLoad(Ops(4, 100), [&](int slot, Done done) {
+    if (slot % 2 == 0) return raw.Start(slot, std::move(done));
+    epb::EchoRequest req;
+    req.set_payload("typed");
+    req.set_response_bytes(100);
+    Unary<epb::EchoRequest, epb::EchoResponse>(
+        &cqs, "Bearer typed", std::move(req),
+        [&stub](auto* ctx, const auto& rq, auto* cq) {
+          return stub->PrepareAsyncEcho(ctx, rq, cq);
+        },
+        [done](const grpc::Status& s, const epb::EchoResponse& resp) {
+          done(s.ok() && resp.payload().size() != 100
+                   ? grpc::Status(grpc::StatusCode::DATA_LOSS, "short answer")
+                   : s);
+        });
   });
   EXPECT_GE(r.ok, 100);
   EXPECT_EQ(r.errors, 0) << r.first_error;
+  std::lock_guard<std::mutex> lock(recorder_.mu);
+  EXPECT_EQ(recorder_.payloads, (std::set<std::string>{"raw", "typed"}));
+  EXPECT_EQ(recorder_.authorizations, (std::set<std::string>{"Bearer x", "Bearer typed"}));
 }
 
 }  // namespace
