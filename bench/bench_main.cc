@@ -375,7 +375,7 @@ class PerfStat {
                file,
                "-e",
                "task-clock,context-switches,syscalls:sys_enter_recvmsg,syscalls:sys_enter_sendmsg,"
-               "syscalls:sys_enter_epoll_wait",
+               "syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex",
                "-p",
                list};
     }

@@ -11,6 +11,7 @@ import sys
 
 EVENTS = ("task-clock", "context-switches", "syscalls:sys_enter_recvmsg",
           "syscalls:sys_enter_sendmsg", "syscalls:sys_enter_epoll_wait")
+FUTEX = "syscalls:sys_enter_futex"
 
 
 def main():
@@ -36,8 +37,9 @@ def main():
             if b["qps"] <= 0 or not all(e in b for e in EVENTS):
                 continue
             calls = b["qps"] * b["seconds"]
-            for e in EVENTS:
-                per[b["client"]][e].append(b[e] / calls * (1000 if e == "task-clock" else 1))
+            for e in EVENTS + (FUTEX,):
+                if e in b:  # futex: only in files written since it was added
+                    per[b["client"]][e].append(b[e] / calls * (1000 if e == "task-clock" else 1))
             per[b["client"]]["qps"].append(b["qps"])
         name = path.split("perfstat-")[1][:-len(".txt")]
         for client, d in per.items():
@@ -46,7 +48,8 @@ def main():
             print(f"{name:28} {client:8} {med(d['qps']):7.0f} calls/s  CPU "
                   f"{med(d['task-clock']):5.1f} us/call  switches {med(d['context-switches']):.2f}"
                   f"  recvmsg {med(d[EVENTS[2]]):.2f}  sendmsg {med(d[EVENTS[3]]):.2f}"
-                  f"  epoll_wait {med(d[EVENTS[4]]):.2f} per call")
+                  f"  epoll_wait {med(d[EVENTS[4]]):.2f}"
+                  + (f"  futex {med(d[FUTEX]):.2f}" if d[FUTEX] else "") + " per call")
 
 
 if __name__ == "__main__":

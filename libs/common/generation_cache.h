@@ -11,6 +11,12 @@
 //
 // Entries carry their own expiry (absl::InfiniteFuture() for immutable ones), the safety net for
 // a replica that missed an invalidation. Sharded, read-mostly: Get takes a shared lock.
+//
+// Expiring entries that are being read can be refreshed ahead of their expiry, off the request
+// path and many in one database read: DueBefore lists them with their generation, and a Put
+// with that generation replaces them (or is ignored if their group changed meanwhile, as any
+// Put). An entry not read since it was stored is not listed: it expires, and its next reader
+// reads it again.
 
 #include <algorithm>
 #include <array>
@@ -20,6 +26,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
@@ -60,6 +67,10 @@ class GenerationCache {
       if (it != shard.groups.end()) {
         auto e = it->second.entries.find(key);
         if (e != it->second.entries.end() && e->second.expires > absl::Now()) {
+          // Checked first: after the first hit the flag's cache line is only read.
+          if (!e->second.read->load(std::memory_order_relaxed)) {
+            e->second.read->store(true, std::memory_order_relaxed);
+          }
           return e->second.value;
         }
         *generation = it->second.generation;
@@ -80,7 +91,33 @@ class GenerationCache {
     std::unique_lock<std::shared_mutex> lock(shard.mu);
     auto it = shard.groups.find(group);
     if (it == shard.groups.end() || it->second.generation != generation) return;
-    it->second.entries[key] = Entry{std::move(value), expires};
+    it->second.entries[key] =
+        Entry{std::move(value), expires, std::make_unique<std::atomic<bool>>(false)};
+  }
+
+  // An entry due for a refresh: its group and key, and the generation to Put the refresh with.
+  struct Due {
+    std::string group;
+    std::string key;
+    uint64_t generation;
+  };
+  // The entries with a finite expiry before `before` (expired or not) that were read since they
+  // were stored, at most `limit` of them.
+  std::vector<Due> DueBefore(absl::Time before, size_t limit) {
+    std::vector<Due> out;
+    for (Shard& shard : shards_) {
+      std::shared_lock<std::shared_mutex> lock(shard.mu);
+      for (const auto& [group, g] : shard.groups) {
+        for (const auto& [key, entry] : g.entries) {
+          if (out.size() >= limit) return out;
+          if (entry.expires < before && entry.expires != absl::InfiniteFuture() &&
+              entry.read->load(std::memory_order_relaxed)) {
+            out.push_back(Due{group, key, g.generation});
+          }
+        }
+      }
+    }
+    return out;
   }
 
   // Drops the group's entries; reads of it in flight will not be cached.
@@ -102,6 +139,9 @@ class GenerationCache {
   struct Entry {
     std::shared_ptr<const Value> value;
     absl::Time expires;
+    // Whether a Get returned it since it was stored (set under the shared lock, hence atomic;
+    // behind a pointer so that entries stay movable in the map).
+    std::unique_ptr<std::atomic<bool>> read;
   };
   struct Group {
     uint64_t generation;

@@ -1,6 +1,8 @@
 #include "libs/common/metrics.h"
 
-#include "absl/status/status.h"
+#include <algorithm>
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 
 namespace mci {
@@ -10,31 +12,51 @@ Metrics& Metrics::Global() {
   return *metrics;
 }
 
-void Metrics::ObserveRpc(absl::string_view method, absl::StatusCode code, double seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = methods_.find(method);
-  if (it == methods_.end()) it = methods_.emplace(std::string(method), Method{}).first;
-  Method& m = it->second;
-  ++m.counts[static_cast<int>(code)];
-  ++m.total;
-  m.sum += seconds;
-  for (size_t i = 0; i < kBuckets.size(); ++i) {
-    if (seconds <= kBuckets[i]) ++m.buckets[i];
+Metrics::Method& Metrics::MethodFor(absl::string_view method) {
+  {
+    std::shared_lock<std::shared_mutex> lock(methods_mu_);
+    auto it = methods_.find(method);
+    if (it != methods_.end()) return *it->second;
   }
+  std::unique_lock<std::shared_mutex> lock(methods_mu_);
+  auto& slot = methods_[std::string(method)];
+  if (slot == nullptr) slot = std::make_unique<Method>();
+  return *slot;
+}
+
+void Metrics::ObserveRpc(absl::string_view method, absl::StatusCode code, double seconds) {
+  Method& m = MethodFor(method);
+  const int c = static_cast<int>(code);
+  m.counts[c >= 0 && c < kCodes ? c : static_cast<int>(absl::StatusCode::kUnknown)].fetch_add(
+      1, std::memory_order_relaxed);
+  const size_t bucket =
+      std::lower_bound(kBuckets.begin(), kBuckets.end(), seconds) - kBuckets.begin();
+  m.buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+  const double nanos = std::max(0.0, seconds) * 1e9;
+  m.sum_nanos.fetch_add(static_cast<uint64_t>(std::llround(nanos)), std::memory_order_relaxed);
 }
 
 void Metrics::SetGauge(absl::string_view name, double value) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(gauges_mu_);
   gauges_[std::string(name)] = value;
 }
 
+void Metrics::AddCounter(absl::string_view name, uint64_t delta) {
+  std::lock_guard<std::mutex> lock(gauges_mu_);
+  auto it = counters_.find(name);
+  if (it == counters_.end()) it = counters_.emplace(std::string(name), 0).first;
+  it->second += delta;
+}
+
 std::string Metrics::Render() const {
-  std::lock_guard<std::mutex> lock(mu_);
   std::string out =
       "# HELP mci_grpc_requests_total gRPC requests handled, by method and status code.\n"
       "# TYPE mci_grpc_requests_total counter\n";
+  std::shared_lock<std::shared_mutex> lock(methods_mu_);
   for (const auto& [name, m] : methods_) {
-    for (const auto& [code, count] : m.counts) {
+    for (int code = 0; code < kCodes; ++code) {
+      const uint64_t count = m->counts[code].load(std::memory_order_relaxed);
+      if (count == 0) continue;
       absl::StrAppend(&out, "mci_grpc_requests_total{method=\"", name, "\",code=\"",
                       absl::StatusCodeToString(static_cast<absl::StatusCode>(code)), "\"} ", count,
                       "\n");
@@ -44,19 +66,29 @@ std::string Metrics::Render() const {
       "# HELP mci_grpc_request_duration_seconds gRPC request latency, by method.\n"
       "# TYPE mci_grpc_request_duration_seconds histogram\n";
   for (const auto& [name, m] : methods_) {
+    // The buckets are read one by one while calls go on, so the cumulative counts are each
+    // monotonic but may be a few calls apart from one another (as any scrape of live counters).
+    uint64_t cumulative = 0;
     for (size_t i = 0; i < kBuckets.size(); ++i) {
+      cumulative += m->buckets[i].load(std::memory_order_relaxed);
       absl::StrAppend(&out, "mci_grpc_request_duration_seconds_bucket{method=\"", name, "\",le=\"",
-                      kBuckets[i], "\"} ", m.buckets[i], "\n");
+                      kBuckets[i], "\"} ", cumulative, "\n");
     }
+    cumulative += m->buckets[kBuckets.size()].load(std::memory_order_relaxed);
     absl::StrAppend(&out, "mci_grpc_request_duration_seconds_bucket{method=\"", name,
-                    "\",le=\"+Inf\"} ", m.total, "\n");
-    absl::StrAppend(&out, "mci_grpc_request_duration_seconds_sum{method=\"", name, "\"} ", m.sum,
-                    "\n");
+                    "\",le=\"+Inf\"} ", cumulative, "\n");
+    absl::StrAppend(&out, "mci_grpc_request_duration_seconds_sum{method=\"", name, "\"} ",
+                    static_cast<double>(m->sum_nanos.load(std::memory_order_relaxed)) / 1e9, "\n");
     absl::StrAppend(&out, "mci_grpc_request_duration_seconds_count{method=\"", name, "\"} ",
-                    m.total, "\n");
+                    cumulative, "\n");
   }
+  lock.unlock();
+  std::lock_guard<std::mutex> gauges_lock(gauges_mu_);
   for (const auto& [name, value] : gauges_) {
     absl::StrAppend(&out, "# TYPE ", name, " gauge\n", name, " ", value, "\n");
+  }
+  for (const auto& [name, value] : counters_) {
+    absl::StrAppend(&out, "# TYPE ", name, " counter\n", name, " ", value, "\n");
   }
   return out;
 }

@@ -1,8 +1,12 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include "absl/status/status.h"
@@ -12,26 +16,40 @@ namespace mci {
 
 // Per-method request counts (by status code) and latency histograms, rendered in the Prometheus
 // text exposition format.
+//
+// ObserveRpc runs on every call, on gRPC's threads: it takes no exclusive lock once a method has
+// been seen (a shared lock to find it, then relaxed atomic increments), so that two threads
+// finishing calls together do not queue on a mutex (under a client that sends calls in bursts,
+// a global mutex here put threads to sleep on it).
 class Metrics {
  public:
   static Metrics& Global();
   void ObserveRpc(absl::string_view method, absl::StatusCode code, double seconds);
   // A gauge set by the service (e.g. outbox backlog).
   void SetGauge(absl::string_view name, double value);
+  // A counter of the service's own (e.g. cached answers refreshed); not for per-call paths.
+  void AddCounter(absl::string_view name, uint64_t delta);
   std::string Render() const;
 
  private:
   static constexpr std::array<double, 12> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                       0.01,   0.025,   0.05,   0.1,   0.5,    1.0};
+  static constexpr int kCodes = 17;  // absl::StatusCode 0 (OK) to 16 (UNAUTHENTICATED)
   struct Method {
-    std::map<int, uint64_t> counts;  // by status code
-    std::array<uint64_t, kBuckets.size()> buckets{};
-    uint64_t total = 0;
-    double sum = 0;
+    std::array<std::atomic<uint64_t>, kCodes> counts{};  // by status code
+    // Calls whose latency falls in (kBuckets[i-1], kBuckets[i]]; the last one, above every bound.
+    // Render adds them up into Prometheus' cumulative buckets.
+    std::array<std::atomic<uint64_t>, kBuckets.size() + 1> buckets{};
+    std::atomic<uint64_t> sum_nanos{0};
   };
-  mutable std::mutex mu_;
-  std::map<std::string, Method, std::less<>> methods_;
+  Method& MethodFor(absl::string_view method);
+
+  mutable std::shared_mutex methods_mu_;
+  // Never erased, so a Method found under the shared lock stays valid after it is released.
+  std::map<std::string, std::unique_ptr<Method>, std::less<>> methods_;
+  mutable std::mutex gauges_mu_;  // gauges_ and counters_
   std::map<std::string, double, std::less<>> gauges_;
+  std::map<std::string, uint64_t, std::less<>> counters_;
 };
 
 }  // namespace mci

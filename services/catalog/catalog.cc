@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "libs/common/log.h"
+#include "libs/common/metrics.h"
 #include "services/catalog/rules.h"
 #include "services/catalog/sql_util.h"
 
@@ -149,22 +150,38 @@ constexpr char kAvailableClouds[] =
     "SELECT c.cloud_id, c.display_name, c.provider, c.region FROM clouds c"
     " WHERE NOT EXISTS (SELECT 1 FROM mci_settings s WHERE s.mci = $1 AND s.revision = 0"
     " AND s.cloud_id = c.cloud_id) ORDER BY c.cloud_id";
-constexpr char kResolve[] =
-    "SELECT m.id, ($3 = 0 OR EXISTS (SELECT 1 FROM mci_revisions r WHERE r.mci = m.id"
-    " AND r.revision = $3)), s.cloud_id IS NOT NULL, coalesce(s.image_id, ''),"
-    " coalesce(s.instance_type, ''), coalesce(s.kernel_id, ''), coalesce(s.ramdisk_id, ''),"
-    " coalesce(s.user_data, ''), coalesce(i.provider_id, ''), coalesce(i.kind, 0),"
-    " coalesce(i.os, ''), coalesce(i.architecture, 0), coalesce(i.agent_version, ''),"
-    " coalesce(i.display_name, ''), coalesce(i.owner, ''), coalesce(k.provider_id, ''),"
-    " coalesce(rd.provider_id, ''), CASE WHEN s.cloud_id IS NULL THEN coalesce((SELECT"
-    " array_to_json(array_agg(cloud_id ORDER BY cloud_id)) FROM mci_settings"
-    " WHERE mci = m.id AND revision = $3)::text, '[]') ELSE '[]' END, m.event_seq"
-    " FROM mcis m"
-    " LEFT JOIN mci_settings s ON s.mci = m.id AND s.revision = $3 AND s.cloud_id = $4"
-    " LEFT JOIN images i ON i.cloud_id = s.cloud_id AND i.image_id = s.image_id"
-    " LEFT JOIN images k ON k.cloud_id = s.cloud_id AND k.image_id = s.kernel_id"
-    " LEFT JOIN images rd ON rd.cloud_id = s.cloud_id AND rd.image_id = s.ramdisk_id"
-    " WHERE m.account = $1 AND m.mci_id = $2";
+// ResolveImage's read: of MCI `account`/`mci_id` (SQL expressions), revision `revision` (0: HEAD),
+// cloud `cloud`; no row when the MCI does not exist.
+#define RESOLVE_SELECT(account, mci_id, revision, cloud)                                   \
+  "SELECT m.id, (" revision                                                                \
+  " = 0 OR EXISTS (SELECT 1 FROM mci_revisions r WHERE r.mci = m.id"                       \
+  " AND r.revision = " revision                                                            \
+  ")), s.cloud_id IS NOT NULL, coalesce(s.image_id, ''),"                                  \
+  " coalesce(s.instance_type, ''), coalesce(s.kernel_id, ''), coalesce(s.ramdisk_id, '')," \
+  " coalesce(s.user_data, ''), coalesce(i.provider_id, ''), coalesce(i.kind, 0),"          \
+  " coalesce(i.os, ''), coalesce(i.architecture, 0), coalesce(i.agent_version, ''),"       \
+  " coalesce(i.display_name, ''), coalesce(i.owner, ''), coalesce(k.provider_id, ''),"     \
+  " coalesce(rd.provider_id, ''), CASE WHEN s.cloud_id IS NULL THEN coalesce((SELECT"      \
+  " array_to_json(array_agg(cloud_id ORDER BY cloud_id)) FROM mci_settings"                \
+  " WHERE mci = m.id AND revision = " revision                                             \
+  ")::text, '[]') ELSE '[]' END, m.event_seq"                                              \
+  " FROM mcis m"                                                                           \
+  " LEFT JOIN mci_settings s ON s.mci = m.id AND s.revision = " revision                   \
+  " AND s.cloud_id = " cloud                                                               \
+  " LEFT JOIN images i ON i.cloud_id = s.cloud_id AND i.image_id = s.image_id"             \
+  " LEFT JOIN images k ON k.cloud_id = s.cloud_id AND k.image_id = s.kernel_id"            \
+  " LEFT JOIN images rd ON rd.cloud_id = s.cloud_id AND rd.image_id = s.ramdisk_id"        \
+  " WHERE m.account = " account " AND m.mci_id = " mci_id
+constexpr char kResolve[] = RESOLVE_SELECT("$1", "$2", "$3", "$4");
+constexpr int kResolveColumns = 19;
+// The same for many HEAD answers at once (the refresh ahead of their expiry): $1, $2 and $3 are
+// lists of accounts, MCI ids and clouds, joined by \x1f, whose i-th elements name one answer;
+// each row carries its i (1-based) after kResolve's columns.
+constexpr char kResolveHeads[] =
+    "SELECT a.*, want.i FROM unnest(string_to_array($1, E'\\x1f'), string_to_array($2, E'\\x1f'),"
+    " string_to_array($3, E'\\x1f')) WITH ORDINALITY"
+    " AS want(account, mci_id, cloud, i) CROSS JOIN LATERAL (" RESOLVE_SELECT(
+        "want.account", "want.mci_id", "0", "want.cloud") ") a";
 constexpr char kValidateSettings[] =
     "SELECT s.cloud_id, s.image_id, s.instance_type, i.image_id IS NOT NULL,"
     " coalesce(i.kind, 0), coalesce(i.provider_id, ''), coalesce(i.os, ''),"
@@ -198,6 +215,7 @@ const std::vector<std::pair<const char*, const char*>>& Statements() {
       {"read_mci_by_request_id", kReadMciByRequestId},
       {"list_mcis", kListMcis},
       {"resolve", kResolve},
+      {"resolve_heads", kResolveHeads},
       {"validate_settings", kValidateSettings},
       {"visible_image", kVisibleImage},
       {"instance_type_architectures", kInstanceTypeArchitectures},
@@ -350,7 +368,11 @@ struct Catalog::InfoEdit {
 };
 
 Catalog::Catalog(db::Pool* pool, DeletionPeer* deletion_peer, CatalogOptions options)
-    : pool_(pool), deletion_peer_(deletion_peer), options_(std::move(options)) {}
+    : pool_(pool),
+      deletion_peer_(deletion_peer),
+      options_(std::move(options)),
+      cache_(options_.head_ttl),
+      mcis_cache_(options_.head_ttl) {}
 
 void Catalog::Prepare(pqxx::connection& conn) {
   // All on the server from the start: some run by SQL EXECUTE (Execute), where libpqxx cannot
@@ -1550,6 +1572,57 @@ absl::Status Catalog::RemoveTags(const Caller& caller, const pb::RemoveTagsReque
 // ---------------------------------------------------------------------------------------------
 // Resolve and validate
 
+namespace {
+
+// ResolveImage's answer (or its FAILED_PRECONDITION: the cloud is not covered) from a row of
+// RESOLVE_SELECT; NOT_FOUND when the revision does not exist.
+absl::Status ResolveAnswer(const MciName& name, const std::string& cloud, const pqxx::row& f,
+                           ResolveCache::Answer* out) {
+  ResolveCache::Answer& answer = *out;
+  if (!f[1].as<bool>()) {
+    return absl::NotFoundError(
+        absl::StrCat("Revision ", name.revision, " of ", name.Head(), " not found."));
+  }
+  if (!f[2].as<bool>()) {
+    std::vector<std::string> clouds;
+    for (const auto& cl : JsonStrings(f[17].c_str())) clouds.push_back(CloudName(cl));
+    answer.status = absl::FailedPreconditionError(absl::StrCat(
+        name.Full(), " has no image for ", CloudName(cloud), "; it supports ",
+        clouds.empty() ? "no clouds yet" : absl::StrJoin(clouds, ", "),
+        ". Add a setting for that cloud (on HEAD or a clone) or launch in a supported one."));
+    return absl::OkStatus();
+  }
+  pb::ResolveImageResponse& resp = answer.response;
+  resp.set_multi_cloud_image(name.Full());
+  resp.set_revision(name.revision);
+  pb::MultiCloudImageSetting* s = resp.mutable_setting();
+  s->set_name(SettingName{name, cloud}.Full());
+  s->set_cloud(CloudName(cloud));
+  s->set_image(ImageName(cloud, f[3].c_str()));
+  s->set_instance_type(InstanceTypeName(cloud, f[4].c_str()));
+  if (*f[5].c_str() != '\0') s->set_kernel_image(ImageName(cloud, f[5].c_str()));
+  if (*f[6].c_str() != '\0') s->set_ramdisk_image(ImageName(cloud, f[6].c_str()));
+  s->set_user_data(f[7].c_str());
+  pb::Image* image = resp.mutable_image();
+  image->set_name(s->image());
+  image->set_provider_id(f[8].c_str());
+  image->set_kind(static_cast<pb::ImageKind>(f[9].as<int>()));
+  image->set_os(f[10].c_str());
+  image->set_architecture(static_cast<pb::Architecture>(f[11].as<int>()));
+  image->set_agent_version(f[12].c_str());
+  image->set_display_name(f[13].c_str());
+  std::string owner = f[14].c_str();
+  image->set_visibility(owner.empty() ? pb::PUBLIC : pb::PRIVATE);
+  if (!owner.empty()) image->set_owner("accounts/" + owner);
+  resp.set_image_provider_id(f[8].c_str());
+  resp.set_kernel_provider_id(f[15].c_str());
+  resp.set_ramdisk_provider_id(f[16].c_str());
+  resp.set_sequence(f[18].as<int64_t>());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 std::optional<absl::Status> Catalog::LookUpResolve(const Caller& caller,
                                                    const pb::ResolveImageRequest& req,
                                                    std::shared_ptr<const ResolveCache::Answer>* out,
@@ -1596,52 +1669,59 @@ absl::Status Catalog::Resolve(const Caller& caller, const pb::ResolveImageReques
     pqxx::nontransaction txn(c);
     pqxx::result r = txn.exec_prepared("resolve", name.account, name.mci_id, name.revision, cloud);
     if (r.empty()) return NotFound(name);
-    const pqxx::row& f = r[0];
-    if (!f[1].as<bool>()) {
-      return absl::NotFoundError(
-          absl::StrCat("Revision ", name.revision, " of ", name.Head(), " not found."));
-    }
-    if (!f[2].as<bool>()) {
-      std::vector<std::string> clouds;
-      for (const auto& cl : JsonStrings(f[17].c_str())) clouds.push_back(CloudName(cl));
-      answer.status = absl::FailedPreconditionError(absl::StrCat(
-          name.Full(), " has no image for ", CloudName(cloud), "; it supports ",
-          clouds.empty() ? "no clouds yet" : absl::StrJoin(clouds, ", "),
-          ". Add a setting for that cloud (on HEAD or a clone) or launch in a supported one."));
-      return absl::OkStatus();
-    }
-    pb::ResolveImageResponse& resp = answer.response;
-    resp.set_multi_cloud_image(name.Full());
-    resp.set_revision(name.revision);
-    pb::MultiCloudImageSetting* s = resp.mutable_setting();
-    s->set_name(SettingName{name, cloud}.Full());
-    s->set_cloud(CloudName(cloud));
-    s->set_image(ImageName(cloud, f[3].c_str()));
-    s->set_instance_type(InstanceTypeName(cloud, f[4].c_str()));
-    if (*f[5].c_str() != '\0') s->set_kernel_image(ImageName(cloud, f[5].c_str()));
-    if (*f[6].c_str() != '\0') s->set_ramdisk_image(ImageName(cloud, f[6].c_str()));
-    s->set_user_data(f[7].c_str());
-    pb::Image* image = resp.mutable_image();
-    image->set_name(s->image());
-    image->set_provider_id(f[8].c_str());
-    image->set_kind(static_cast<pb::ImageKind>(f[9].as<int>()));
-    image->set_os(f[10].c_str());
-    image->set_architecture(static_cast<pb::Architecture>(f[11].as<int>()));
-    image->set_agent_version(f[12].c_str());
-    image->set_display_name(f[13].c_str());
-    std::string owner = f[14].c_str();
-    image->set_visibility(owner.empty() ? pb::PUBLIC : pb::PRIVATE);
-    if (!owner.empty()) image->set_owner("accounts/" + owner);
-    resp.set_image_provider_id(f[8].c_str());
-    resp.set_kernel_provider_id(f[15].c_str());
-    resp.set_ramdisk_provider_id(f[16].c_str());
-    resp.set_sequence(f[18].as<int64_t>());
-    return absl::OkStatus();
+    return ResolveAnswer(name, cloud, r[0], &answer);
   });
+  Metrics::Global().AddCounter("mci_resolve_cache_misses_total", 1);
   if (!status.ok()) return status;
   auto entry = cache_.Put(name.Key(), name.revision, cloud, miss.generation, std::move(answer));
   if (entry->status.ok()) *out = entry;
   return entry->status;
+}
+
+int Catalog::RefreshDueHeads(absl::Duration ahead) {
+  constexpr size_t kPerQuery = 1000;
+  std::vector<ResolveCache::DueHead> due = cache_.DueHeads(absl::Now() + ahead, 20 * kPerQuery);
+  int refreshed = 0;
+  for (size_t from = 0; from < due.size(); from += kPerQuery) {
+    const size_t to = std::min(due.size(), from + kPerQuery);
+    std::vector<std::string> accounts, mci_ids, clouds;
+    std::vector<MciName> names;
+    for (size_t i = from; i < to; ++i) {
+      const std::string& key = due[i].mci_key;  // account/mci_id (MciName::Key)
+      auto slash = key.find('/');
+      names.push_back(MciName{key.substr(0, slash), key.substr(slash + 1), 0});
+      accounts.push_back(names.back().account);
+      mci_ids.push_back(names.back().mci_id);
+      clouds.push_back(due[i].cloud);
+    }
+    std::vector<std::pair<size_t, ResolveCache::Answer>> answers;
+    absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+      pqxx::nontransaction txn(c);
+      const pqxx::result rows =
+          txn.exec_prepared("resolve_heads", absl::StrJoin(accounts, "\x1f"),
+                            absl::StrJoin(mci_ids, "\x1f"), absl::StrJoin(clouds, "\x1f"));
+      for (const auto& row : rows) {
+        const size_t i = row[kResolveColumns].as<size_t>() - 1;
+        ResolveCache::Answer answer;
+        if (i >= names.size() || !ResolveAnswer(names[i], clouds[i], row, &answer).ok()) continue;
+        answers.emplace_back(i, std::move(answer));
+      }
+      return absl::OkStatus();
+    });
+    if (!status.ok()) {
+      // The answers expire as they would have without this; their readers read them again.
+      log::Warn("cannot refresh cached answers", {{"error", status.ToString()}});
+      break;
+    }
+    // An MCI gone from the database has no row: its answer expires and its next reader is told.
+    for (auto& [i, answer] : answers) {
+      const ResolveCache::DueHead& d = due[from + i];
+      cache_.Put(d.mci_key, 0, d.cloud, d.generation, std::move(answer));
+    }
+    refreshed += static_cast<int>(answers.size());
+  }
+  if (refreshed > 0) Metrics::Global().AddCounter("mci_resolve_cache_refreshed_total", refreshed);
+  return refreshed;
 }
 
 absl::Status Catalog::ValidateMultiCloudImage(const Caller& caller,

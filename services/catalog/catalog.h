@@ -41,6 +41,9 @@ struct CatalogOptions {
   std::string fault_injection;
   // A DELETING MCI untouched for this long is finished by the recovery loop.
   absl::Duration deletion_recovery_after = absl::Seconds(3);
+  // The lifetime of HEAD's cached answers (JitteredTtl: half of it to all of it), the bound on how
+  // long a write whose event this replica missed can go unseen.
+  absl::Duration head_ttl = absl::Seconds(10);
 };
 
 // The catalog's domain logic: inventory, MultiCloud Images, revisions, settings, tags, resolve,
@@ -121,6 +124,11 @@ class Catalog {
 
   // Finishes sagas left DELETING by a crash or a peer outage. Returns how many were settled.
   int RecoverDeletions();
+  // Re-reads, a thousand to a query, the cached ResolveImage HEAD answers that expire within
+  // `ahead` and were read since they were cached, and caches them again with a new lifetime:
+  // answers in use are refreshed off the request path (run every second, with `ahead` above
+  // that), so a launch is not the one that waits for the read. Returns how many were read.
+  int RefreshDueHeads(absl::Duration ahead = absl::Seconds(2));
   // Another replica changed an MCI (from MCI_EVENTS).
   void OnRemoteEvent(const mci::events::v1::MultiCloudImageEvent& event);
 

@@ -1,10 +1,7 @@
 // catalog-service: wiring only.
-#include <atomic>
-#include <condition_variable>
 #include <fstream>
 #include <iostream>
 #include <sstream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "libs/common/auth.h"
@@ -13,6 +10,7 @@
 #include "libs/common/db.h"
 #include "libs/common/log.h"
 #include "libs/common/nats.h"
+#include "libs/common/periodic.h"
 #include "libs/common/server.h"
 #include "services/catalog/catalog.h"
 #include "services/catalog/catalog_service.h"
@@ -53,6 +51,13 @@ int main(int argc, char** argv) {
       authenticator.ServiceToken("catalog-service"));
   mci::catalog::CatalogOptions options;
   options.fault_injection = config->String("fault-injection", "");
+  auto head_ttl_ms = config->Int("head-cache-ttl-ms", 10000);
+  if (!head_ttl_ms.ok()) return Fail(std::string(head_ttl_ms.status().message()));
+  if (*head_ttl_ms < 3000) {
+    // An answer lives half of it to all of it, and the refresh runs every second.
+    return Fail("--head-cache-ttl-ms must be at least 3000.");
+  }
+  options.head_ttl = absl::Milliseconds(*head_ttl_ms);
   mci::catalog::Catalog catalog(&pool, &peer, options);
 
   std::string inventory_file = config->String("inventory-file", "deploy/inventory.json");
@@ -82,17 +87,10 @@ int main(int argc, char** argv) {
     mci::log::Warn("cannot subscribe to MCI events", {{"error", s.ToString()}});
   }
 
-  std::atomic<bool> stopping{false};
-  std::mutex recovery_mu;
-  std::condition_variable recovery_cv;
-  std::thread recovery([&] {
-    std::unique_lock<std::mutex> lock(recovery_mu);
-    while (!recovery_cv.wait_for(lock, std::chrono::seconds(2), [&] { return stopping.load(); })) {
-      lock.unlock();
-      catalog.RecoverDeletions();
-      lock.lock();
-    }
-  });
+  mci::Periodic recovery(std::chrono::seconds(2), [&catalog] { catalog.RecoverDeletions(); });
+  // HEAD answers in use are read again before they expire, a thousand to a query, rather than
+  // one by one by the launches that find them expired.
+  mci::Periodic refresh(std::chrono::seconds(1), [&catalog] { catalog.RefreshDueHeads(); });
 
   mci::catalog::CatalogService service(&catalog, &authenticator);
   mci::ServerOptions server_options;
@@ -102,12 +100,8 @@ int main(int argc, char** argv) {
   mci::nats::Client* nats_client = nats->get();
   server_options.ready = [&pool, nats_client] { return nats_client->connected() && pool.Ping(); };
   server_options.on_shutdown = [&] {
-    {
-      std::lock_guard<std::mutex> lock(recovery_mu);
-      stopping = true;
-    }
-    recovery_cv.notify_all();
-    if (recovery.joinable()) recovery.join();
+    recovery.Stop();
+    refresh.Stop();
     relay.Stop();
   };
   mci::ServiceHost host(server_options);

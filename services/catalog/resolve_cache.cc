@@ -30,6 +30,17 @@ std::shared_ptr<const ResolveCache::Answer> ResolveCache::Put(const std::string&
   return entry;
 }
 
+std::vector<ResolveCache::DueHead> ResolveCache::DueHeads(absl::Time before, size_t limit) {
+  std::vector<DueHead> out;
+  for (auto& due : cache_.DueBefore(before, limit)) {
+    // Keys are "<revision>|<cloud>"; only HEAD's (revision 0) expire.
+    auto bar = due.key.find('|');
+    if (bar == std::string::npos || due.key.compare(0, bar, "0") != 0) continue;
+    out.push_back(DueHead{std::move(due.group), due.key.substr(bar + 1), due.generation});
+  }
+  return out;
+}
+
 std::shared_ptr<const MciCache::Entry> MciCache::Get(const std::string& mci_key, int64_t revision,
                                                      uint64_t* generation) {
   return cache_.Get(mci_key, std::to_string(revision), generation);

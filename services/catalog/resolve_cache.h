@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -36,6 +37,14 @@ class ResolveCache {
                                     const std::string& cloud, uint64_t generation, Answer answer);
   void Invalidate(const std::string& mci_key) { cache_.Invalidate(mci_key); }
   void Clear() { cache_.Clear(); }
+
+  // A HEAD answer due for its refresh (GenerationCache::DueBefore): Put it again with these.
+  struct DueHead {
+    std::string mci_key;
+    std::string cloud;
+    uint64_t generation;
+  };
+  std::vector<DueHead> DueHeads(absl::Time before, size_t limit);
 
  private:
   absl::Duration head_ttl_;

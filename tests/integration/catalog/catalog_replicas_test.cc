@@ -1,9 +1,15 @@
 // Two catalog replicas on one database: one outbox relay at a time, events neither lost nor
 // doubled, and each replica's resolve cache follows the other's writes through MCI_EVENTS.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nats/nats.h>
 
+#include <pqxx/pqxx>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "mci/events/v1/events.pb.h"
 #include "tests/integration/catalog/catalog_client.h"
 #include "tests/support/stack.h"
@@ -49,6 +55,89 @@ TEST(CatalogReplicasTest, GetFollowsOwnWritesAtOnceAndTheOtherReplicasByEvents) 
   a.Commit(mci.name(), "second");
   EXPECT_TRUE(Eventually([&] { return b.Get(mci.name() + "@1").latest_revision() == 2; },
                          absl::Seconds(3)));
+}
+
+// The value of counter `name` in the catalog's /metrics (0 when absent, -1 when unreadable).
+int64_t CatalogCounter(Stack& stack, const std::string& name) {
+  httplib::Client http("http://" + stack.catalog_http_address());
+  auto res = http.Get("/metrics");
+  if (!res || res->status != 200) return -1;
+  for (absl::string_view line : absl::StrSplit(res->body, '\n')) {
+    int64_t value = 0;
+    if (absl::ConsumePrefix(&line, name + " ") && absl::SimpleAtoi(line, &value)) return value;
+  }
+  return 0;
+}
+
+// A write whose event this replica never sees (made here straight in the database, as another
+// replica's would be with its event lost) shows in ResolveImage within the HEAD lifetime, and
+// an answer in use is re-read ahead of its expiry, off the request path: however long it is
+// read, only the first call reads the database.
+TEST(CatalogReplicasTest, HeadAnswersInUseAreRefreshedAheadAndCatchMissedWrites) {
+  Stack::Options options;
+  options.catalog_flags = {"--head-cache-ttl-ms=4000"};  // answers live 2-4 s
+  Stack stack(options);
+  ASSERT_TRUE(stack.status().ok()) << stack.status();
+  CatalogClient catalog(stack.Channel(stack.catalog_address()), Token("missed", {R::kDesigner}));
+  cpb::MultiCloudImage mci = catalog.Create("missed", "Refreshed");
+  ASSERT_TRUE(
+      catalog.AddSetting(mci.name(), "aws-us-east-1", "centos-5-4-i386-v5-6", "m1.small").ok());
+  auto instance_type = [&] {
+    cpb::ResolveImageResponse r;
+    grpc::Status status = catalog.Resolve(mci.name(), "aws-us-east-1", &r);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return r.setting().instance_type();
+  };
+  ASSERT_EQ(instance_type(), "clouds/aws-us-east-1/instanceTypes/m1.small");
+  // The catalog's own events come back to it through NATS and drop the answer once more: read it
+  // again after they have.
+  absl::SleepFor(absl::Seconds(1));
+  ASSERT_EQ(instance_type(), "clouds/aws-us-east-1/instanceTypes/m1.small");
+  const int64_t misses = CatalogCounter(stack, "mci_resolve_cache_misses_total");
+  ASSERT_GE(misses, 1);
+
+  // Read for 7 s, longer than any answer's lifetime: it stays cached, refreshed in the
+  // background, and no call reads the database.
+  const absl::Time until = absl::Now() + absl::Seconds(7);
+  while (absl::Now() < until) {
+    ASSERT_EQ(instance_type(), "clouds/aws-us-east-1/instanceTypes/m1.small");
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(CatalogCounter(stack, "mci_resolve_cache_misses_total"), misses);
+  EXPECT_GE(CatalogCounter(stack, "mci_resolve_cache_refreshed_total"), 2);
+
+  // The write nobody announces: the refresh re-reads the answer, not only a version of it.
+  {
+    pqxx::connection pg(stack.postgres().Url("catalog"));
+    pqxx::nontransaction txn(pg);
+    const std::string mci_id = mci.name().substr(mci.name().rfind('/') + 1);
+    pqxx::result r = txn.exec_params(
+        "UPDATE mci_settings SET instance_type = 'c1.medium' WHERE revision = 0 AND"
+        " cloud_id = 'aws-us-east-1' AND mci = (SELECT id FROM mcis WHERE account = 'missed'"
+        " AND mci_id = $1)",
+        mci_id);
+    ASSERT_EQ(r.affected_rows(), 1u);
+  }
+  EXPECT_TRUE(
+      Eventually([&] { return instance_type() == "clouds/aws-us-east-1/instanceTypes/c1.medium"; },
+                 absl::Seconds(6)));
+  EXPECT_EQ(CatalogCounter(stack, "mci_resolve_cache_misses_total"), misses);
+
+  // An MCI gone without a word: its answer is not refreshed, expires, and the call that reads it
+  // again is told it is gone.
+  {
+    pqxx::connection pg(stack.postgres().Url("catalog"));
+    pqxx::nontransaction txn(pg);
+    txn.exec_params("DELETE FROM mcis WHERE account = 'missed' AND mci_id = $1",
+                    mci.name().substr(mci.name().rfind('/') + 1));
+  }
+  EXPECT_TRUE(Eventually(
+      [&] {
+        cpb::ResolveImageResponse r;
+        return catalog.Resolve(mci.name(), "aws-us-east-1", &r).error_code() ==
+               grpc::StatusCode::NOT_FOUND;
+      },
+      absl::Seconds(6)));
 }
 
 TEST(CatalogReplicasTest, SecondReplicaSharesTheWorkSafely) {
