@@ -102,8 +102,9 @@ namespace {
 // VerifyToken (a profile of ResolveImage showed them as the largest part of a cached call's CPU).
 // Only successful verifications are kept, with the secret they were verified with; the expiry is
 // checked on every use. Bounded: a full shard is emptied. Find, on every call, takes its shard's
-// lock shared: one caller's calls all hash to one shard, and an exclusive lock there made gRPC's
-// threads queue on it when calls arrived together.
+// lock shared: one caller's calls all hash to one shard, which an exclusive lock would make a
+// point every call of that caller passes one at a time (not measurable on two cores, see
+// docs/performance.md change 33; a ceiling with more).
 class VerifiedTokens {
  public:
   bool Find(absl::string_view secret, absl::string_view token, Caller* caller,
