@@ -357,6 +357,7 @@ struct Catalog::MciRow {
     *out->mutable_create_time() = ToTimestamp(create_time);
     *out->mutable_update_time() = ToTimestamp(update_time);
     out->set_read_only(imported());
+    out->set_sequence(event_seq);
   }
 };
 

@@ -78,6 +78,9 @@ struct CatalogState {
   // 0 when the answer was about HEAD.
   int64_t revision = 0;
   std::vector<std::string> clouds;
+  // The MCI's event sequence the answer reflects (MultiCloudImage.sequence; 0 from a catalog
+  // that does not say): the replica ignores events up to it, which the answer already shows.
+  int64_t sequence = 0;
 };
 
 // A reference seen from the MCI side: the Xref.

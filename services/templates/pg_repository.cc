@@ -133,19 +133,21 @@ constexpr char kSelectReplicaRevisions[] =
 constexpr char kSelectReplicaState[] = "SELECT state FROM mci_replica WHERE mci = $1";
 constexpr char kSelectReplicaRevision[] =
     "SELECT 1 FROM mci_replica_revisions WHERE mci = $1 AND revision = $2";
+// The catalog's answer about HEAD, with the event sequence it reflects: the events up to it,
+// still in flight to the consumer, are then ignored rather than set HEAD back to what it was.
 constexpr char kInsertCatalogReplica[] =
     "INSERT INTO mci_replica (mci, account, display_name, state, sequence, head_clouds,"
-    " row_version) VALUES ($1, $2, $3, 1, 0, string_to_array($4, ','), 1)"
+    " row_version) VALUES ($1, $2, $3, 1, $5, string_to_array($4, ','), 1)"
     " ON CONFLICT (mci) DO NOTHING";
 // A tombstoned row the catalog says exists again belongs to a new MCI of the same name.
 constexpr char kReviveReplica[] =
-    "UPDATE mci_replica SET account = $2, display_name = $3, state = 1, sequence = 0,"
+    "UPDATE mci_replica SET account = $2, display_name = $3, state = 1, sequence = $6,"
     " head_clouds = string_to_array($4, ','), tombstone_time = NULL,"
     " row_version = row_version + 1, update_time = now()"
     " WHERE mci = $1 AND row_version = $5 AND state = 3";
 constexpr char kRefreshReplicaHead[] =
     "UPDATE mci_replica SET display_name = $2, state = 1, head_clouds = string_to_array($3, ','),"
-    " row_version = row_version + 1, update_time = now()"
+    " sequence = greatest(sequence, $5), row_version = row_version + 1, update_time = now()"
     " WHERE mci = $1 AND row_version = $4 AND state <> 3";
 constexpr char kDeleteReplicaRevisions[] = "DELETE FROM mci_replica_revisions WHERE mci = $1";
 constexpr char kInsertReplicaRevision[] =
@@ -712,16 +714,16 @@ absl::Status PgRepository::RecordCatalogState(const CatalogState& state,
     std::string head_clouds = state.revision == 0 ? JoinClouds(state.clouds) : "";
     if (!expected_row_version.has_value()) {
       txn.exec_prepared("kInsertCatalogReplica", state.mci, state.account, state.display_name,
-                        head_clouds);
+                        head_clouds, state.sequence);
     } else if (state.revision == 0) {
       pqxx::result revived =
           txn.exec_prepared("kReviveReplica", state.mci, state.account, state.display_name,
-                            head_clouds, *expected_row_version);
+                            head_clouds, *expected_row_version, state.sequence);
       if (revived.affected_rows() > 0) {
         txn.exec_prepared("kDeleteReplicaRevisions", state.mci);
       } else {
         txn.exec_prepared("kRefreshReplicaHead", state.mci, state.display_name, head_clouds,
-                          *expected_row_version);
+                          *expected_row_version, state.sequence);
       }
     }
     if (state.revision > 0) {

@@ -404,6 +404,7 @@ absl::Status ServerTemplateLogic::EnsureReplica(const auth::Caller& caller, cons
     state.account = account;
     state.display_name = got->display_name();
     state.clouds.assign(got->clouds().begin(), got->clouds().end());
+    state.sequence = got->sequence();
     if (absl::Status s = repository_->RecordCatalogState(state, row_version); !s.ok()) return s;
   }
   if (revision_needed) {

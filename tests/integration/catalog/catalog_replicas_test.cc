@@ -45,6 +45,9 @@ TEST(CatalogReplicasTest, GetFollowsOwnWritesAtOnceAndTheOtherReplicasByEvents) 
   cpb::MultiCloudImage on_a = a.Get(mci.name());
   EXPECT_NE(on_a.etag(), first.etag());
   EXPECT_EQ(on_a.tags_size(), 1);
+  // The answer says which of the MCI's events it reflects: created (1), the setting (2), the tag.
+  EXPECT_EQ(first.sequence(), 2);
+  EXPECT_EQ(on_a.sequence(), 3);
   // ...and on B as soon as its event arrives, long before the 10 s safety expiry.
   EXPECT_TRUE(
       Eventually([&] { return b.Get(mci.name()).etag() == on_a.etag(); }, absl::Seconds(3)));

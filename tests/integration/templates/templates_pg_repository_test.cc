@@ -8,6 +8,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "libs/common/db.h"
 #include "mci/events/v1/events.pb.h"
+#include "services/templates/model.h"
 #include "services/templates/pg_repository.h"
 #include "tests/support/stack.h"
 
@@ -77,6 +78,66 @@ TEST(TemplatesPgRepositoryTest, AFailedEventBatchLeavesNothingAndItsConnectionCl
   EXPECT_EQ(both->at(bad).display_name, "Bad now");
 
   ExpectNothingOpen(pool);
+}
+
+// The catalog's answer about HEAD, recorded with the event sequence it reflects, is not set back
+// by the events it already shows that reach the consumer after it (AddMultiCloudImage reads
+// the catalog while the MCI's earlier events are still in flight); later events apply.
+TEST(TemplatesPgRepositoryTest, EventsTheCatalogsAnswerReflectsDoNotSetItBack) {
+  mci::testing::TestPostgres postgres;
+  std::string url = postgres.CreateDatabase("templates");
+  ASSERT_TRUE(db::Migrate(url, Migrations()).ok());
+  db::Pool pool(url, 1, &PgRepository::Prepare);
+  PgRepository repository(&pool);
+  const std::string mci = "accounts/acct/multiCloudImages/both";
+  const std::string east = "clouds/aws-us-east-1", west = "clouds/aws-us-west-1";
+  auto head = [&] {
+    auto replicas = repository.GetReplicas({mci});
+    EXPECT_TRUE(replicas.ok()) << replicas.status();
+    return replicas.ok() && replicas->count(mci) ? replicas->at(mci) : ReplicaRecord{};
+  };
+
+  // Created (1), a setting for east (2), one for west (3): the catalog's read shows the third.
+  CatalogState read;
+  read.mci = mci;
+  read.account = "acct";
+  read.display_name = "Both";
+  read.clouds = {east, west};
+  read.sequence = 3;
+  ASSERT_TRUE(repository.RecordCatalogState(read, std::nullopt).ok());
+  Event created = Created(mci, "Both");
+  created.clear_head_clouds();
+  Event east_added = Created(mci, "Both");
+  east_added.set_type(Event::SETTINGS_CHANGED);
+  east_added.set_event_id(mci + "#2");
+  east_added.set_sequence(2);
+  Event west_added = east_added;
+  west_added.set_event_id(mci + "#3");
+  west_added.set_sequence(3);
+  west_added.add_head_clouds(west);
+  ASSERT_TRUE(repository.ApplyEvents({created}).ok());
+  ASSERT_TRUE(repository.ApplyEvents({east_added}).ok());
+  EXPECT_EQ(head().head_clouds, (std::vector<std::string>{east, west}));
+  ASSERT_TRUE(repository.ApplyEvents({west_added}).ok());
+  EXPECT_EQ(head().head_clouds, (std::vector<std::string>{east, west}));
+  EXPECT_EQ(head().sequence, 3);
+
+  // A later event applies: west removed (4).
+  Event west_removed = east_added;
+  west_removed.set_event_id(mci + "#4");
+  west_removed.set_sequence(4);
+  ASSERT_TRUE(repository.ApplyEvents({west_removed}).ok());
+  EXPECT_EQ(head().head_clouds, std::vector<std::string>{east});
+  EXPECT_EQ(head().sequence, 4);
+
+  // A refresh of a known row keeps the newer of the two sequences: an answer read before the
+  // events applied since does not make them count again.
+  read.clouds = {east};
+  read.sequence = 2;
+  ASSERT_TRUE(repository.RecordCatalogState(read, head().row_version).ok());
+  EXPECT_EQ(head().sequence, 4);
+  ASSERT_TRUE(repository.ApplyEvents({west_added}).ok());  // sequence 3: already reflected
+  EXPECT_EQ(head().head_clouds, std::vector<std::string>{east});
 }
 
 }  // namespace
