@@ -3,6 +3,8 @@
 // and leave its pooled connection clean for the next one.
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
@@ -50,13 +52,24 @@ void ExpectNothingOpen(db::Pool& pool) {
   EXPECT_TRUE(status.ok()) << status;
 }
 
-TEST(TemplatesPgRepositoryTest, AFailedEventBatchLeavesNothingAndItsConnectionClean) {
-  mci::testing::TestPostgres postgres;
-  std::string url = postgres.CreateDatabase("templates");
-  ASSERT_TRUE(db::Migrate(url, Migrations()).ok());
-  // One connection: the batch after the failed one gets the same.
-  db::Pool pool(url, 1, &PgRepository::Prepare);
-  PgRepository repository(&pool);
+// A migrated database and a repository on a pool of one connection (so that a batch after a
+// failed one gets the same connection).
+class TemplatesPgRepositoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string url = postgres_.CreateDatabase("templates");
+    ASSERT_TRUE(db::Migrate(url, Migrations()).ok());
+    pool_ = std::make_unique<db::Pool>(url, 1, &PgRepository::Prepare);
+    repository_ = std::make_unique<PgRepository>(pool_.get());
+  }
+  mci::testing::TestPostgres postgres_;
+  std::unique_ptr<db::Pool> pool_;
+  std::unique_ptr<PgRepository> repository_;
+};
+
+TEST_F(TemplatesPgRepositoryTest, AFailedEventBatchLeavesNothingAndItsConnectionClean) {
+  db::Pool& pool = *pool_;
+  PgRepository& repository = *repository_;
   const std::string good = "accounts/acct/multiCloudImages/good";
   const std::string bad = "accounts/acct/multiCloudImages/bad";
 
@@ -83,12 +96,8 @@ TEST(TemplatesPgRepositoryTest, AFailedEventBatchLeavesNothingAndItsConnectionCl
 // The catalog's answer about HEAD, recorded with the event sequence it reflects, is not set back
 // by the events it already shows that reach the consumer after it (AddMultiCloudImage reads
 // the catalog while the MCI's earlier events are still in flight); later events apply.
-TEST(TemplatesPgRepositoryTest, EventsTheCatalogsAnswerReflectsDoNotSetItBack) {
-  mci::testing::TestPostgres postgres;
-  std::string url = postgres.CreateDatabase("templates");
-  ASSERT_TRUE(db::Migrate(url, Migrations()).ok());
-  db::Pool pool(url, 1, &PgRepository::Prepare);
-  PgRepository repository(&pool);
+TEST_F(TemplatesPgRepositoryTest, EventsTheCatalogsAnswerReflectsDoNotSetItBack) {
+  PgRepository& repository = *repository_;
   const std::string mci = "accounts/acct/multiCloudImages/both";
   const std::string east = "clouds/aws-us-east-1", west = "clouds/aws-us-west-1";
   auto head = [&] {
