@@ -1186,26 +1186,27 @@ void Bench::Outside() {
                                              echo_bytes, in_flight, {echo_pid_});
         // The outside client's process gone before the bench client's next slice.
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        // Each client's slice ends its perfstat block with a line naming the client and its
+        // rate (bench/perfstat_summary.py reads them).
+        auto mark = [&perfstat](const std::string& client, double qps, const std::string& more) {
+          if (perfstat.empty()) return;
+          std::ofstream(perfstat, std::ios::app)
+              << "## " << client << " client: " << Fixed(qps, 0) << " calls/s" << more << "\n";
+        };
         Row own_row;
         {
           PerfStat stat(sc.servers, perfstat, switches);
           own_row = Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
         }
-        if (!perfstat.empty()) {
-          std::ofstream(perfstat, std::ios::app)
-              << "## bench client: " << Fixed(own_row.r.qps, 0) << " calls/s\n";
-        }
+        mark("bench", own_row.r.qps, "");
         own.Add(own_echo, own_row);
         OutsideRun outside = outside_echo;
         if (outside_echo.ok) {
           PerfStat stat(sc.servers, perfstat, switches);
           outside = RunOutside(sc.address, sc.method, sc.request, in_flight, sc.servers);
         }
-        if (!perfstat.empty()) {
-          std::ofstream(perfstat, std::ios::app)
-              << "## outside client: " << Fixed(outside.r.qps, 0) << " calls/s, "
-              << static_cast<int64_t>(outside.sent) << " sent\n";
-        }
+        mark("outside", outside.r.qps,
+             absl::StrCat(", ", static_cast<int64_t>(outside.sent), " sent"));
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (!outside.ok) {
           error = outside.error;

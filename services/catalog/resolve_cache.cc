@@ -1,5 +1,8 @@
 #include "services/catalog/resolve_cache.h"
 
+#include <optional>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
@@ -10,13 +13,24 @@ absl::Time Expiry(int64_t revision, absl::Duration head_ttl) {
   return revision == 0 ? absl::Now() + JitteredTtl(head_ttl) : absl::InfiniteFuture();
 }
 
+// A ResolveCache entry's key within its MCI's group; HeadCloud reads HEAD's back.
+constexpr char kHeadKeyPrefix[] = "0|";
+std::string ResolveKey(int64_t revision, const std::string& cloud) {
+  return absl::StrCat(revision, "|", cloud);
+}
+// The cloud of a HEAD entry's key, or nullopt for a revision's.
+std::optional<std::string> HeadCloud(const std::string& key) {
+  if (!absl::StartsWith(key, kHeadKeyPrefix)) return std::nullopt;
+  return key.substr(sizeof(kHeadKeyPrefix) - 1);
+}
+
 }  // namespace
 
 std::shared_ptr<const ResolveCache::Answer> ResolveCache::Get(const std::string& mci_key,
                                                               int64_t revision,
                                                               const std::string& cloud,
                                                               uint64_t* generation) {
-  return cache_.Get(mci_key, absl::StrCat(revision, "|", cloud), generation);
+  return cache_.Get(mci_key, ResolveKey(revision, cloud), generation);
 }
 
 std::shared_ptr<const ResolveCache::Answer> ResolveCache::Put(const std::string& mci_key,
@@ -25,18 +39,17 @@ std::shared_ptr<const ResolveCache::Answer> ResolveCache::Put(const std::string&
                                                               uint64_t generation, Answer answer) {
   if (answer.status.ok()) answer.response.SerializeToString(&answer.wire);
   auto entry = std::make_shared<const Answer>(std::move(answer));
-  cache_.Put(mci_key, absl::StrCat(revision, "|", cloud), generation, entry,
-             Expiry(revision, head_ttl_));
+  cache_.Put(mci_key, ResolveKey(revision, cloud), generation, entry, Expiry(revision, head_ttl_));
   return entry;
 }
 
 std::vector<ResolveCache::DueHead> ResolveCache::DueHeads(absl::Time before, size_t limit) {
   std::vector<DueHead> out;
   for (auto& due : cache_.DueBefore(before, limit)) {
-    // Keys are "<revision>|<cloud>"; only HEAD's (revision 0) expire.
-    auto bar = due.key.find('|');
-    if (bar == std::string::npos || due.key.compare(0, bar, "0") != 0) continue;
-    out.push_back(DueHead{std::move(due.group), due.key.substr(bar + 1), due.generation});
+    // Only HEAD's entries expire, so every due one is HEAD's.
+    if (auto cloud = HeadCloud(due.key)) {
+      out.push_back(DueHead{std::move(due.group), *std::move(cloud), due.generation});
+    }
   }
   return out;
 }

@@ -110,17 +110,15 @@ TEST(CatalogReplicasTest, HeadAnswersInUseAreRefreshedAheadAndCatchMissedWrites)
   EXPECT_GE(CatalogCounter(stack, "mci_resolve_cache_refreshed_total"), 2);
 
   // The write nobody announces: the refresh re-reads the answer, not only a version of it.
-  {
-    pqxx::connection pg(stack.postgres().Url("catalog"));
-    pqxx::nontransaction txn(pg);
-    const std::string mci_id = mci.name().substr(mci.name().rfind('/') + 1);
-    pqxx::result r = txn.exec_params(
-        "UPDATE mci_settings SET instance_type = 'c1.medium' WHERE revision = 0 AND"
-        " cloud_id = 'aws-us-east-1' AND mci = (SELECT id FROM mcis WHERE account = 'missed'"
-        " AND mci_id = $1)",
-        mci_id);
-    ASSERT_EQ(r.affected_rows(), 1u);
-  }
+  pqxx::connection pg(stack.postgres().Url("catalog"));
+  pqxx::nontransaction sql(pg);
+  const std::string mci_id = mci.name().substr(mci.name().rfind('/') + 1);
+  ASSERT_EQ(sql.exec_params("UPDATE mci_settings SET instance_type = 'c1.medium' WHERE"
+                            " revision = 0 AND cloud_id = 'aws-us-east-1' AND mci = (SELECT id"
+                            " FROM mcis WHERE account = 'missed' AND mci_id = $1)",
+                            mci_id)
+                .affected_rows(),
+            1u);
   EXPECT_TRUE(
       Eventually([&] { return instance_type() == "clouds/aws-us-east-1/instanceTypes/c1.medium"; },
                  absl::Seconds(6)));
@@ -128,12 +126,9 @@ TEST(CatalogReplicasTest, HeadAnswersInUseAreRefreshedAheadAndCatchMissedWrites)
 
   // An MCI gone without a word: its answer is not refreshed, expires, and the call that reads it
   // again is told it is gone.
-  {
-    pqxx::connection pg(stack.postgres().Url("catalog"));
-    pqxx::nontransaction txn(pg);
-    txn.exec_params("DELETE FROM mcis WHERE account = 'missed' AND mci_id = $1",
-                    mci.name().substr(mci.name().rfind('/') + 1));
-  }
+  ASSERT_EQ(sql.exec_params("DELETE FROM mcis WHERE account = 'missed' AND mci_id = $1", mci_id)
+                .affected_rows(),
+            1u);
   EXPECT_TRUE(Eventually(
       [&] {
         cpb::ResolveImageResponse r;
