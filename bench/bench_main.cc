@@ -5,17 +5,21 @@
 //   BENCH_SCALE      MCIs in the catalog (default 10000); above 10000 the read scenarios also
 //                    run at 10000 first and the table compares both scales.
 //   BENCH_TEMPLATES  ServerTemplates (default 1000)
-//   BENCH_SECONDS    measured seconds per scenario (default 8), BENCH_WARMUP (default 1)
+//   BENCH_SECONDS    measured seconds per scenario (default 12), BENCH_WARMUP (default 1)
 //   BENCH_CHANNELS   client channels (default 4)
 //   BENCH_CLIENT_THREADS  the client's completion-queue threads (default 2)
 //   BENCH_LAUNCH_SET MCIs that ResolveImage and GetMultiCloudImage pick from (default 1000)
 //   BENCH_PERF       comma-separated operation prefixes to profile with perf record (the
 //                    services and PostgreSQL, into BENCH_RESULTS/perf-*.data)
-//   BENCH_ONLY       comma-separated scenario prefixes to run (default all)
+//   BENCH_ONLY       comma-separated scenario prefixes to run (default all); "outside" runs the
+//                    outside rows, "outside: ResolveLaunch" (say) one scenario's of them
 //   BENCH_RESULTS    directory for the JSON (default bench/results)
 //   BENCH_OUTSIDE_PERFSTAT  set: `perf stat` of the services in each outside row's slices, both
 //                    clients', into BENCH_RESULTS/perfstat-*.txt; `switches`: `perf record` of
-//                    their context switches instead, one perfstat-*.txt.<n>.data per slice
+//                    their context switches instead, one perfstat-*.txt.<n>.data per slice;
+//                    `cpu`: a `perf record` of their CPU (999 Hz) the same way (it slows the
+//                    bench client's slices more than the outside client's: compare profiles
+//                    per call, not the rates)
 //   BENCH_OUTSIDE    the outside client (bench/outside/grpcload, which make bench builds): the
 //                    "outside:" rows drive the same stack with it and compare with this client;
 //                    BENCH_OUTSIDE_ARGS adds options to its command line
@@ -198,7 +202,7 @@ class Bench {
   Bench() {
     scale_ = std::max(100, EnvInt("BENCH_SCALE", 10000));
     templates_n_ = std::max(10, EnvInt("BENCH_TEMPLATES", 1000));
-    seconds_ = EnvDouble("BENCH_SECONDS", 8);
+    seconds_ = EnvDouble("BENCH_SECONDS", 12);
     warmup_ = EnvDouble("BENCH_WARMUP", 1);
     slice_ = std::max(0.05, EnvDouble("BENCH_SLICE", 1));
     slice_warmup_ = std::max(0.0, EnvDouble("BENCH_SLICE_WARMUP", 0.2));
@@ -240,6 +244,15 @@ class Bench {
   struct Sizes {
     size_t request = 60, response = 400;
   };
+  // One side of MeasureSideBySide: a scenario, its group and the processes that serve it.
+  struct Side {
+    std::string op, group;
+    std::vector<pid_t> servers;
+    Issue issue;
+  };
+  // Two scenarios measured in slices side by side (first, second, first, ...): the first's
+  // row, then the second's with its ratio to the first (the median of the slice pairs).
+  std::pair<Row, Row> MeasureSideBySide(const Side& first, const Side& second, int in_flight);
   Row MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
                     const Issue& issue, Sizes sizes);
   void Reads(const std::string& suffix);
@@ -312,7 +325,7 @@ class Bench {
   std::string bearer_;
   std::string outside_;           // BENCH_OUTSIDE
   std::string outside_args_;      // BENCH_OUTSIDE_ARGS: more options for it
-  std::string outside_perfstat_;  // BENCH_OUTSIDE_PERFSTAT: "", "1" or "switches"
+  std::string outside_perfstat_;  // BENCH_OUTSIDE_PERFSTAT: "", "1", "switches" or "cpu"
 
   std::unique_ptr<Stack> stack_;
   std::unique_ptr<CompletionQueues> cqs_;  // every asynchronous call of the bench's client
@@ -345,27 +358,26 @@ class Bench {
 };
 
 // `perf stat` of `pids` (CPU, context switches and the socket and poll syscalls) while it lives,
-// appended to `file`, or (`switches`) a `perf record` of their context switches into
-// file.<n>.data; nothing when `file` is empty. BENCH_OUTSIDE_PERFSTAT, for the outside rows.
+// appended to `file`, or (`mode` "switches", "cpu") a `perf record` of their context switches or
+// of their CPU into file.<n>.data; nothing when `file` is empty. BENCH_OUTSIDE_PERFSTAT, for the
+// outside rows.
 class PerfStat {
  public:
-  PerfStat(const std::vector<pid_t>& pids, const std::string& file, bool switches) {
+  PerfStat(const std::vector<pid_t>& pids, const std::string& file, const std::string& mode) {
     if (file.empty() || pids.empty()) return;
     std::string list;
     for (pid_t p : pids) absl::StrAppend(&list, list.empty() ? "" : ",", p);
-    if (switches) {
-      // Where the services' threads block: one profile per slice, numbered in order.
+    if (mode == "switches" || mode == "cpu") {
+      // Where the services' threads block, or spend their CPU: one profile per slice, numbered
+      // in order (the bench client's slices even, the outside client's odd).
       static int n = 0;
-      args_ = {"perf",
-               "record",
-               "-q",
-               "-e",
-               "sched:sched_switch",
-               "-g",
-               "-o",
-               absl::StrCat(file, ".", n++, ".data"),
-               "-p",
-               list};
+      args_ = {"perf", "record", "-q"};
+      if (mode == "switches") {
+        args_.insert(args_.end(), {"-e", "sched:sched_switch", "-g"});
+      } else {
+        args_.insert(args_.end(), {"-F", "999"});
+      }
+      args_.insert(args_.end(), {"-o", absl::StrCat(file, ".", n++, ".data"), "-p", list});
     } else {
       args_ = {"perf",
                "stat",
@@ -866,26 +878,34 @@ Issue Bench::EchoIssue(size_t request_bytes, size_t response_bytes) {
 // ratio compares measurements taken side by side.
 Row Bench::MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
                          const Issue& issue, Sizes sizes) {
+  auto [echo, row] = MeasureSideBySide({absl::StrCat("echo (with ", op, ")"), "echo", {echo_pid_},
+                                        EchoIssue(sizes.request, sizes.response)},
+                                       {op, "read", servers, issue}, in_flight);
+  rows_.push_back(echo);
+  row.baseline = absl::StrCat("echo@", in_flight, " (interleaved)");
+  return row;
+}
+
+std::pair<Row, Row> Bench::MeasureSideBySide(const Side& first, const Side& second,
+                                             int in_flight) {
   const int slices = std::max(1, static_cast<int>(std::lround(seconds_ / slice_)));
   const double saved_seconds = seconds_, saved_warmup = warmup_;
   Pairs pairs;
   for (int i = 0; i < slices; ++i) {
     seconds_ = saved_seconds / slices;
     warmup_ = i == 0 ? saved_warmup : slice_warmup_;
-    Row e = Measure(absl::StrCat("echo (with ", op, ")"), "echo", in_flight, {echo_pid_},
-                    EchoIssue(sizes.request, sizes.response));
-    pairs.Add(e, Measure(op, "read", in_flight, servers, issue));
+    Row b = Measure(first.op, first.group, in_flight, first.servers, first.issue);
+    pairs.Add(b, Measure(second.op, second.group, in_flight, second.servers, second.issue));
   }
   seconds_ = saved_seconds;
   warmup_ = saved_warmup;
-  Row echo, row;
-  pairs.Finish(&echo, &row);
-  rows_.push_back(echo);
-  row.baseline = absl::StrCat("echo@", in_flight, " (interleaved)");
-  row.baseline_qps = echo.r.qps;
-  row.baseline_p50 = echo.r.p50_ms;
-  row.baseline_p99 = echo.r.p99_ms;
-  return row;
+  Row base, row;
+  pairs.Finish(&base, &row);
+  row.baseline = first.op;
+  row.baseline_qps = base.r.qps;
+  row.baseline_p50 = base.r.p50_ms;
+  row.baseline_p99 = base.r.p99_ms;
+  return {base, row};
 }
 
 cpb::ResolveImageRequest Bench::ResolveRequest(int n, int c, int64_t revision) const {
@@ -1059,7 +1079,14 @@ Bench::OutsideRun Bench::RunOutside(const std::string& address, const std::strin
 }
 
 void Bench::Outside() {
-  if (!Wanted("outside")) return;
+  // BENCH_ONLY=outside runs every outside row; "outside: ResolveLaunch" that scenario's only.
+  auto wanted = [this](const std::string& op) {
+    return Wanted("outside") || Wanted("outside: " + op);
+  };
+  if (!wanted("ResolveImage HEAD") && !wanted("GetMultiCloudImage HEAD") &&
+      !wanted("ResolveLaunch")) {
+    return;
+  }
   outside_ = EnvString("BENCH_OUTSIDE", "");
   outside_args_ = EnvString("BENCH_OUTSIDE_ARGS", "");
   outside_perfstat_ = EnvString("BENCH_OUTSIDE_PERFSTAT", "");
@@ -1110,6 +1137,7 @@ void Bench::Outside() {
   }
   for (int in_flight : {16, 64}) {
     for (const Scenario& sc : scenarios) {
+      if (!wanted(sc.op)) continue;
       Row echo, row;
       echo.op = absl::StrCat("outside: echo (with ", sc.op, ")");
       echo.group = "outside-echo";
@@ -1173,7 +1201,6 @@ void Bench::Outside() {
       OutsideTotal outside_echo_total{&echo}, outside_total{&row};
       Pairs own;
       std::string error;
-      const bool switches = outside_perfstat_ == "switches";
       const std::string perfstat =
           outside_perfstat_.empty()
               ? ""
@@ -1195,14 +1222,14 @@ void Bench::Outside() {
         };
         Row own_row;
         {
-          PerfStat stat(sc.servers, perfstat, switches);
+          PerfStat stat(sc.servers, perfstat, outside_perfstat_);
           own_row = Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
         }
         mark("bench", own_row.r.qps, "");
         own.Add(own_echo, own_row);
         OutsideRun outside = outside_echo;
         if (outside_echo.ok) {
-          PerfStat stat(sc.servers, perfstat, switches);
+          PerfStat stat(sc.servers, perfstat, outside_perfstat_);
           outside = RunOutside(sc.address, sc.method, sc.request, in_flight, sc.servers);
         }
         mark("outside", outside.r.qps,
@@ -1258,12 +1285,10 @@ void Bench::Lists(const std::string& suffix) {
       raw = absl::StrCat(raw.substr(0, raw.rfind('|') + 1), max_seed_row_id_ - 60);
       deep_token = absl::WebSafeBase64Escape(raw);
     }
-    for (bool deep : {false, true}) {
-      std::string op =
-          absl::StrCat("ListMultiCloudImages ", deep ? "deep page" : "first page", suffix);
-      cpb::ListMultiCloudImagesRequest req = first;
-      if (deep) req.set_page_token(deep_token);
-      Row row = Measure(op, "list", in_flight, catalog, [&, req](int slot, Done done) {
+    // The first and the deep page side by side, so that the machine's drift over seconds
+    // touches both alike.
+    auto list = [&](const cpb::ListMultiCloudImagesRequest& req) -> Issue {
+      return [this, req](int slot, Done done) {
         auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
         Unary<cpb::ListMultiCloudImagesRequest, cpb::ListMultiCloudImagesResponse>(
             cqs_.get(), bearer_, req,
@@ -1275,15 +1300,18 @@ void Bench::Lists(const std::string& suffix) {
                        ? grpc::Status(grpc::StatusCode::INTERNAL, "short page")
                        : s);
             });
-      });
-      if (deep) {
-        row.baseline = "ListMultiCloudImages first page" + suffix;
-        row.target = "deep within 2x of first";
-      } else {
-        row.target = "-";
-      }
-      rows_.push_back(row);
-    }
+      };
+    };
+    cpb::ListMultiCloudImagesRequest deep = first;
+    deep.set_page_token(deep_token);
+    auto [first_row, deep_row] =
+        MeasureSideBySide({"ListMultiCloudImages first page" + suffix, "list", catalog, list(first)},
+                          {"ListMultiCloudImages deep page" + suffix, "list", catalog, list(deep)},
+                          in_flight);
+    first_row.target = "-";
+    deep_row.target = "deep within 2x of first";
+    rows_.push_back(first_row);
+    rows_.push_back(deep_row);
   }
   if (Wanted("ListMultiCloudImageUsages")) {
     if (!templates_up_ || template_names_.empty()) {
@@ -1310,12 +1338,8 @@ void Bench::Lists(const std::string& suffix) {
       deep_token = token;
       token = page.next_page_token();
     }
-    for (bool deep : {false, true}) {
-      std::string op =
-          absl::StrCat("ListMultiCloudImageUsages ", deep ? "deep page" : "first page", suffix);
-      tpb::ListMultiCloudImageUsagesRequest req = first;
-      if (deep) req.set_page_token(deep_token);
-      Row row = Measure(op, "list", in_flight, {templates_pid_}, [&, req](int slot, Done done) {
+    auto usages = [&](const tpb::ListMultiCloudImageUsagesRequest& req) -> Issue {
+      return [this, req](int slot, Done done) {
         auto* stub = templates_[static_cast<size_t>(slot) % templates_.size()].get();
         Unary<tpb::ListMultiCloudImageUsagesRequest, tpb::ListMultiCloudImageUsagesResponse>(
             cqs_.get(), bearer_, req,
@@ -1325,15 +1349,19 @@ void Bench::Lists(const std::string& suffix) {
             [done](const grpc::Status& s, const tpb::ListMultiCloudImageUsagesResponse&) {
               done(s);
             });
-      });
-      if (deep) {
-        row.baseline = "ListMultiCloudImageUsages first page" + suffix;
-        row.target = "deep within 2x of first";
-      } else {
-        row.target = "-";
-      }
-      rows_.push_back(row);
-    }
+      };
+    };
+    tpb::ListMultiCloudImageUsagesRequest deep = first;
+    deep.set_page_token(deep_token);
+    const std::vector<pid_t> templates = {templates_pid_};
+    auto [first_row, deep_row] = MeasureSideBySide(
+        {"ListMultiCloudImageUsages first page" + suffix, "list", templates, usages(first)},
+        {"ListMultiCloudImageUsages deep page" + suffix, "list", templates, usages(deep)},
+        in_flight);
+    first_row.target = "-";
+    deep_row.target = "deep within 2x of first";
+    rows_.push_back(first_row);
+    rows_.push_back(deep_row);
   }
 }
 

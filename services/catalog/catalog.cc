@@ -44,14 +44,25 @@ constexpr char kGetMci[] =
     "SELECT " MCI_COLUMNS " FROM mcis m WHERE m.account = $1 AND m.mci_id = $2";
 constexpr char kLockMci[] =
     "SELECT " MCI_COLUMNS " FROM mcis m WHERE m.account = $1 AND m.mci_id = $2 FOR UPDATE";
-// One statement, so HEAD or the revision and its settings come from one snapshot.
-constexpr char kReadMci[] =
-    "SELECT " MCI_COLUMNS
-    ", r.revision IS NOT NULL, coalesce(r.display_name, ''), coalesce(r.description, ''), "
-    "coalesce(array_to_json(r.tags)::text, '[]'), coalesce(r.commit_message, ''), "
-    "coalesce(extract(epoch from r.create_time)::float8, 0), " SETTINGS_JSON("m.id", "$3")
-    " FROM mcis m LEFT JOIN mci_revisions r ON r.mci = m.id AND r.revision = $3"
-    " WHERE m.account = $1 AND m.mci_id = $2";
+// GetMultiCloudImage's read of MCI `account`/`mci_id` (SQL expressions), revision `revision` (0:
+// HEAD): one statement, so HEAD or the revision and its settings come from one snapshot; no row
+// when the MCI does not exist.
+#define READ_MCI_SELECT(account, mci_id, revision)                                           \
+  "SELECT " MCI_COLUMNS                                                                      \
+  ", r.revision IS NOT NULL, coalesce(r.display_name, ''), coalesce(r.description, ''), "    \
+  "coalesce(array_to_json(r.tags)::text, '[]'), coalesce(r.commit_message, ''), "            \
+  "coalesce(extract(epoch from r.create_time)::float8, 0), " SETTINGS_JSON("m.id", revision) \
+  " FROM mcis m LEFT JOIN mci_revisions r ON r.mci = m.id AND r.revision = " revision        \
+  " WHERE m.account = " account " AND m.mci_id = " mci_id
+constexpr char kReadMci[] = READ_MCI_SELECT("$1", "$2", "$3");
+constexpr int kReadMciColumns = kMciColumnCount + 7;
+// The same for many HEADs at once (the refresh ahead of their cached answers' expiry): $1 and $2
+// are lists of accounts and MCI ids joined by \x1f, whose i-th elements name one MCI; each row
+// carries its i (1-based) after kReadMci's columns.
+constexpr char kReadMciHeads[] =
+    "SELECT a.*, want.i FROM unnest(string_to_array($1, E'\\x1f'), string_to_array($2, E'\\x1f'))"
+    " WITH ORDINALITY AS want(account, mci_id, i) CROSS JOIN LATERAL (" READ_MCI_SELECT(
+        "want.account", "want.mci_id", "0") ") a";
 constexpr char kReadMciByRequestId[] =
     "SELECT m.mci_id FROM request_ids q JOIN mcis m ON m.id = q.mci"
     " WHERE q.account = $1 AND q.request_id = $2";
@@ -212,6 +223,7 @@ const std::vector<std::pair<const char*, const char*>>& Statements() {
   static const auto* statements = new std::vector<std::pair<const char*, const char*>>{
       {"lock_mci", kLockMci},
       {"read_mci", kReadMci},
+      {"read_mci_heads", kReadMciHeads},
       {"read_mci_by_request_id", kReadMciByRequestId},
       {"list_mcis", kListMcis},
       {"resolve", kResolve},
@@ -447,10 +459,14 @@ absl::Status Catalog::ReadMci(pqxx::transaction_base& txn, const MciName& name, 
 absl::Status Catalog::ParseReadMci(const pqxx::result& r, const MciName& name, bool with_settings,
                                    pb::MultiCloudImage* out, MciRow* row_out) {
   if (r.empty()) return NotFound(name);
+  return ParseReadMciRow(r[0], name, with_settings, out, row_out);
+}
+
+absl::Status Catalog::ParseReadMciRow(const pqxx::row& f, const MciName& name, bool with_settings,
+                                      pb::MultiCloudImage* out, MciRow* row_out) {
   MciRow unused;
   MciRow& row = row_out != nullptr ? *row_out : unused;
-  row.Parse(r[0]);
-  const pqxx::row& f = r[0];
+  row.Parse(f);
   if (name.revision > 0 && !f[kMciColumnCount].as<bool>()) {
     return absl::NotFoundError(absl::StrCat("Revision ", name.revision, " of ", name.Head(),
                                             " not found; its latest revision is ",
@@ -713,6 +729,7 @@ absl::Status Catalog::GetMci(const Caller& caller, const pb::GetMultiCloudImageR
     pqxx::nontransaction txn(c);
     return ReadMci(txn, name, true, &read);
   });
+  Metrics::Global().AddCounter("mci_get_cache_misses_total", 1);
   if (!status.ok()) return status;
   *out = mcis_cache_.Put(name.Key(), name.revision, miss.generation, std::move(read));
   return absl::OkStatus();
@@ -1679,32 +1696,33 @@ absl::Status Catalog::Resolve(const Caller& caller, const pb::ResolveImageReques
   return entry->status;
 }
 
-int Catalog::RefreshDueHeads(absl::Duration ahead) {
+namespace {
+
+// The HEAD name of a cache group's key, account/mci_id (MciName::Key).
+MciName HeadOfKey(const std::string& key) {
+  auto slash = key.find('/');
+  return MciName{key.substr(0, slash), key.substr(slash + 1), 0};
+}
+
+// The refresh of `count` due answers, a thousand to a query: `query(txn, from, to)` reads
+// answers [from, to), each row carrying its 1-based place among them in column `index_column`;
+// `parse(i, row, &answer)` makes answer i of a row, and `store(i, answer)` caches it once the
+// read is done. An answer without a row (its MCI gone) or that does not parse is not stored: it
+// expires, and its next reader is told. Returns how many were stored.
+template <typename Answer, typename Query, typename Parse, typename Store>
+int RefreshInBatches(db::Pool* pool, size_t count, int index_column, const Query& query,
+                     const Parse& parse, const Store& store) {
   constexpr size_t kPerQuery = 1000;
-  std::vector<ResolveCache::DueHead> due = cache_.DueHeads(absl::Now() + ahead, 20 * kPerQuery);
   int refreshed = 0;
-  for (size_t from = 0; from < due.size(); from += kPerQuery) {
-    const size_t to = std::min(due.size(), from + kPerQuery);
-    std::vector<std::string> accounts, mci_ids, clouds;
-    std::vector<MciName> names;
-    for (size_t i = from; i < to; ++i) {
-      const std::string& key = due[i].mci_key;  // account/mci_id (MciName::Key)
-      auto slash = key.find('/');
-      names.push_back(MciName{key.substr(0, slash), key.substr(slash + 1), 0});
-      accounts.push_back(names.back().account);
-      mci_ids.push_back(names.back().mci_id);
-      clouds.push_back(due[i].cloud);
-    }
-    std::vector<std::pair<size_t, ResolveCache::Answer>> answers;
-    absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+  for (size_t from = 0; from < count; from += kPerQuery) {
+    const size_t to = std::min(count, from + kPerQuery);
+    std::vector<std::pair<size_t, Answer>> answers;
+    absl::Status status = pool->Run([&](pqxx::connection& c) -> absl::Status {
       pqxx::nontransaction txn(c);
-      const pqxx::result rows =
-          txn.exec_prepared("resolve_heads", absl::StrJoin(accounts, "\x1f"),
-                            absl::StrJoin(mci_ids, "\x1f"), absl::StrJoin(clouds, "\x1f"));
-      for (const auto& row : rows) {
-        const size_t i = row[kResolveColumns].as<size_t>() - 1;
-        ResolveCache::Answer answer;
-        if (i >= names.size() || !ResolveAnswer(names[i], clouds[i], row, &answer).ok()) continue;
+      for (const auto& row : query(txn, from, to)) {
+        const size_t i = from + row[index_column].template as<size_t>() - 1;
+        Answer answer;
+        if (i >= to || !parse(i, row, &answer).ok()) continue;
         answers.emplace_back(i, std::move(answer));
       }
       return absl::OkStatus();
@@ -1714,14 +1732,71 @@ int Catalog::RefreshDueHeads(absl::Duration ahead) {
       log::Warn("cannot refresh cached answers", {{"error", status.ToString()}});
       break;
     }
-    // An MCI gone from the database has no row: its answer expires and its next reader is told.
-    for (auto& [i, answer] : answers) {
-      const ResolveCache::DueHead& d = due[from + i];
-      cache_.Put(d.mci_key, 0, d.cloud, d.generation, std::move(answer));
-    }
+    for (auto& [i, answer] : answers) store(i, std::move(answer));
     refreshed += static_cast<int>(answers.size());
   }
+  return refreshed;
+}
+
+// At most this many due answers of each cache per refresh (20 queries).
+constexpr size_t kRefreshLimit = 20000;
+
+}  // namespace
+
+int Catalog::RefreshDueHeads(absl::Duration ahead) {
+  return RefreshDueResolves(ahead) + RefreshDueMcis(ahead);
+}
+
+int Catalog::RefreshDueResolves(absl::Duration ahead) {
+  const std::vector<ResolveCache::DueHead> due =
+      cache_.DueHeads(absl::Now() + ahead, kRefreshLimit);
+  std::vector<MciName> names;
+  for (const auto& d : due) names.push_back(HeadOfKey(d.mci_key));
+  const int refreshed = RefreshInBatches<ResolveCache::Answer>(
+      pool_, due.size(), kResolveColumns,
+      [&](pqxx::nontransaction& txn, size_t from, size_t to) {
+        std::vector<std::string> accounts, mci_ids, clouds;
+        for (size_t i = from; i < to; ++i) {
+          accounts.push_back(names[i].account);
+          mci_ids.push_back(names[i].mci_id);
+          clouds.push_back(due[i].cloud);
+        }
+        return txn.exec_prepared("resolve_heads", absl::StrJoin(accounts, "\x1f"),
+                                 absl::StrJoin(mci_ids, "\x1f"), absl::StrJoin(clouds, "\x1f"));
+      },
+      [&](size_t i, const pqxx::row& row, ResolveCache::Answer* answer) {
+        return ResolveAnswer(names[i], due[i].cloud, row, answer);
+      },
+      [&](size_t i, ResolveCache::Answer answer) {
+        cache_.Put(due[i].mci_key, 0, due[i].cloud, due[i].generation, std::move(answer));
+      });
   if (refreshed > 0) Metrics::Global().AddCounter("mci_resolve_cache_refreshed_total", refreshed);
+  return refreshed;
+}
+
+int Catalog::RefreshDueMcis(absl::Duration ahead) {
+  const std::vector<MciCache::DueHead> due =
+      mcis_cache_.DueHeads(absl::Now() + ahead, kRefreshLimit);
+  std::vector<MciName> names;
+  for (const auto& d : due) names.push_back(HeadOfKey(d.mci_key));
+  const int refreshed = RefreshInBatches<pb::MultiCloudImage>(
+      pool_, due.size(), kReadMciColumns,
+      [&](pqxx::nontransaction& txn, size_t from, size_t to) {
+        std::vector<std::string> accounts, mci_ids;
+        for (size_t i = from; i < to; ++i) {
+          accounts.push_back(names[i].account);
+          mci_ids.push_back(names[i].mci_id);
+        }
+        return txn.exec_prepared("read_mci_heads", absl::StrJoin(accounts, "\x1f"),
+                                 absl::StrJoin(mci_ids, "\x1f"));
+      },
+      [&](size_t i, const pqxx::row& row, pb::MultiCloudImage* answer) {
+        return ParseReadMciRow(row, names[i], /*with_settings=*/true, answer);
+      },
+      [&](size_t i, pb::MultiCloudImage answer) {
+        mcis_cache_.Put(due[i].mci_key, 0, due[i].generation, std::move(answer));
+      });
+  if (refreshed > 0) Metrics::Global().AddCounter("mci_get_cache_refreshed_total", refreshed);
   return refreshed;
 }
 

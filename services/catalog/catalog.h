@@ -124,10 +124,11 @@ class Catalog {
 
   // Finishes sagas left DELETING by a crash or a peer outage. Returns how many were settled.
   int RecoverDeletions();
-  // Re-reads, a thousand to a query, the cached ResolveImage HEAD answers that expire within
-  // `ahead` and were read since they were cached, and caches them again with a new lifetime:
-  // answers in use are refreshed off the request path (run every second, with `ahead` above
-  // that), so a launch is not the one that waits for the read. Returns how many were read.
+  // Re-reads, a thousand to a query, the cached ResolveImage and GetMultiCloudImage HEAD answers
+  // that expire within `ahead` and were read since they were cached, and caches them again with
+  // a new lifetime: answers in use are refreshed off the request path (run every second, with
+  // `ahead` above that), so a launch is not the one that waits for the read. Returns how many
+  // were read.
   int RefreshDueHeads(absl::Duration ahead = absl::Seconds(2));
   // Another replica changed an MCI (from MCI_EVENTS).
   void OnRemoteEvent(const mci::events::v1::MultiCloudImageEvent& event);
@@ -150,6 +151,9 @@ class Catalog {
   // ReadMci's answer from read_mci's result.
   absl::Status ParseReadMci(const pqxx::result& r, const MciName& name, bool with_settings,
                             pb::MultiCloudImage* out, MciRow* row = nullptr);
+  // The same from one row of read_mci or read_mci_heads.
+  absl::Status ParseReadMciRow(const pqxx::row& f, const MciName& name, bool with_settings,
+                               pb::MultiCloudImage* out, MciRow* row = nullptr);
   absl::Status ReadMciByRequestId(pqxx::transaction_base& txn, const std::string& account,
                                   const std::string& request_id, pb::MultiCloudImage* out);
   // The first round trip of a create or clone (Pool::TransactInline): BEGIN, `reads` (their
@@ -229,6 +233,9 @@ class Catalog {
   // LookUpResolve, then on a miss the read and the Put; `*out` is set when the answer is OK.
   absl::Status Resolve(const Caller& caller, const pb::ResolveImageRequest& req,
                        std::shared_ptr<const ResolveCache::Answer>* out);
+  // RefreshDueHeads' two halves: ResolveImage's answers, GetMultiCloudImage's.
+  int RefreshDueResolves(absl::Duration ahead);
+  int RefreshDueMcis(absl::Duration ahead);
   absl::Status FinishDeletion(const MciName& name, const std::string& deletion_id,
                               std::vector<std::string>* usages);
 

@@ -70,4 +70,13 @@ std::shared_ptr<const MciCache::Entry> MciCache::Put(const std::string& mci_key,
   return out;
 }
 
+std::vector<MciCache::DueHead> MciCache::DueHeads(absl::Time before, size_t limit) {
+  std::vector<DueHead> out;
+  for (auto& due : cache_.DueBefore(before, limit)) {
+    // Only HEAD's entries (key "0") expire; the check keeps it so if that changes.
+    if (due.key == "0") out.push_back(DueHead{std::move(due.group), due.generation});
+  }
+  return out;
+}
+
 }  // namespace mci::catalog

@@ -76,6 +76,13 @@ class MciCache {
                                    uint64_t generation, mci::catalog::v1::MultiCloudImage answer);
   void Invalidate(const std::string& mci_key) { cache_.Invalidate(mci_key); }
 
+  // A HEAD answer due for its refresh (GenerationCache::DueBefore): Put it again with these.
+  struct DueHead {
+    std::string mci_key;
+    uint64_t generation;
+  };
+  std::vector<DueHead> DueHeads(absl::Time before, size_t limit);
+
  private:
   absl::Duration head_ttl_;
   GenerationCache<Entry> cache_;

@@ -2,14 +2,25 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "mci/templates/v1/templates.pb.h"
+#include "services/templates/names.h"
 
 namespace mci::templates {
 namespace {
 
 std::string TemplateGroup(const std::string& account, const std::string& template_id) {
   return absl::StrCat(account, "/", template_id);
+}
+
+// A resolved answer's key within its MCI's group; HEAD's start with kHeadKeyPrefix.
+constexpr char kHeadKeyPrefix[] = "0|";
+std::string AnswerKey(int64_t revision, const std::string& cloud) {
+  return absl::StrCat(revision, "|", cloud);
 }
 
 }  // namespace
@@ -43,7 +54,7 @@ std::shared_ptr<const LaunchCache::Resolved> LaunchCache::GetResolved(const std:
                                                                       int64_t revision,
                                                                       const std::string& cloud,
                                                                       uint64_t* generation) {
-  return resolved_.Get(mci, absl::StrCat(revision, "|", cloud), generation);
+  return resolved_.Get(mci, AnswerKey(revision, cloud), generation);
 }
 
 void LaunchCache::PutResolved(const std::string& mci, int64_t revision, const std::string& cloud,
@@ -59,7 +70,13 @@ void LaunchCache::PutResolved(const std::string& mci, int64_t revision, const st
              resolved.status.code() != absl::StatusCode::kFailedPrecondition) {
     return;
   }
-  resolved_.Put(mci, absl::StrCat(revision, "|", cloud), generation,
+  if (resolved.status.ok()) {
+    v1::ResolveLaunchResponse launch;
+    launch.set_multi_cloud_image(MultiCloudImageResourceName(mci, revision));
+    *launch.mutable_image() = resolved.response;
+    launch.SerializeToString(&resolved.launch_wire);
+  }
+  resolved_.Put(mci, AnswerKey(revision, cloud), generation,
                 std::make_shared<const Resolved>(std::move(resolved)), expires);
 }
 
@@ -71,6 +88,28 @@ void LaunchCache::MciChanged(const std::string& mci, int64_t sequence) {
     latest = std::max(latest, sequence);
   }
   resolved_.Invalidate(mci);
+}
+
+std::vector<LaunchCache::DueTemplate> LaunchCache::DueTemplates(absl::Time before, size_t limit) {
+  std::vector<DueTemplate> out;
+  for (auto& due : templates_.DueBefore(before, limit)) {
+    std::pair<std::string, std::string> name = absl::StrSplit(due.group, absl::MaxSplits('/', 1));
+    int64_t revision = 0;
+    if (!absl::SimpleAtoi(due.key, &revision)) continue;
+    out.push_back(DueTemplate{std::move(name.first), std::move(name.second), revision,
+                              due.generation});
+  }
+  return out;
+}
+
+std::vector<LaunchCache::DueAnswer> LaunchCache::DueAnswers(absl::Time before, size_t limit) {
+  std::vector<DueAnswer> out;
+  for (auto& due : resolved_.DueBefore(before, limit)) {
+    if (!absl::StartsWith(due.key, kHeadKeyPrefix)) continue;  // only HEAD's expire
+    out.push_back(DueAnswer{std::move(due.group), due.key.substr(sizeof(kHeadKeyPrefix) - 1),
+                            due.generation});
+  }
+  return out;
 }
 
 }  // namespace mci::templates

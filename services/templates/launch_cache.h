@@ -13,12 +13,15 @@
 //   only when it is at least as new as the latest event seen for its MCI (its `sequence`), so a
 //   catalog replica that has not heard of a change yet cannot plant a stale answer here.
 //
-// Both use GenerationCache's guard: a read that raced with an invalidation is not cached.
+// Both use GenerationCache's guard: a read that raced with an invalidation is not cached. The
+// expiring entries in use are refreshed ahead of their expiry (DueTemplates, DueAnswers;
+// ServerTemplateLogic::RefreshDueLaunches), so only the first launch of a template waits.
 
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -37,6 +40,9 @@ class LaunchCache {
   struct Resolved {
     absl::Status status;  // OK, or FAILED_PRECONDITION for a revision that lacks the cloud
     mci::catalog::v1::ResolveImageResponse response;
+    // When cached and OK: the ResolveLaunchResponse that names this MCI (revision) and carries
+    // `response`, serialized once; a launch answered from memory replies with these bytes.
+    std::string launch_wire;
   };
 
   explicit LaunchCache(absl::Duration head_ttl = absl::Seconds(10), size_t max_entries = 100000);
@@ -55,6 +61,24 @@ class LaunchCache {
                    uint64_t generation, Resolved resolved);
   // An MCI event (from any catalog replica): drops the MCI's answers, remembers its sequence.
   void MciChanged(const std::string& mci, int64_t sequence);
+
+  // The expiring entries read since they were stored that expire before `before`, at most
+  // `limit` of each kind (GenerationCache::DueBefore): refreshed ahead of their expiry, off the
+  // request path, by Put-ting them again with their generation (ignored if they changed since).
+  struct DueTemplate {
+    std::string account;
+    std::string template_id;
+    int64_t revision;
+    uint64_t generation;
+  };
+  std::vector<DueTemplate> DueTemplates(absl::Time before, size_t limit);
+  // HEAD answers only: a revision's never expire.
+  struct DueAnswer {
+    std::string mci;
+    std::string cloud;
+    uint64_t generation;
+  };
+  std::vector<DueAnswer> DueAnswers(absl::Time before, size_t limit);
 
  private:
   absl::Duration head_ttl_;

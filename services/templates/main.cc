@@ -14,6 +14,7 @@
 #include "libs/common/db.h"
 #include "libs/common/log.h"
 #include "libs/common/nats.h"
+#include "libs/common/periodic.h"
 #include "libs/common/server.h"
 #include "mci/events/v1/events.pb.h"
 #include "services/templates/catalog_client.h"
@@ -58,7 +59,17 @@ int main(int argc, char** argv) {
                           grpc::InsecureChannelCredentials()),
       kCatalogDeadline);
   mci::auth::Authenticator authenticator(settings->jwt_secret);
-  mci::templates::ServerTemplateLogic logic(&repository, &catalog);
+  mci::templates::LogicOptions logic_options;
+  auto launch_ttl_ms = config->Int("launch-cache-ttl-ms", 10000);
+  if (!launch_ttl_ms.ok()) return Fail("bad arguments", launch_ttl_ms.status());
+  if (*launch_ttl_ms < 3000) {
+    // An entry lives half of it to all of it, and the refresh runs every second.
+    return Fail("bad arguments",
+                absl::InvalidArgumentError("--launch-cache-ttl-ms must be at least 3000."));
+  }
+  logic_options.launch_cache_ttl = absl::Milliseconds(*launch_ttl_ms);
+  logic_options.service_token = authenticator.ServiceToken("template-reference-service");
+  mci::templates::ServerTemplateLogic logic(&repository, &catalog, logic_options);
   mci::templates::TemplatesService service(&logic, &authenticator);
   // The launch cache: announce this replica's template changes, hear the others' and the MCI
   // events (see services/templates/launch_cache.h).
@@ -89,6 +100,9 @@ int main(int argc, char** argv) {
     if (!s.ok()) mci::log::Warn("cannot subscribe for the launch cache", {{"error", s.ToString()}});
   }
   mci::templates::EventConsumer consumer(nats->get(), &repository);
+  // Launches in steady use find their template and answer cached: the entries they read are
+  // read again before they expire, in the background.
+  mci::Periodic refresh(std::chrono::seconds(1), [&logic] { logic.RefreshDueLaunches(); });
 
   mci::ServerOptions options;
   options.service_name = "mci.templates.v1.ServerTemplateService";

@@ -5,7 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
+#include "libs/common/log.h"
+#include "libs/common/metrics.h"
 #include "services/templates/names.h"
 
 namespace mci::templates {
@@ -107,8 +110,11 @@ std::vector<Reference> LaunchOrder(std::vector<Reference> refs) {
 }
 
 ServerTemplateLogic::ServerTemplateLogic(Repository* repository, CatalogClient* catalog,
-                                         std::string catalog_subject)
-    : repository_(repository), catalog_(catalog), catalog_subject_(std::move(catalog_subject)) {}
+                                         LogicOptions options)
+    : repository_(repository),
+      catalog_(catalog),
+      options_(std::move(options)),
+      launch_cache_(options_.launch_cache_ttl) {}
 
 absl::StatusOr<TemplateName> ServerTemplateLogic::ParseOwned(const auth::Caller& caller,
                                                              absl::string_view name,
@@ -529,6 +535,26 @@ void ServerTemplateLogic::Changed(const std::string& account, const std::string&
   if (on_template_changed_) on_template_changed_(account, template_id);
 }
 
+namespace {
+
+// The catalog's answer as the launch cache keeps it: OK, or the refusals that are answers
+// (FAILED_PRECONDITION: no setting for the cloud; NOT_FOUND); nullopt for other failures.
+std::optional<LaunchCache::Resolved> ResolvedOf(
+    absl::StatusOr<mci::catalog::v1::ResolveImageResponse> answer) {
+  LaunchCache::Resolved resolved;
+  if (answer.ok()) {
+    resolved.response = *std::move(answer);
+  } else if (answer.status().code() == absl::StatusCode::kFailedPrecondition ||
+             answer.status().code() == absl::StatusCode::kNotFound) {
+    resolved.status = answer.status();
+  } else {
+    return std::nullopt;
+  }
+  return resolved;
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const TemplateRecord>> ServerTemplateLogic::LoadForLaunch(
     const auth::Caller& caller, absl::string_view name) {
   auto parsed = ParseOwned(caller, name, "server_template", /*head_only=*/false);
@@ -538,6 +564,7 @@ absl::StatusOr<std::shared_ptr<const TemplateRecord>> ServerTemplateLogic::LoadF
                                            &generation)) {
     return hit;
   }
+  Metrics::Global().AddCounter("mci_launch_cache_misses_total", 1);
   auto t = repository_->GetTemplate(parsed->account, parsed->template_id, parsed->revision);
   if (!t.ok()) return t.status();
   t->references = LaunchOrder(std::move(t->references));  // cached in launch order
@@ -551,20 +578,48 @@ absl::StatusOr<std::shared_ptr<const LaunchCache::Resolved>> ServerTemplateLogic
   if (auto hit = launch_cache_.GetResolved(ref.mci, ref.mci_revision, cloud, &generation)) {
     return hit;
   }
+  Metrics::Global().AddCounter("mci_launch_cache_misses_total", 1);
   auto answer = catalog_->ResolveImage(
       caller.token, MultiCloudImageResourceName(ref.mci, ref.mci_revision), cloud);
-  LaunchCache::Resolved resolved;
-  if (answer.ok()) {
-    resolved.response = *std::move(answer);
-  } else if (answer.status().code() == absl::StatusCode::kFailedPrecondition ||
-             answer.status().code() == absl::StatusCode::kNotFound) {
-    resolved.status = answer.status();
-  } else {
-    return answer.status();
-  }
-  auto shared = std::make_shared<const LaunchCache::Resolved>(resolved);
-  launch_cache_.PutResolved(ref.mci, ref.mci_revision, cloud, generation, std::move(resolved));
+  const absl::Status status = answer.status();
+  std::optional<LaunchCache::Resolved> resolved = ResolvedOf(std::move(answer));
+  if (!resolved.has_value()) return status;
+  auto shared = std::make_shared<const LaunchCache::Resolved>(*resolved);
+  launch_cache_.PutResolved(ref.mci, ref.mci_revision, cloud, generation, *std::move(resolved));
   return shared;
+}
+
+int ServerTemplateLogic::RefreshDueLaunches(absl::Duration ahead) {
+  constexpr size_t kLimit = 5000;  // of each kind per refresh
+  const absl::Time before = absl::Now() + ahead;
+  int refreshed = 0;
+  for (const LaunchCache::DueTemplate& due : launch_cache_.DueTemplates(before, kLimit)) {
+    auto t = repository_->GetTemplate(due.account, due.template_id, due.revision);
+    if (t.status().code() == absl::StatusCode::kNotFound) continue;  // gone: let it expire
+    if (!t.ok()) {
+      // The entries expire as they would have without this; their readers read them again.
+      log::Warn("cannot refresh cached templates", {{"error", t.status().ToString()}});
+      break;
+    }
+    t->references = LaunchOrder(std::move(t->references));
+    launch_cache_.PutTemplate(*t, due.generation);
+    ++refreshed;
+  }
+  for (const LaunchCache::DueAnswer& due : launch_cache_.DueAnswers(before, kLimit)) {
+    auto answer = catalog_->ResolveImage(options_.service_token, due.mci, due.cloud);
+    const absl::Status status = answer.status();
+    std::optional<LaunchCache::Resolved> resolved = ResolvedOf(std::move(answer));
+    if (!resolved.has_value()) {
+      log::Warn("cannot refresh cached catalog answers", {{"error", status.ToString()}});
+      break;
+    }
+    // A refusal (the cloud no longer covered, the MCI gone) is not cached for HEAD: it expires.
+    if (!resolved->status.ok()) continue;
+    launch_cache_.PutResolved(due.mci, 0, due.cloud, due.generation, *std::move(resolved));
+    ++refreshed;
+  }
+  if (refreshed > 0) Metrics::Global().AddCounter("mci_launch_cache_refreshed_total", refreshed);
+  return refreshed;
 }
 
 namespace {
@@ -577,9 +632,9 @@ void Answer(const Reference& ref, const catalog::ResolveImageResponse& image,
 
 }  // namespace
 
-std::optional<absl::Status> ServerTemplateLogic::ResolveLaunchCached(
+std::optional<absl::Status> ServerTemplateLogic::LookUpLaunch(
     const auth::Caller& caller, const v1::ResolveLaunchRequest& request,
-    v1::ResolveLaunchResponse* response) {
+    std::shared_ptr<const LaunchCache::Resolved>* out) {
   auto parsed = ParseTemplateName(request.server_template(), "server_template");
   if (!parsed.ok() || !auth::OwnsAccount(caller, parsed->account)) return std::nullopt;
   uint64_t generation = 0;
@@ -590,12 +645,40 @@ std::optional<absl::Status> ServerTemplateLogic::ResolveLaunchCached(
     auto hit = launch_cache_.GetResolved(ref.mci, ref.mci_revision, request.cloud(), &generation);
     if (hit == nullptr) return std::nullopt;
     if (hit->status.ok()) {
-      Answer(ref, hit->response, response);
+      *out = std::move(hit);
       return absl::OkStatus();
     }
   }
   // Nothing covers the cloud (or no references): ResolveLaunch words the error.
   return std::nullopt;
+}
+
+std::optional<absl::Status> ServerTemplateLogic::ResolveLaunchCached(
+    const auth::Caller& caller, const v1::ResolveLaunchRequest& request,
+    v1::ResolveLaunchResponse* response) {
+  std::shared_ptr<const LaunchCache::Resolved> hit;
+  auto answered = LookUpLaunch(caller, request, &hit);
+  if (answered.has_value() && answered->ok() && !response->ParseFromString(hit->launch_wire)) {
+    return absl::InternalError("A cached launch answer does not parse.");
+  }
+  return answered;
+}
+
+std::optional<absl::Status> ServerTemplateLogic::ResolveLaunchWireCached(
+    const auth::Caller& caller, const v1::ResolveLaunchRequest& request, Wire* out) {
+  std::shared_ptr<const LaunchCache::Resolved> hit;
+  auto answered = LookUpLaunch(caller, request, &hit);
+  if (answered.has_value() && answered->ok()) *out = Wire(hit, &hit->launch_wire);
+  return answered;
+}
+
+absl::Status ServerTemplateLogic::ResolveLaunchWire(const auth::Caller& caller,
+                                                    const v1::ResolveLaunchRequest& request,
+                                                    Wire* out) {
+  v1::ResolveLaunchResponse response;
+  absl::Status status = ResolveLaunch(caller, request, &response);
+  if (status.ok()) *out = std::make_shared<const std::string>(response.SerializeAsString());
+  return status;
 }
 
 absl::Status ServerTemplateLogic::ResolveLaunch(const auth::Caller& caller,
@@ -634,11 +717,11 @@ absl::Status ServerTemplateLogic::ResolveLaunch(const auth::Caller& caller,
 }
 
 absl::Status ServerTemplateLogic::CheckCatalogIdentity(const auth::Caller& caller) const {
-  if (caller.Has(auth::Role::kService) && caller.subject == catalog_subject_) {
+  if (caller.Has(auth::Role::kService) && caller.subject == options_.catalog_subject) {
     return absl::OkStatus();
   }
   return absl::PermissionDeniedError(
-      absl::StrCat("Only the catalog's service identity (", catalog_subject_,
+      absl::StrCat("Only the catalog's service identity (", options_.catalog_subject,
                    ") may reserve or release MultiCloud Image deletions."));
 }
 

@@ -5,11 +5,13 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "libs/common/auth.h"
 #include "mci/templates/v1/templates.pb.h"
 #include "services/templates/catalog_client.h"
@@ -28,11 +30,18 @@ std::vector<std::string> CoveredClouds(const std::vector<Reference>& refs,
 // of committed revisions included, so a revision that lacks the cloud costs one call, once).
 std::vector<Reference> LaunchOrder(std::vector<Reference> refs);
 
+struct LogicOptions {
+  // The only service identity allowed to reserve and release deletions.
+  std::string catalog_subject = "catalog-service";
+  // The launch cache's lifetime of templates and HEAD answers (LaunchCache).
+  absl::Duration launch_cache_ttl = absl::Seconds(10);
+  // This service's own token (role service): RefreshDueLaunches asks the catalog with it.
+  std::string service_token;
+};
+
 class ServerTemplateLogic {
  public:
-  // `catalog_subject`: the only service identity allowed to reserve and release deletions.
-  ServerTemplateLogic(Repository* repository, CatalogClient* catalog,
-                      std::string catalog_subject = "catalog-service");
+  ServerTemplateLogic(Repository* repository, CatalogClient* catalog, LogicOptions options = {});
 
   absl::Status CreateServerTemplate(const auth::Caller& caller,
                                     const v1::CreateServerTemplateRequest& request,
@@ -77,12 +86,27 @@ class ServerTemplateLogic {
   std::optional<absl::Status> ResolveLaunchCached(const auth::Caller& caller,
                                                   const v1::ResolveLaunchRequest& request,
                                                   v1::ResolveLaunchResponse* response);
+  // The same two with the answer serialized, as the raw-registered method replies it: from
+  // memory, the cached bytes themselves (no copy of the message, no serialization per call).
+  using Wire = std::shared_ptr<const std::string>;
+  std::optional<absl::Status> ResolveLaunchWireCached(const auth::Caller& caller,
+                                                      const v1::ResolveLaunchRequest& request,
+                                                      Wire* out);
+  absl::Status ResolveLaunchWire(const auth::Caller& caller,
+                                 const v1::ResolveLaunchRequest& request, Wire* out);
   absl::Status ReserveMultiCloudImageDeletion(
       const auth::Caller& caller, const v1::ReserveMultiCloudImageDeletionRequest& request,
       v1::ReserveMultiCloudImageDeletionResponse* response);
   absl::Status ReleaseMultiCloudImageDeletion(
       const auth::Caller& caller, const v1::ReleaseMultiCloudImageDeletionRequest& request,
       google::protobuf::Empty* response);
+
+  // Re-reads the launch cache's entries that expire within `ahead` and were read since they
+  // were cached (templates from the repository, HEAD answers from the catalog with the service
+  // token) and caches them again with a new lifetime: a launch in steady use is answered from
+  // memory, not by the call that finds its entry expired (main runs it every second, with
+  // `ahead` above that). Returns how many were refreshed.
+  int RefreshDueLaunches(absl::Duration ahead = absl::Seconds(2));
 
   // Called after every write of a template by this replica (main announces it to the others).
   void set_on_template_changed(
@@ -104,6 +128,10 @@ class ServerTemplateLogic {
   absl::Status EnsureReplica(const auth::Caller& caller, const std::string& mci, int64_t revision);
   absl::Status Fill(const TemplateRecord& record, v1::ServerTemplate* out);
   absl::Status CheckCatalogIdentity(const auth::Caller& caller) const;
+  // The cached answer of a launch (`*out`), or nullopt when something it needs is not cached.
+  std::optional<absl::Status> LookUpLaunch(const auth::Caller& caller,
+                                           const v1::ResolveLaunchRequest& request,
+                                           std::shared_ptr<const LaunchCache::Resolved>* out);
   // The template for ResolveLaunch: from the launch cache, else read and cached.
   absl::StatusOr<std::shared_ptr<const TemplateRecord>> LoadForLaunch(const auth::Caller& caller,
                                                                       absl::string_view name);
@@ -117,7 +145,7 @@ class ServerTemplateLogic {
 
   Repository* repository_;
   CatalogClient* catalog_;
-  std::string catalog_subject_;
+  LogicOptions options_;
   LaunchCache launch_cache_;
   std::function<void(const std::string&, const std::string&)> on_template_changed_;
 };

@@ -10,7 +10,9 @@
 
 namespace mci::templates {
 
-class TemplatesService final : public v1::ServerTemplateService::CallbackService {
+// ResolveLaunch is registered raw: its cached answers go out as the bytes cached.
+class TemplatesService final : public v1::ServerTemplateService::WithRawCallbackMethod_ResolveLaunch<
+                                   v1::ServerTemplateService::CallbackService> {
  public:
   TemplatesService(ServerTemplateLogic* logic, const auth::Authenticator* authenticator)
       : impl_(*logic), authenticator_(*authenticator) {}
@@ -39,9 +41,9 @@ class TemplatesService final : public v1::ServerTemplateService::CallbackService
           v1::ListMultiCloudImageUsagesResponse, auth::Role::kObserver)
   MCI_RPC(ListSupportedClouds, v1::ListSupportedCloudsRequest, v1::ListSupportedCloudsResponse,
           auth::Role::kObserver)
-  // Answered from memory when the template and its MCI's answer are cached (LaunchCache).
-  MCI_RPC_CACHED(ResolveLaunch, v1::ResolveLaunchRequest, v1::ResolveLaunchResponse,
-                 auth::Role::kObserver)
+  // Answered from memory when the template and its MCI's answer are cached (LaunchCache), with
+  // the answer's cached serialization.
+  MCI_RPC_CACHED_WIRE(ResolveLaunch, v1::ResolveLaunchRequest, auth::Role::kObserver)
   MCI_RPC(ReserveMultiCloudImageDeletion, v1::ReserveMultiCloudImageDeletionRequest,
           v1::ReserveMultiCloudImageDeletionResponse, auth::Role::kService)
   MCI_RPC(ReleaseMultiCloudImageDeletion, v1::ReleaseMultiCloudImageDeletionRequest,

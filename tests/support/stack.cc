@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -29,8 +30,10 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -664,6 +667,17 @@ bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) 
     Pause(absl::Milliseconds(100));
   }
   return condition();
+}
+
+int64_t MetricsCounter(const std::string& http_address, const std::string& name) {
+  httplib::Client http("http://" + http_address);
+  auto res = http.Get("/metrics");
+  if (!res || res->status != 200) return -1;
+  for (absl::string_view line : absl::StrSplit(res->body, '\n')) {
+    int64_t value = 0;
+    if (absl::ConsumePrefix(&line, name + " ") && absl::SimpleAtoi(line, &value)) return value;
+  }
+  return 0;
 }
 
 std::string Token(const std::string& account, const std::vector<auth::Role>& roles,

@@ -101,6 +101,10 @@ class ServiceProcess {
 // Polls `condition` every 100 ms until it holds or `timeout` passes; returns its last value.
 bool Eventually(const std::function<bool()>& condition, absl::Duration timeout);
 
+// The value of counter `name` in the /metrics of the service whose HTTP endpoint is
+// `http_address` (0 when absent, -1 when unreadable).
+int64_t MetricsCounter(const std::string& http_address, const std::string& name);
+
 // The grpc.reflection.v1alpha service list (ListServices) of the server at `address`.
 absl::StatusOr<std::vector<std::string>> ListServices(const std::string& address);
 

@@ -1,15 +1,11 @@
 // Two catalog replicas on one database: one outbox relay at a time, events neither lost nor
 // doubled, and each replica's resolve cache follows the other's writes through MCI_EVENTS.
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <nats/nats.h>
 
 #include <pqxx/pqxx>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "mci/events/v1/events.pb.h"
 #include "tests/integration/catalog/catalog_client.h"
 #include "tests/support/stack.h"
@@ -60,22 +56,14 @@ TEST(CatalogReplicasTest, GetFollowsOwnWritesAtOnceAndTheOtherReplicasByEvents) 
                          absl::Seconds(3)));
 }
 
-// The value of counter `name` in the catalog's /metrics (0 when absent, -1 when unreadable).
 int64_t CatalogCounter(Stack& stack, const std::string& name) {
-  httplib::Client http("http://" + stack.catalog_http_address());
-  auto res = http.Get("/metrics");
-  if (!res || res->status != 200) return -1;
-  for (absl::string_view line : absl::StrSplit(res->body, '\n')) {
-    int64_t value = 0;
-    if (absl::ConsumePrefix(&line, name + " ") && absl::SimpleAtoi(line, &value)) return value;
-  }
-  return 0;
+  return mci::testing::MetricsCounter(stack.catalog_http_address(), name);
 }
 
 // A write whose event this replica never sees (made here straight in the database, as another
-// replica's would be with its event lost) shows in ResolveImage within the HEAD lifetime, and
-// an answer in use is re-read ahead of its expiry, off the request path: however long it is
-// read, only the first call reads the database.
+// replica's would be with its event lost) shows in ResolveImage and GetMultiCloudImage within the
+// HEAD lifetime, and an answer in use is re-read ahead of its expiry, off the request path:
+// however long it is read, only the first call reads the database.
 TEST(CatalogReplicasTest, HeadAnswersInUseAreRefreshedAheadAndCatchMissedWrites) {
   Stack::Options options;
   options.catalog_flags = {"--head-cache-ttl-ms=4000"};  // answers live 2-4 s
@@ -85,31 +73,49 @@ TEST(CatalogReplicasTest, HeadAnswersInUseAreRefreshedAheadAndCatchMissedWrites)
   cpb::MultiCloudImage mci = catalog.Create("missed", "Refreshed");
   ASSERT_TRUE(
       catalog.AddSetting(mci.name(), "aws-us-east-1", "centos-5-4-i386-v5-6", "m1.small").ok());
-  auto instance_type = [&] {
+  // The instance type each method answers for the setting.
+  auto resolved_type = [&] {
     cpb::ResolveImageResponse r;
     grpc::Status status = catalog.Resolve(mci.name(), "aws-us-east-1", &r);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return r.setting().instance_type();
   };
-  ASSERT_EQ(instance_type(), "clouds/aws-us-east-1/instanceTypes/m1.small");
-  // The catalog's own events come back to it through NATS and drop the answer once more: read it
-  // again after they have.
+  auto got_type = [&] {
+    cpb::GetMultiCloudImageRequest get;
+    get.set_name(mci.name());
+    cpb::MultiCloudImage m;
+    grpc::Status status = catalog.Call(&Stub::GetMultiCloudImage, get, &m);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(m.settings_size(), 1);
+    return m.settings_size() == 1 ? m.settings(0).instance_type() : "";
+  };
+  const std::string small = "clouds/aws-us-east-1/instanceTypes/m1.small";
+  ASSERT_EQ(resolved_type(), small);
+  ASSERT_EQ(got_type(), small);
+  // The catalog's own events come back to it through NATS and drop the answers once more: read
+  // them again after they have.
   absl::SleepFor(absl::Seconds(1));
-  ASSERT_EQ(instance_type(), "clouds/aws-us-east-1/instanceTypes/m1.small");
-  const int64_t misses = CatalogCounter(stack, "mci_resolve_cache_misses_total");
-  ASSERT_GE(misses, 1);
+  ASSERT_EQ(resolved_type(), small);
+  ASSERT_EQ(got_type(), small);
+  const int64_t resolve_misses = CatalogCounter(stack, "mci_resolve_cache_misses_total");
+  const int64_t get_misses = CatalogCounter(stack, "mci_get_cache_misses_total");
+  ASSERT_GE(resolve_misses, 1);
+  ASSERT_GE(get_misses, 1);
 
-  // Read for 7 s, longer than any answer's lifetime: it stays cached, refreshed in the
+  // Read for 7 s, longer than any answer's lifetime: they stay cached, refreshed in the
   // background, and no call reads the database.
   const absl::Time until = absl::Now() + absl::Seconds(7);
   while (absl::Now() < until) {
-    ASSERT_EQ(instance_type(), "clouds/aws-us-east-1/instanceTypes/m1.small");
+    ASSERT_EQ(resolved_type(), small);
+    ASSERT_EQ(got_type(), small);
     absl::SleepFor(absl::Milliseconds(100));
   }
-  EXPECT_EQ(CatalogCounter(stack, "mci_resolve_cache_misses_total"), misses);
+  EXPECT_EQ(CatalogCounter(stack, "mci_resolve_cache_misses_total"), resolve_misses);
+  EXPECT_EQ(CatalogCounter(stack, "mci_get_cache_misses_total"), get_misses);
   EXPECT_GE(CatalogCounter(stack, "mci_resolve_cache_refreshed_total"), 2);
+  EXPECT_GE(CatalogCounter(stack, "mci_get_cache_refreshed_total"), 2);
 
-  // The write nobody announces: the refresh re-reads the answer, not only a version of it.
+  // The write nobody announces: the refresh re-reads the answers, not only a version of them.
   pqxx::connection pg(stack.postgres().Url("catalog"));
   pqxx::nontransaction sql(pg);
   const std::string mci_id = mci.name().substr(mci.name().rfind('/') + 1);
@@ -119,21 +125,27 @@ TEST(CatalogReplicasTest, HeadAnswersInUseAreRefreshedAheadAndCatchMissedWrites)
                             mci_id)
                 .affected_rows(),
             1u);
-  EXPECT_TRUE(
-      Eventually([&] { return instance_type() == "clouds/aws-us-east-1/instanceTypes/c1.medium"; },
-                 absl::Seconds(6)));
-  EXPECT_EQ(CatalogCounter(stack, "mci_resolve_cache_misses_total"), misses);
+  const std::string medium = "clouds/aws-us-east-1/instanceTypes/c1.medium";
+  EXPECT_TRUE(Eventually([&] { return resolved_type() == medium && got_type() == medium; },
+                         absl::Seconds(6)));
+  EXPECT_EQ(CatalogCounter(stack, "mci_resolve_cache_misses_total"), resolve_misses);
+  EXPECT_EQ(CatalogCounter(stack, "mci_get_cache_misses_total"), get_misses);
 
-  // An MCI gone without a word: its answer is not refreshed, expires, and the call that reads it
-  // again is told it is gone.
+  // An MCI gone without a word: its answers are not refreshed, expire, and the calls that read
+  // them again are told it is gone.
   ASSERT_EQ(sql.exec_params("DELETE FROM mcis WHERE account = 'missed' AND mci_id = $1", mci_id)
                 .affected_rows(),
             1u);
   EXPECT_TRUE(Eventually(
       [&] {
         cpb::ResolveImageResponse r;
+        cpb::GetMultiCloudImageRequest get;
+        get.set_name(mci.name());
+        cpb::MultiCloudImage m;
         return catalog.Resolve(mci.name(), "aws-us-east-1", &r).error_code() ==
-               grpc::StatusCode::NOT_FOUND;
+                   grpc::StatusCode::NOT_FOUND &&
+               catalog.Call(&Stub::GetMultiCloudImage, get, &m).error_code() ==
+                   grpc::StatusCode::NOT_FOUND;
       },
       absl::Seconds(6)));
 }

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <pqxx/pqxx>
+
 #include "absl/strings/str_cat.h"
 #include "tests/integration/templates/helpers.h"
 #include "tests/support/stack.h"
@@ -76,6 +78,50 @@ TEST(TemplatesLaunchCacheTest, ReplicasFollowEachOthersWritesAndTheCatalogsChang
     EXPECT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(launch.multi_cloud_image(), other);
   }
+}
+
+// A launch in steady use is answered from memory however long it runs: its template and the
+// catalog's answer are read again ahead of their expiry, in the background; a template deleted
+// without a word (straight in the database) stops launching once its entry expires.
+TEST(TemplatesLaunchCacheTest, LaunchesInUseAreRefreshedAheadOfTheirExpiry) {
+  mci::testing::Stack::Options options;
+  options.templates = true;
+  options.templates_flags = {"--launch-cache-ttl-ms=4000"};  // entries live 2-4 s
+  mci::testing::Stack stack(options);
+  ASSERT_TRUE(stack.status().ok()) << stack.status();
+  Clients a(stack.Channel(stack.catalog_address()), stack.Channel(stack.templates_address()));
+  std::string base = a.CreateMci("base", {kEast});
+  std::string tmpl = a.CreateTemplate("web");
+  ASSERT_TRUE(a.Add(tmpl, base, /*make_default=*/true).ok());
+  tpb::ResolveLaunchResponse launch;
+  ASSERT_TRUE(Launch(a, tmpl, &launch).ok());
+  // The writes' own events and announcements drop the entries once more: launch again after.
+  absl::SleepFor(absl::Seconds(1));
+  ASSERT_TRUE(Launch(a, tmpl, &launch).ok());
+  auto counter = [&](const std::string& name) {
+    return mci::testing::MetricsCounter(stack.templates_http_address(), name);
+  };
+  const int64_t misses = counter("mci_launch_cache_misses_total");
+  ASSERT_GE(misses, 2);  // the template and the answer, at least once each
+
+  const absl::Time until = absl::Now() + absl::Seconds(7);
+  while (absl::Now() < until) {
+    grpc::Status s = Launch(a, tmpl, &launch);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(launch.multi_cloud_image(), base);
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(counter("mci_launch_cache_misses_total"), misses);
+  EXPECT_GE(counter("mci_launch_cache_refreshed_total"), 4);
+
+  pqxx::connection pg(stack.postgres().Url("templates"));
+  pqxx::nontransaction sql(pg);
+  ASSERT_EQ(sql.exec("DELETE FROM server_templates WHERE account = 'acme' AND template_id = 'web'")
+                .affected_rows(),
+            1u);
+  EXPECT_TRUE(Eventually(
+      [&] { return Launch(a, tmpl, &launch).error_code() == grpc::StatusCode::NOT_FOUND; },
+      absl::Seconds(6)));
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ class FakeRepository : public Repository {
   }
   absl::StatusOr<TemplateRecord> GetTemplate(const std::string& account, const std::string& id,
                                              int64_t revision) override {
+    ++template_reads;
     auto it = templates.find({absl::StrCat(account, "/", id), revision});
     if (it == templates.end()) return absl::NotFoundError("no such template");
     return it->second;
@@ -134,6 +135,7 @@ class FakeRepository : public Repository {
   }
 
   std::map<std::pair<std::string, int64_t>, TemplateRecord> templates;
+  int template_reads = 0;
   std::map<std::string, ReplicaRecord> replicas;
   std::set<std::string> fenced;
   std::map<std::string, int64_t> pins;
@@ -161,10 +163,12 @@ class FakeCatalog : public CatalogClient {
     m.add_clouds(kEast);
     return m;
   }
-  absl::StatusOr<catalog::ResolveImageResponse> ResolveImage(const std::string&,
+  absl::StatusOr<catalog::ResolveImageResponse> ResolveImage(const std::string& token,
                                                              const std::string& name,
                                                              const std::string& cloud) override {
     calls.push_back(absl::StrCat("Resolve ", name, " ", cloud));
+    tokens.push_back(token);
+    if (!available) return absl::UnavailableError("catalog down");
     auto it = coverage.find(name);
     if (it == coverage.end() || it->second.count(cloud) == 0) {
       return absl::FailedPreconditionError("no setting for that cloud");
@@ -197,7 +201,7 @@ class FakeCatalog : public CatalogClient {
 
 class TemplateLogicTest : public ::testing::Test {
  protected:
-  TemplateLogicTest() : logic_(&repository_, &catalog_) {
+  TemplateLogicTest() : logic_(&repository_, &catalog_, Options()) {
     designer_.subject = "user@acme";
     designer_.account = "acme";
     designer_.roles = {auth::Role::kDesigner};
@@ -231,6 +235,12 @@ class TemplateLogicTest : public ::testing::Test {
     req.set_cloud(cloud);
     v1::ResolveLaunchResponse resp;
     return logic_.ResolveLaunchCached(caller != nullptr ? *caller : designer_, req, &resp);
+  }
+
+  static LogicOptions Options() {
+    LogicOptions options;
+    options.service_token = "templates-service-token";
+    return options;
   }
 
   FakeRepository repository_;
@@ -337,6 +347,17 @@ TEST_F(TemplateLogicTest, ALaunchIsAnsweredFromMemoryOnceResolved) {
   EXPECT_TRUE(east->ok());
   ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
   EXPECT_EQ(catalog_.calls.size(), calls);
+  // The raw method's answer: the cached bytes of the same response.
+  v1::ResolveLaunchRequest req;
+  req.set_server_template(kTemplate);
+  req.set_cloud(kEast);
+  ServerTemplateLogic::Wire wire;
+  auto raw = logic_.ResolveLaunchWireCached(designer_, req, &wire);
+  ASSERT_TRUE(raw.has_value() && raw->ok());
+  v1::ResolveLaunchResponse from_wire;
+  ASSERT_TRUE(from_wire.ParseFromString(*wire));
+  EXPECT_EQ(from_wire.multi_cloud_image(), kOther);
+  EXPECT_EQ(from_wire.image().setting().cloud(), kEast);
   // Another account's caller is not answered from this account's cached template.
   auth::Caller rival = designer_;
   rival.account = "rival";
@@ -357,6 +378,43 @@ TEST_F(TemplateLogicTest, AnMciEventDropsItsHeadAnswersAndStaleAnswersAreNotCach
   catalog_.sequence = 5;
   ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
   EXPECT_TRUE(Cached(kTemplate, kEast).has_value());
+}
+
+// Entries in use are read again ahead of their expiry (an hour ahead here: every one is due),
+// the catalog asked with the service's own token; entries nobody read since they were cached are
+// left to expire; a catalog that fails stops the refresh until the next one.
+TEST_F(TemplateLogicTest, LaunchesInUseAreRefreshedAheadOfTheirExpiry) {
+  repository_.AddTemplate({{kBase, 0, true}, {kOther, 0, false}});
+  catalog_.AddMci(kBase, {kEast, kWest});
+  catalog_.AddMci(kOther, {kEast});
+  ASSERT_TRUE(Resolve(kTemplate, kEast).ok());
+  ASSERT_TRUE(Resolve(kTemplate, kWest).ok());
+  // The second launch read the template from the cache; no answer was read from it yet.
+  const size_t calls = catalog_.calls.size();
+  const int reads = repository_.template_reads;
+  EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 1);
+  EXPECT_EQ(repository_.template_reads, reads + 1);
+  EXPECT_EQ(catalog_.calls.size(), calls);
+  EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 0);  // refreshed, not read since
+
+  ASSERT_TRUE(Cached(kTemplate, kEast).has_value());
+  EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 2);  // the template and east's answer
+  EXPECT_EQ(repository_.template_reads, reads + 2);
+  ASSERT_EQ(catalog_.calls.size(), calls + 1);
+  EXPECT_EQ(catalog_.calls.back(), absl::StrCat("Resolve ", kBase, " ", kEast));
+  EXPECT_EQ(catalog_.tokens.back(), "templates-service-token");
+  // Refreshed entries stay cached, and are due again only once read again.
+  EXPECT_TRUE(Cached(kTemplate, kEast).has_value());
+  ASSERT_TRUE(Cached(kTemplate, kWest).has_value());
+  EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 3);
+
+  // The catalog down: the first failure ends the refresh (the entries expire as without it).
+  ASSERT_TRUE(Cached(kTemplate, kEast).has_value());
+  ASSERT_TRUE(Cached(kTemplate, kWest).has_value());
+  catalog_.available = false;
+  const size_t before = catalog_.calls.size();
+  EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 1);  // the template only
+  EXPECT_EQ(catalog_.calls.size(), before + 1);
 }
 
 TEST_F(TemplateLogicTest, TemplateWritesDropItFromTheLaunchCacheAndAreAnnounced) {
