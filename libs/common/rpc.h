@@ -140,23 +140,8 @@ grpc::ServerUnaryReactor* DispatchWithFastPath(grpc::CallbackServerContext* cont
                            });                                                                   \
   }
 
-// MCI_RPC for a method with a fast path: `impl_.Method##Cached(caller, request, response)` returns
-// std::optional<absl::Status> (nullopt: not answerable from memory), then `impl_.Method` runs.
-#define MCI_RPC_CACHED(Method, Request, Response, RequiredRole)                                  \
-  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context, const Request* request, \
-                                   Response* response) override {                                \
-    return ::mci::DispatchWithFastPath(                                                          \
-        context, authenticator_, #Method, RequiredRole,                                          \
-        [this, request, response](const ::mci::auth::Caller& caller) {                           \
-          return impl_.Method##Cached(caller, *request, response);                               \
-        },                                                                                       \
-        [this, request, response](const ::mci::auth::Caller& caller) {                           \
-          return impl_.Method(caller, *request, response);                                       \
-        });                                                                                      \
-  }
-
-// MCI_RPC_CACHED for a method registered raw (the generated WithRawCallbackMethod_<Method>),
-// whose answer the service keeps serialized: `impl_.Method##WireCached(caller, request, &wire)`
+// MCI_RPC for a method with a fast path (DispatchWithFastPath), registered raw (the generated
+// WithRawCallbackMethod_<Method>), whose answer the service keeps serialized: `impl_.Method##WireCached(caller, request, &wire)`
 // and `impl_.Method##Wire(caller, request, &wire)` set `std::shared_ptr<const std::string> wire`
 // to the reply's bytes, which go out as they are, without a copy of the message or its
 // serialization per call.

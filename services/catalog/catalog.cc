@@ -1738,6 +1738,14 @@ int RefreshInBatches(db::Pool* pool, size_t count, int index_column, const Query
   return refreshed;
 }
 
+// `field(i)` for i in [from, to), joined by \x1f: the lists the *_heads statements take.
+template <typename Field>
+std::string JoinedRange(size_t from, size_t to, const Field& field) {
+  std::string out;
+  for (size_t i = from; i < to; ++i) absl::StrAppend(&out, i > from ? "\x1f" : "", field(i));
+  return out;
+}
+
 // At most this many due answers of each cache per refresh (20 queries).
 constexpr size_t kRefreshLimit = 20000;
 
@@ -1755,14 +1763,10 @@ int Catalog::RefreshDueResolves(absl::Duration ahead) {
   const int refreshed = RefreshInBatches<ResolveCache::Answer>(
       pool_, due.size(), kResolveColumns,
       [&](pqxx::nontransaction& txn, size_t from, size_t to) {
-        std::vector<std::string> accounts, mci_ids, clouds;
-        for (size_t i = from; i < to; ++i) {
-          accounts.push_back(names[i].account);
-          mci_ids.push_back(names[i].mci_id);
-          clouds.push_back(due[i].cloud);
-        }
-        return txn.exec_prepared("resolve_heads", absl::StrJoin(accounts, "\x1f"),
-                                 absl::StrJoin(mci_ids, "\x1f"), absl::StrJoin(clouds, "\x1f"));
+        return txn.exec_prepared(
+            "resolve_heads", JoinedRange(from, to, [&](size_t i) { return names[i].account; }),
+            JoinedRange(from, to, [&](size_t i) { return names[i].mci_id; }),
+            JoinedRange(from, to, [&](size_t i) { return due[i].cloud; }));
       },
       [&](size_t i, const pqxx::row& row, ResolveCache::Answer* answer) {
         return ResolveAnswer(names[i], due[i].cloud, row, answer);
@@ -1782,13 +1786,9 @@ int Catalog::RefreshDueMcis(absl::Duration ahead) {
   const int refreshed = RefreshInBatches<pb::MultiCloudImage>(
       pool_, due.size(), kReadMciColumns,
       [&](pqxx::nontransaction& txn, size_t from, size_t to) {
-        std::vector<std::string> accounts, mci_ids;
-        for (size_t i = from; i < to; ++i) {
-          accounts.push_back(names[i].account);
-          mci_ids.push_back(names[i].mci_id);
-        }
-        return txn.exec_prepared("read_mci_heads", absl::StrJoin(accounts, "\x1f"),
-                                 absl::StrJoin(mci_ids, "\x1f"));
+        return txn.exec_prepared(
+            "read_mci_heads", JoinedRange(from, to, [&](size_t i) { return names[i].account; }),
+            JoinedRange(from, to, [&](size_t i) { return names[i].mci_id; }));
       },
       [&](size_t i, const pqxx::row& row, pb::MultiCloudImage* answer) {
         return ParseReadMciRow(row, names[i], /*with_settings=*/true, answer);

@@ -653,17 +653,6 @@ std::optional<absl::Status> ServerTemplateLogic::LookUpLaunch(
   return std::nullopt;
 }
 
-std::optional<absl::Status> ServerTemplateLogic::ResolveLaunchCached(
-    const auth::Caller& caller, const v1::ResolveLaunchRequest& request,
-    v1::ResolveLaunchResponse* response) {
-  std::shared_ptr<const LaunchCache::Resolved> hit;
-  auto answered = LookUpLaunch(caller, request, &hit);
-  if (answered.has_value() && answered->ok() && !response->ParseFromString(hit->launch_wire)) {
-    return absl::InternalError("A cached launch answer does not parse.");
-  }
-  return answered;
-}
-
 std::optional<absl::Status> ServerTemplateLogic::ResolveLaunchWireCached(
     const auth::Caller& caller, const v1::ResolveLaunchRequest& request, Wire* out) {
   std::shared_ptr<const LaunchCache::Resolved> hit;

@@ -81,13 +81,10 @@ class ServerTemplateLogic {
                                    v1::ListSupportedCloudsResponse* response);
   absl::Status ResolveLaunch(const auth::Caller& caller, const v1::ResolveLaunchRequest& request,
                              v1::ResolveLaunchResponse* response);
-  // ResolveLaunch from memory (LaunchCache): the answer, or nullopt when something it needs is
-  // not cached (then ResolveLaunch runs, and fills the cache).
-  std::optional<absl::Status> ResolveLaunchCached(const auth::Caller& caller,
-                                                  const v1::ResolveLaunchRequest& request,
-                                                  v1::ResolveLaunchResponse* response);
-  // The same two with the answer serialized, as the raw-registered method replies it: from
-  // memory, the cached bytes themselves (no copy of the message, no serialization per call).
+  // ResolveLaunch from memory (LaunchCache), the answer serialized as the raw-registered method
+  // replies it (the cached bytes themselves: no copy of the message, no serialization per call),
+  // or nullopt when something it needs is not cached; then ResolveLaunchWire runs (ResolveLaunch,
+  // which fills the cache).
   using Wire = std::shared_ptr<const std::string>;
   std::optional<absl::Status> ResolveLaunchWireCached(const auth::Caller& caller,
                                                       const v1::ResolveLaunchRequest& request,

@@ -233,8 +233,8 @@ class TemplateLogicTest : public ::testing::Test {
     v1::ResolveLaunchRequest req;
     req.set_server_template(tmpl);
     req.set_cloud(cloud);
-    v1::ResolveLaunchResponse resp;
-    return logic_.ResolveLaunchCached(caller != nullptr ? *caller : designer_, req, &resp);
+    ServerTemplateLogic::Wire wire;
+    return logic_.ResolveLaunchWireCached(caller != nullptr ? *caller : designer_, req, &wire);
   }
 
   static LogicOptions Options() {
