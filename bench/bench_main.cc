@@ -1839,8 +1839,8 @@ void Bench::Events() {
     if (!seen_ms.empty()) {
       absl::StrAppend(&row.note, row.note.empty() ? "" : "; ",
                       "seen by the bench's poll (reply to read, every 1 ms) p50 ",
-                      Fixed(Percentile(seen_ms, 0.5), 1), " p99 ", Fixed(Percentile(seen_ms, 0.99), 1),
-                      " ms");
+                      Fixed(Percentile(seen_ms, 0.5), 1), " p99 ",
+                      Fixed(Percentile(seen_ms, 0.99), 1), " ms");
     }
     // The tail's samples, each with its JetStream part: which side of NATS a stall was on.
     std::sort(slowest.rbegin(), slowest.rend());
