@@ -24,12 +24,15 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -47,6 +50,18 @@ inline absl::Duration JitteredTtl(absl::Duration ttl) {
   state ^= state << 17;
   const double unit = static_cast<double>(state >> 11) * 0x1.0p-53;  // [0, 1)
   return ttl * (0.5 + 0.5 * unit);
+}
+
+// The key of an answer for one revision (0: HEAD) and cloud within its MCI's group, as the
+// catalog's ResolveCache and the templates' LaunchCache keep them; HeadCloudOfKey reads a HEAD
+// key's cloud back (nullopt for a committed revision's, which never expire).
+inline std::string RevisionCloudKey(int64_t revision, const std::string& cloud) {
+  return absl::StrCat(revision, "|", cloud);
+}
+inline std::optional<std::string> HeadCloudOfKey(const std::string& key) {
+  constexpr char kHeadPrefix[] = "0|";
+  if (!absl::StartsWith(key, kHeadPrefix)) return std::nullopt;
+  return key.substr(sizeof(kHeadPrefix) - 1);
 }
 
 template <typename Value>

@@ -55,7 +55,6 @@ constexpr char kLockMci[] =
   " FROM mcis m LEFT JOIN mci_revisions r ON r.mci = m.id AND r.revision = " revision        \
   " WHERE m.account = " account " AND m.mci_id = " mci_id
 constexpr char kReadMci[] = READ_MCI_SELECT("$1", "$2", "$3");
-constexpr int kReadMciColumns = kMciColumnCount + 7;
 // The same for many HEADs at once (the refresh ahead of their cached answers' expiry): $1 and $2
 // are lists of accounts and MCI ids joined by \x1f, whose i-th elements name one MCI; each row
 // carries its i (1-based) after kReadMci's columns.
@@ -184,7 +183,6 @@ constexpr char kAvailableClouds[] =
   " LEFT JOIN images rd ON rd.cloud_id = s.cloud_id AND rd.image_id = s.ramdisk_id"        \
   " WHERE m.account = " account " AND m.mci_id = " mci_id
 constexpr char kResolve[] = RESOLVE_SELECT("$1", "$2", "$3", "$4");
-constexpr int kResolveColumns = 19;
 // The same for many HEAD answers at once (the refresh ahead of their expiry): $1, $2 and $3 are
 // lists of accounts, MCI ids and clouds, joined by \x1f, whose i-th elements name one answer;
 // each row carries its i (1-based) after kResolve's columns.
@@ -1705,13 +1703,13 @@ MciName HeadOfKey(const std::string& key) {
 }
 
 // The refresh of `count` due answers, a thousand to a query: `query(txn, from, to)` reads
-// answers [from, to), each row carrying its 1-based place among them in column `index_column`;
+// answers [from, to), each row carrying its 1-based place among them in its last column;
 // `parse(i, row, &answer)` makes answer i of a row, and `store(i, answer)` caches it once the
 // read is done. An answer without a row (its MCI gone) or that does not parse is not stored: it
 // expires, and its next reader is told. Returns how many were stored.
 template <typename Answer, typename Query, typename Parse, typename Store>
-int RefreshInBatches(db::Pool* pool, size_t count, int index_column, const Query& query,
-                     const Parse& parse, const Store& store) {
+int RefreshInBatches(db::Pool* pool, size_t count, const Query& query, const Parse& parse,
+                     const Store& store) {
   constexpr size_t kPerQuery = 1000;
   int refreshed = 0;
   for (size_t from = 0; from < count; from += kPerQuery) {
@@ -1720,7 +1718,7 @@ int RefreshInBatches(db::Pool* pool, size_t count, int index_column, const Query
     absl::Status status = pool->Run([&](pqxx::connection& c) -> absl::Status {
       pqxx::nontransaction txn(c);
       for (const auto& row : query(txn, from, to)) {
-        const size_t i = from + row[index_column].template as<size_t>() - 1;
+        const size_t i = from + row[row.size() - 1].template as<size_t>() - 1;
         Answer answer;
         if (i >= to || !parse(i, row, &answer).ok()) continue;
         answers.emplace_back(i, std::move(answer));
@@ -1761,7 +1759,7 @@ int Catalog::RefreshDueResolves(absl::Duration ahead) {
   std::vector<MciName> names;
   for (const auto& d : due) names.push_back(HeadOfKey(d.mci_key));
   const int refreshed = RefreshInBatches<ResolveCache::Answer>(
-      pool_, due.size(), kResolveColumns,
+      pool_, due.size(),
       [&](pqxx::nontransaction& txn, size_t from, size_t to) {
         return txn.exec_prepared(
             "resolve_heads", JoinedRange(from, to, [&](size_t i) { return names[i].account; }),
@@ -1784,7 +1782,7 @@ int Catalog::RefreshDueMcis(absl::Duration ahead) {
   std::vector<MciName> names;
   for (const auto& d : due) names.push_back(HeadOfKey(d.mci_key));
   const int refreshed = RefreshInBatches<pb::MultiCloudImage>(
-      pool_, due.size(), kReadMciColumns,
+      pool_, due.size(),
       [&](pqxx::nontransaction& txn, size_t from, size_t to) {
         return txn.exec_prepared(
             "read_mci_heads", JoinedRange(from, to, [&](size_t i) { return names[i].account; }),

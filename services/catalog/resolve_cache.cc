@@ -1,9 +1,5 @@
 #include "services/catalog/resolve_cache.h"
 
-#include <optional>
-
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace mci::catalog {
@@ -13,24 +9,13 @@ absl::Time Expiry(int64_t revision, absl::Duration head_ttl) {
   return revision == 0 ? absl::Now() + JitteredTtl(head_ttl) : absl::InfiniteFuture();
 }
 
-// A ResolveCache entry's key within its MCI's group; HeadCloud reads HEAD's back.
-constexpr char kHeadKeyPrefix[] = "0|";
-std::string ResolveKey(int64_t revision, const std::string& cloud) {
-  return absl::StrCat(revision, "|", cloud);
-}
-// The cloud of a HEAD entry's key, or nullopt for a revision's.
-std::optional<std::string> HeadCloud(const std::string& key) {
-  if (!absl::StartsWith(key, kHeadKeyPrefix)) return std::nullopt;
-  return key.substr(sizeof(kHeadKeyPrefix) - 1);
-}
-
 }  // namespace
 
 std::shared_ptr<const ResolveCache::Answer> ResolveCache::Get(const std::string& mci_key,
                                                               int64_t revision,
                                                               const std::string& cloud,
                                                               uint64_t* generation) {
-  return cache_.Get(mci_key, ResolveKey(revision, cloud), generation);
+  return cache_.Get(mci_key, RevisionCloudKey(revision, cloud), generation);
 }
 
 std::shared_ptr<const ResolveCache::Answer> ResolveCache::Put(const std::string& mci_key,
@@ -39,7 +24,7 @@ std::shared_ptr<const ResolveCache::Answer> ResolveCache::Put(const std::string&
                                                               uint64_t generation, Answer answer) {
   if (answer.status.ok()) answer.response.SerializeToString(&answer.wire);
   auto entry = std::make_shared<const Answer>(std::move(answer));
-  cache_.Put(mci_key, ResolveKey(revision, cloud), generation, entry, Expiry(revision, head_ttl_));
+  cache_.Put(mci_key, RevisionCloudKey(revision, cloud), generation, entry, Expiry(revision, head_ttl_));
   return entry;
 }
 
@@ -47,7 +32,7 @@ std::vector<ResolveCache::DueHead> ResolveCache::DueHeads(absl::Time before, siz
   std::vector<DueHead> out;
   for (auto& due : cache_.DueBefore(before, limit)) {
     // Only HEAD's entries expire, so every due one is HEAD's.
-    if (auto cloud = HeadCloud(due.key)) {
+    if (auto cloud = HeadCloudOfKey(due.key)) {
       out.push_back(DueHead{std::move(due.group), *std::move(cloud), due.generation});
     }
   }

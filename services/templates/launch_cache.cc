@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -15,12 +14,6 @@ namespace {
 
 std::string TemplateGroup(const std::string& account, const std::string& template_id) {
   return absl::StrCat(account, "/", template_id);
-}
-
-// A resolved answer's key within its MCI's group; HEAD's start with kHeadKeyPrefix.
-constexpr char kHeadKeyPrefix[] = "0|";
-std::string AnswerKey(int64_t revision, const std::string& cloud) {
-  return absl::StrCat(revision, "|", cloud);
 }
 
 }  // namespace
@@ -54,7 +47,7 @@ std::shared_ptr<const LaunchCache::Resolved> LaunchCache::GetResolved(const std:
                                                                       int64_t revision,
                                                                       const std::string& cloud,
                                                                       uint64_t* generation) {
-  return resolved_.Get(mci, AnswerKey(revision, cloud), generation);
+  return resolved_.Get(mci, RevisionCloudKey(revision, cloud), generation);
 }
 
 void LaunchCache::PutResolved(const std::string& mci, int64_t revision, const std::string& cloud,
@@ -76,7 +69,7 @@ void LaunchCache::PutResolved(const std::string& mci, int64_t revision, const st
     *launch.mutable_image() = resolved.response;
     launch.SerializeToString(&resolved.launch_wire);
   }
-  resolved_.Put(mci, AnswerKey(revision, cloud), generation,
+  resolved_.Put(mci, RevisionCloudKey(revision, cloud), generation,
                 std::make_shared<const Resolved>(std::move(resolved)), expires);
 }
 
@@ -105,9 +98,9 @@ std::vector<LaunchCache::DueTemplate> LaunchCache::DueTemplates(absl::Time befor
 std::vector<LaunchCache::DueAnswer> LaunchCache::DueAnswers(absl::Time before, size_t limit) {
   std::vector<DueAnswer> out;
   for (auto& due : resolved_.DueBefore(before, limit)) {
-    if (!absl::StartsWith(due.key, kHeadKeyPrefix)) continue;  // only HEAD's expire
-    out.push_back(DueAnswer{std::move(due.group), due.key.substr(sizeof(kHeadKeyPrefix) - 1),
-                            due.generation});
+    auto cloud = HeadCloudOfKey(due.key);
+    if (!cloud.has_value()) continue;  // only HEAD's expire
+    out.push_back(DueAnswer{std::move(due.group), *std::move(cloud), due.generation});
   }
   return out;
 }

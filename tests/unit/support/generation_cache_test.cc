@@ -86,5 +86,16 @@ TEST(GenerationCacheTest, RefreshReplacesTheEntryUnlessItsGroupChanged) {
   EXPECT_EQ(cache.Get("a", "k", &g), nullptr);
 }
 
+// A HEAD key gives its cloud back whole (a cloud name holds no "|" but may hold anything else);
+// a committed revision's key, "10|…" included, is not HEAD's.
+TEST(RevisionCloudKeyTest, HeadKeysGiveTheirCloudBack) {
+  EXPECT_EQ(RevisionCloudKey(0, "clouds/aws-us-east-1"), "0|clouds/aws-us-east-1");
+  EXPECT_EQ(HeadCloudOfKey(RevisionCloudKey(0, "clouds/aws-us-east-1")), "clouds/aws-us-east-1");
+  EXPECT_EQ(HeadCloudOfKey(RevisionCloudKey(0, "")), "");
+  EXPECT_EQ(HeadCloudOfKey(RevisionCloudKey(1, "clouds/a")), std::nullopt);
+  EXPECT_EQ(HeadCloudOfKey(RevisionCloudKey(10, "clouds/a")), std::nullopt);
+  EXPECT_EQ(HeadCloudOfKey("0"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace mci
