@@ -18,10 +18,12 @@ def num(value, digits=0):
 def outside(run):
     """The "outside:" rows side by side with the bench client's (from their verdicts)."""
     print("| scenario | in flight | outside: echo QPS | outside: scenario QPS | ×echo | "
-          "bench client: scenario QPS (×echo), side by side | service µs/call: outside, bench "
+          "bench client: scenario QPS (×echo), side by side | outside rate over the bench "
+          "client's (median of the slices) | service µs/call: outside, bench "
           "client | client µs/call: outside, bench client | verdict |")
-    print("|---|---:|---:|---:|---:|---|---|---|---|")
-    pattern = re.compile(r"^(\w+) \((\d+)/s against (\d+)/s; bench client ([\d.]+)x at (\d+)/s "
+    print("|---|---:|---:|---:|---:|---|---:|---|---|---|")
+    pattern = re.compile(r"^(\w+) \((\d+)/s against (\d+)/s(?:, ([\d.]+)x by the slices' median)?; "
+                         r"bench client ([\d.]+)x at (\d+)/s "
                          r"side by side; service CPU ([\d.]+) us/call, ([\d.]+) with the bench "
                          r"client; client CPU ([\d.]+) us/call, the bench client's ([\d.]+)\)")
     for r in run["rows"]:
@@ -32,8 +34,8 @@ def outside(run):
             continue
         print(f"| {r['operation'][len('outside: '):]} | {r['in_flight']} | "
               f"{r['baseline_qps']:.0f} | {r['qps']:.0f} | {r['ratio_qps']:.2f} | "
-              f"{m.group(5)} ({float(m.group(4)):.2f}) | {m.group(6)}, {m.group(7)} | "
-              f"{m.group(8)}, {m.group(9)} | {m.group(1)} |")
+              f"{m.group(6)} ({float(m.group(5)):.2f}) | {m.group(4) or ''} | "
+              f"{m.group(7)}, {m.group(8)} | {m.group(9)}, {m.group(10)} | {m.group(1)} |")
 
 
 def main():
