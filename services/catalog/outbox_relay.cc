@@ -20,6 +20,8 @@ constexpr char kSelectBatch[] =
     "SELECT id, event_id, subject, payload FROM outbox ORDER BY id LIMIT $1";
 // How long a relay that just published lets further commits gather (see Loop).
 constexpr std::chrono::milliseconds kLinger{5};
+// A batch slower than this (its read and its publishing) is logged, with which of the two it was.
+constexpr absl::Duration kSlowBatch = absl::Milliseconds(100);
 // The rows of the previous batch (acked) go in the same round trip as the next batch's read; the
 // read's snapshot precedes the delete, hence the filter.
 constexpr char kDeleteRelayedAndSelect[] =
@@ -111,12 +113,14 @@ void OutboxRelay::Notify() {
 }
 
 OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
+  const absl::Time started = absl::Now();
   pqxx::nontransaction txn(conn);
   // Kept when this throws: deleting them again later is harmless (ids are never reused).
   pqxx::result rows = relayed_.empty()
                           ? txn.exec_params(kSelectBatch, kBatchSize)
                           : txn.exec_params(kDeleteRelayedAndSelect, relayed_, kBatchSize);
   relayed_.clear();
+  const absl::Time read = absl::Now();
   std::vector<std::string> relayed;
   const bool pipelined = nats_->connected() && PublishPipelined(nats_->connection(), rows);
   if (pipelined) {
@@ -134,6 +138,13 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
     relayed.push_back(row[0].c_str());
   }
   relayed_ = absl::StrJoin(relayed, ",");
+  if (const absl::Time done = absl::Now(); done - started > kSlowBatch) {
+    // Each of these delays every event of the batch: which side was slow, for whoever asks why.
+    log::Warn("outbox relay: slow batch",
+              {{"events", absl::StrCat(rows.size())},
+               {"read_ms", absl::StrCat(absl::ToDoubleMilliseconds(read - started))},
+               {"publish_ms", absl::StrCat(absl::ToDoubleMilliseconds(done - read))}});
+  }
   // Counting the backlog costs a scan: only when a publish failed. An empty batch means none.
   if (relayed.size() < rows.size()) {
     Metrics::Global().SetGauge("mci_outbox_backlog", txn.exec(kBacklog)[0][0].as<double>() -
