@@ -29,27 +29,37 @@ class Metrics {
   void SetGauge(absl::string_view name, double value);
   // A counter of the service's own (e.g. cached answers refreshed); not for per-call paths.
   void AddCounter(absl::string_view name, uint64_t delta);
+  // A histogram of the service's own, in seconds (e.g. the outbox relay's publishing), with the
+  // calls' buckets; not for per-call paths.
+  void Observe(absl::string_view name, double seconds);
   std::string Render() const;
 
  private:
   static constexpr std::array<double, 12> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                       0.01,   0.025,   0.05,   0.1,   0.5,    1.0};
   static constexpr int kCodes = 17;  // absl::StatusCode 0 (OK) to 16 (UNAUTHENTICATED)
-  struct Method {
-    std::array<std::atomic<uint64_t>, kCodes> counts{};  // by status code
-    // Calls whose latency falls in (kBuckets[i-1], kBuckets[i]]; the last one, above every bound.
+  struct Histogram {
+    // Observations that fall in (kBuckets[i-1], kBuckets[i]]; the last one, above every bound.
     // Render adds them up into Prometheus' cumulative buckets.
     std::array<std::atomic<uint64_t>, kBuckets.size() + 1> buckets{};
     std::atomic<uint64_t> sum_nanos{0};
+    void Add(double seconds);
+    // Appends the series `name`_bucket, _sum and _count; `labels` ("method=\"X\"") or "".
+    void Render(absl::string_view name, absl::string_view labels, std::string* out) const;
+  };
+  struct Method {
+    std::array<std::atomic<uint64_t>, kCodes> counts{};  // by status code
+    Histogram latency;
   };
   Method& MethodFor(absl::string_view method);
 
   mutable std::shared_mutex methods_mu_;
   // Never erased, so a Method found under the shared lock stays valid after it is released.
   std::map<std::string, std::unique_ptr<Method>, std::less<>> methods_;
-  mutable std::mutex gauges_mu_;  // gauges_ and counters_
+  mutable std::mutex gauges_mu_;  // gauges_, counters_ and histograms_
   std::map<std::string, double, std::less<>> gauges_;
   std::map<std::string, uint64_t, std::less<>> counters_;
+  std::map<std::string, Histogram, std::less<>> histograms_;
 };
 
 }  // namespace mci

@@ -16,8 +16,11 @@ namespace {
 
 constexpr int64_t kRelayLockKey = 7262012;
 constexpr int kBatchSize = 256;
-constexpr char kSelectBatch[] =
-    "SELECT id, event_id, subject, payload FROM outbox ORDER BY id LIMIT $1";
+// The last column: how long ago the event was written, by the database's clock (not compared with
+// this process's).
+#define MCI_OUTBOX_COLUMNS \
+  "id, event_id, subject, payload, extract(epoch FROM clock_timestamp() - created)::float8"
+constexpr char kSelectBatch[] = "SELECT " MCI_OUTBOX_COLUMNS " FROM outbox ORDER BY id LIMIT $1";
 // How long a relay that just published lets further commits gather (see Loop).
 constexpr std::chrono::milliseconds kLinger{5};
 // A batch slower than this (its read and its publishing) is logged, with which of the two it was.
@@ -26,7 +29,7 @@ constexpr absl::Duration kSlowBatch = absl::Milliseconds(100);
 // read's snapshot precedes the delete, hence the filter.
 constexpr char kDeleteRelayedAndSelect[] =
     "WITH relayed AS (DELETE FROM outbox WHERE id = ANY(string_to_array($1, ',')::bigint[]))"
-    " SELECT id, event_id, subject, payload FROM outbox"
+    " SELECT " MCI_OUTBOX_COLUMNS " FROM outbox"
     " WHERE id <> ALL(string_to_array($1, ',')::bigint[]) ORDER BY id LIMIT $2";
 constexpr char kBacklog[] = "SELECT count(*) FROM outbox";
 
@@ -138,7 +141,18 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
     relayed.push_back(row[0].c_str());
   }
   relayed_ = absl::StrJoin(relayed, ",");
-  if (const absl::Time done = absl::Now(); done - started > kSlowBatch) {
+  const absl::Time done = absl::Now();
+  if (!rows.empty()) {
+    Metrics& metrics = Metrics::Global();
+    metrics.Observe("mci_outbox_relay_read_seconds", absl::ToDoubleSeconds(read - started));
+    metrics.Observe("mci_outbox_relay_publish_seconds", absl::ToDoubleSeconds(done - read));
+    // Each acked event: from its write to the end of its batch's publishing (JetStream's ack).
+    const double publish = absl::ToDoubleSeconds(done - read);
+    for (size_t i = 0; i < relayed.size(); ++i) {
+      metrics.Observe("mci_outbox_event_delay_seconds", rows[i][4].as<double>() + publish);
+    }
+  }
+  if (done - started > kSlowBatch) {
     // Each of these delays every event of the batch: which side was slow, for whoever asks why.
     log::Warn("outbox relay: slow batch",
               {{"events", absl::StrCat(rows.size())},

@@ -2,8 +2,11 @@
 
 #include <chrono>
 
+#include "absl/time/clock.h"
 #include "libs/common/log.h"
+#include "libs/common/metrics.h"
 #include "mci/events/v1/events.pb.h"
+#include "services/templates/replica.h"
 
 namespace mci::templates {
 namespace {
@@ -11,6 +14,14 @@ namespace {
 constexpr int kBatch = 256;
 constexpr int64_t kFetchTimeoutMs = 1000;
 constexpr int64_t kRetryDelayMs = 1000;
+
+// A handled event: from its making in the catalog (before its commit) to the replica's commit here
+// (or its being found older than the replica's, a redelivery); across hosts, their clocks' skew
+// is in it.
+void ObservePropagation(const mci::events::v1::MultiCloudImageEvent& event, absl::Time applied) {
+  Metrics::Global().Observe("mci_event_propagation_seconds",
+                            absl::ToDoubleSeconds(applied - EventTime(event)));
+}
 
 void Sleep(const std::atomic<bool>& stopping, int64_t ms) {
   for (int64_t waited = 0; waited < ms && !stopping; waited += 100) {
@@ -71,6 +82,7 @@ bool EventConsumer::Handle(natsMsg* msg) {
     natsMsg_NakWithDelay(msg, kRetryDelayMs, nullptr);
     return false;
   }
+  ObservePropagation(event, absl::Now());
   natsStatus s = natsMsg_Ack(msg, nullptr);
   if (s != NATS_OK) {
     // Redelivered after the ack wait and ignored then by its sequence.
@@ -101,6 +113,8 @@ bool EventConsumer::HandleBatch(const natsMsgList& list) {
               {{"error", status.ToString()}});
     return false;
   }
+  const absl::Time applied = absl::Now();
+  for (const auto& event : events) ObservePropagation(event, applied);
   for (int i = 0; i < list.Count; ++i) {
     if (natsStatus s = natsMsg_Ack(list.Msgs[i], nullptr); s != NATS_OK) {
       log::Warn("cannot ack MCI event", {{"error", natsStatus_GetText(s)}});

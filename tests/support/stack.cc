@@ -670,12 +670,16 @@ bool Eventually(const std::function<bool()>& condition, absl::Duration timeout) 
 }
 
 int64_t MetricsCounter(const std::string& http_address, const std::string& name) {
+  return static_cast<int64_t>(MetricsValue(http_address, name));
+}
+
+double MetricsValue(const std::string& http_address, const std::string& series) {
   httplib::Client http("http://" + http_address);
   auto res = http.Get("/metrics");
   if (!res || res->status != 200) return -1;
   for (absl::string_view line : absl::StrSplit(res->body, '\n')) {
-    int64_t value = 0;
-    if (absl::ConsumePrefix(&line, name + " ") && absl::SimpleAtoi(line, &value)) return value;
+    double value = 0;
+    if (absl::ConsumePrefix(&line, series + " ") && absl::SimpleAtod(line, &value)) return value;
   }
   return 0;
 }

@@ -109,6 +109,15 @@ TEST_F(CatalogEventsTest, ConsumerSeesEveryChangeInOrder) {
   std::vector<Event> events = reader.Collect(mci.name(), 6, absl::Seconds(20));
   ASSERT_EQ(events.size(), 6u);
   ExpectInOrder(events);
+  // The relay's times in /metrics: a read and a publishing per batch, a delay per event (counted
+  // just after JetStream's ack, which may be after the reader's delivery).
+  const std::string http = stack_.catalog_http_address();
+  EXPECT_TRUE(Eventually(
+      [&] { return MetricsValue(http, "mci_outbox_event_delay_seconds_count") >= 6; },
+      absl::Seconds(5)));
+  EXPECT_GE(MetricsValue(http, "mci_outbox_relay_read_seconds_count"), 1);
+  EXPECT_GE(MetricsValue(http, "mci_outbox_relay_publish_seconds_count"), 1);
+  EXPECT_GT(MetricsValue(http, "mci_outbox_event_delay_seconds_sum"), 0);
   std::vector<Event::Type> types;
   for (const auto& e : events) types.push_back(e.type());
   EXPECT_EQ(types,
@@ -262,16 +271,30 @@ TEST_F(CatalogEventsTest, NatsOutageDelaysButLosesNothing) {
     StreamReader reader(stack_.nats().Url());
     ASSERT_EQ(reader.Collect(mci.name(), 1, absl::Seconds(20)).size(), 1u);
   }
+  const std::string http = stack_.catalog_http_address();
+  const std::string within_half_second = R"(mci_outbox_event_delay_seconds_bucket{le="0.5"})";
+  ASSERT_TRUE(Eventually(
+      [&] { return MetricsValue(http, "mci_outbox_event_delay_seconds_count") >= 1; },
+      absl::Seconds(5)));
+  const double quick_before = MetricsValue(http, within_half_second);
+  const double count_before = MetricsValue(http, "mci_outbox_event_delay_seconds_count");
   stack_.nats().Stop();
   for (int i = 1; i < 100; ++i) {
     ASSERT_TRUE(c.Tag(mci.name(), absl::StrCat("n:i=", i)).ok()) << i;
   }
+  absl::SleepFor(absl::Seconds(1));
   stack_.nats().Start();
   StreamReader reader(stack_.nats().Url());
   ASSERT_TRUE(reader.ok());
   std::vector<Event> events = reader.Collect(mci.name(), 100, absl::Seconds(60));
   ASSERT_EQ(events.size(), 100u);
   ExpectInOrder(events);
+  // The delay counts from each event's write, so the outage is in it: every event written during
+  // it waited more than the second slept (none in the 0.5 s bucket), each counted once acked.
+  EXPECT_TRUE(Eventually(
+      [&] { return MetricsValue(http, "mci_outbox_event_delay_seconds_count") >= count_before + 99; },
+      absl::Seconds(5)));
+  EXPECT_EQ(MetricsValue(http, within_half_second), quick_before);
   // Nothing arrives twice.
   EXPECT_EQ(reader.Collect(mci.name(), 101, absl::Seconds(2)).size(), 100u);
 }

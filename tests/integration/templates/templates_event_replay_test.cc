@@ -220,6 +220,14 @@ TEST_F(EventReplayTest, CatalogEventsReachTheReplica) {
       },
       absl::Seconds(20)))
       << "the catalog's SETTINGS_CHANGED event did not reach the template-reference replica";
+  // Each applied event's propagation is in /metrics (CREATED and SETTINGS_CHANGED at least;
+  // observed just after the replica's commit, so maybe after the answer above).
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return mci::testing::MetricsValue(stack_.templates_http_address(),
+                                          "mci_event_propagation_seconds_count") >= 2;
+      },
+      absl::Seconds(5)));
 }
 
 // A NATS outage makes the service NOT_SERVING and only delays events: the durable consumer picks

@@ -1,5 +1,6 @@
 // Metrics: what /metrics renders from ObserveRpc, including calls observed from many threads at
-// once (the counters are atomics, without a lock on the call path).
+// once (the counters are atomics, without a lock on the call path), and from the services' own
+// gauges, counters and histograms.
 #include "libs/common/metrics.h"
 
 #include <gtest/gtest.h>
@@ -91,6 +92,26 @@ TEST(MetricsTest, GaugesAndCounters) {
   EXPECT_TRUE(
       absl::StrContains(out, "# TYPE mci_refreshed_total counter\nmci_refreshed_total 42\n"))
       << out;
+}
+
+TEST(MetricsTest, HistogramsOfTheServicesOwn) {
+  Metrics metrics;
+  metrics.Observe("mci_outbox_event_delay_seconds", 0.004);
+  metrics.Observe("mci_outbox_event_delay_seconds", 0.02);
+  metrics.Observe("mci_outbox_event_delay_seconds", 3);  // above every bound: +Inf only
+  metrics.Observe("mci_outbox_relay_read_seconds", 0.0002);
+  const std::string out = metrics.Render();
+  EXPECT_TRUE(absl::StrContains(out, "# TYPE mci_outbox_event_delay_seconds histogram\n")) << out;
+  const std::string bucket = R"(mci_outbox_event_delay_seconds_bucket{le=")";
+  EXPECT_EQ(Value(out, bucket + R"(0.0025"})"), "0") << out;
+  EXPECT_EQ(Value(out, bucket + R"(0.005"})"), "1") << out;
+  EXPECT_EQ(Value(out, bucket + R"(0.025"})"), "2") << out;
+  EXPECT_EQ(Value(out, bucket + R"(1"})"), "2") << out;
+  EXPECT_EQ(Value(out, bucket + R"(+Inf"})"), "3") << out;
+  EXPECT_EQ(Value(out, "mci_outbox_event_delay_seconds_count"), "3") << out;
+  EXPECT_EQ(Value(out, "mci_outbox_event_delay_seconds_sum"), "3.024") << out;
+  EXPECT_EQ(Value(out, "mci_outbox_relay_read_seconds_count"), "1") << out;
+  EXPECT_EQ(Value(out, R"(mci_outbox_relay_read_seconds_bucket{le="0.00025"})"), "1") << out;
 }
 
 }  // namespace
