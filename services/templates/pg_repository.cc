@@ -1,7 +1,9 @@
 #include "services/templates/pg_repository.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -42,21 +44,24 @@ constexpr char kInsertTemplate[] =
     "INSERT INTO server_templates (account, template_id, display_name, description, cloned_from)"
     " VALUES ($1, $2, $3, $4, $5) RETURNING id";
 
-constexpr char kSelectHead[] =
-    "SELECT id, display_name, description, cloned_from, '' AS commit_message, latest_revision,"
-    " version, (extract(epoch FROM create_time) * 1000000)::bigint,"
-    " (extract(epoch FROM update_time) * 1000000)::bigint"
-    " FROM server_templates WHERE account = $1 AND template_id = $2";
+// A template's columns as RecordFromRow reads them: of HEAD (server_templates), or of a committed
+// revision (server_templates t, server_template_revisions r).
+#define TEMPLATE_HEAD_COLUMNS                                                                   \
+  "id, display_name, description, cloned_from, '' AS commit_message, latest_revision, version," \
+  " (extract(epoch FROM create_time) * 1000000)::bigint,"                                       \
+  " (extract(epoch FROM update_time) * 1000000)::bigint"
+#define TEMPLATE_REVISION_COLUMNS                                                         \
+  "t.id, r.display_name, r.description, r.cloned_from, r.commit_message, t.latest_revision," \
+  " t.version, (extract(epoch FROM r.create_time) * 1000000)::bigint,"                    \
+  " (extract(epoch FROM r.create_time) * 1000000)::bigint"
+constexpr char kSelectHead[] = "SELECT " TEMPLATE_HEAD_COLUMNS
+                               " FROM server_templates WHERE account = $1 AND template_id = $2";
 constexpr char kSelectRevision[] =
-    "SELECT t.id, r.display_name, r.description, r.cloned_from, r.commit_message,"
-    " t.latest_revision, t.version, (extract(epoch FROM r.create_time) * 1000000)::bigint,"
-    " (extract(epoch FROM r.create_time) * 1000000)::bigint"
+    "SELECT " TEMPLATE_REVISION_COLUMNS
     " FROM server_templates t JOIN server_template_revisions r ON r.template = t.id"
     " WHERE t.account = $1 AND t.template_id = $2 AND r.revision = $3";
 constexpr char kListHeads[] =
-    "SELECT id, display_name, description, cloned_from, '' AS commit_message, latest_revision,"
-    " version, (extract(epoch FROM create_time) * 1000000)::bigint,"
-    " (extract(epoch FROM update_time) * 1000000)::bigint, template_id"
+    "SELECT " TEMPLATE_HEAD_COLUMNS ", template_id"
     " FROM server_templates WHERE account = $1 AND id > $2 ORDER BY id LIMIT $3";
 constexpr char kLockHead[] =
     "SELECT id, version, latest_revision, display_name, description, cloned_from"
@@ -78,6 +83,12 @@ constexpr char kSetLatestRevision[] =
 constexpr char kSelectReferences[] =
     "SELECT mci, mci_revision, is_default, position FROM mci_references"
     " WHERE template = $1 AND template_revision = $2 ORDER BY is_default DESC, position";
+// The HEAD references of several templates ($1: their row ids, "1,2,3"), as kSelectReferences
+// orders them, after the template's row id and revision (ReferencesOfTemplates).
+constexpr char kSelectHeadReferencesOf[] =
+    "SELECT template, template_revision, mci, mci_revision, is_default, position"
+    " FROM mci_references WHERE template = ANY(string_to_array($1, ',')::bigint[])"
+    " AND template_revision = 0 ORDER BY template, is_default DESC, position";
 constexpr char kSelectReference[] =
     "SELECT is_default FROM mci_references WHERE template = $1 AND template_revision = 0"
     " AND mci = $2 AND mci_revision = $3";
@@ -191,17 +202,31 @@ void LockKey(pqxx::work& txn, int space, const std::string& key) {
 
 void LockMci(pqxx::work& txn, const std::string& mci) { LockKey(txn, kMciLockSpace, mci); }
 
+// A reference from the columns mci, mci_revision, is_default, position, from `first` on.
+Reference ParseReference(const pqxx::row& row, int first) {
+  Reference r;
+  r.mci = row[first].as<std::string>();
+  r.mci_revision = row[first + 1].as<int64_t>();
+  r.is_default = row[first + 2].as<bool>();
+  r.position = row[first + 3].as<int>();
+  return r;
+}
+
 std::vector<Reference> ParseReferences(const pqxx::result& rows) {
   std::vector<Reference> refs;
-  for (const auto& row : rows) {
-    Reference r;
-    r.mci = row[0].as<std::string>();
-    r.mci_revision = row[1].as<int64_t>();
-    r.is_default = row[2].as<bool>();
-    r.position = row[3].as<int>();
-    refs.push_back(std::move(r));
-  }
+  for (const auto& row : rows) refs.push_back(ParseReference(row, 0));
   return refs;
+}
+
+// Rows of template, template_revision, then a reference's columns, by (template, revision), each
+// template's references in the rows' order.
+std::map<std::pair<int64_t, int64_t>, std::vector<Reference>> ReferencesOfTemplates(
+    const pqxx::result& rows) {
+  std::map<std::pair<int64_t, int64_t>, std::vector<Reference>> out;
+  for (const auto& row : rows) {
+    out[{row[0].as<int64_t>(), row[1].as<int64_t>()}].push_back(ParseReference(row, 2));
+  }
+  return out;
 }
 
 std::vector<Reference> LoadReferences(pqxx::transaction_base& txn, int64_t row_id,
@@ -419,6 +444,7 @@ void PgRepository::Prepare(pqxx::connection& conn) {
       {"kInsertRevision", kInsertRevision},
       {"kInsertTemplate", kInsertTemplate},
       {"kListHeads", kListHeads},
+      {"kSelectHeadReferencesOf", kSelectHeadReferencesOf},
       {"kLockHead", kLockHead},
       {"kLockKey", kLockKey},
       {"kNextPosition", kNextPosition},
@@ -469,6 +495,52 @@ absl::StatusOr<TemplateRecord> PgRepository::GetTemplate(const std::string& acco
   return out;
 }
 
+absl::StatusOr<std::vector<TemplateRecord>> PgRepository::GetTemplates(
+    const std::vector<TemplateKey>& keys) {
+  std::vector<TemplateRecord> out;
+  if (keys.empty()) return out;
+  absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
+    pqxx::nontransaction txn(c);
+    out.clear();
+    // The keys as a VALUES list (quoted: no parsing of ids in SQL); the templates and their
+    // references in one round trip, each statement joined with them.
+    std::string values = absl::StrJoin(
+        keys, ",", [&txn](std::string* to, const TemplateKey& k) {
+          absl::StrAppend(to, "(", txn.quote(k.account), ",", txn.quote(k.template_id), ",",
+                          k.revision, "::bigint)");
+        });
+    const std::string with = absl::StrCat(
+        "WITH k AS (SELECT DISTINCT * FROM (VALUES ", values,
+        ") AS v (account, template_id, revision)) ");
+    std::vector<pqxx::result> r = db::Together(
+        txn,
+        {absl::StrCat(with, "SELECT " TEMPLATE_HEAD_COLUMNS ", account, template_id, 0::bigint"
+                            " FROM server_templates JOIN k USING (account, template_id)"
+                            " WHERE k.revision = 0"
+                            " UNION ALL SELECT " TEMPLATE_REVISION_COLUMNS
+                            ", t.account, t.template_id, r.revision"
+                            " FROM server_templates t JOIN server_template_revisions r"
+                            " ON r.template = t.id JOIN k ON k.account = t.account"
+                            " AND k.template_id = t.template_id AND k.revision = r.revision"),
+         absl::StrCat(with,
+                      "SELECT m.template, m.template_revision, m.mci, m.mci_revision,"
+                      " m.is_default, m.position FROM mci_references m"
+                      " JOIN server_templates t ON t.id = m.template JOIN k"
+                      " ON k.account = t.account AND k.template_id = t.template_id"
+                      " AND k.revision = m.template_revision"
+                      " ORDER BY m.template, m.template_revision, m.is_default DESC, m.position")});
+    auto references = ReferencesOfTemplates(r[1]);
+    for (const auto& row : r[0]) {
+      out.push_back(RecordFromRow(row, row[9].as<std::string>(), row[10].as<std::string>(),
+                                  row[11].as<int64_t>()));
+      out.back().references = std::move(references[{out.back().row_id, out.back().revision}]);
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
 absl::StatusOr<std::vector<TemplateRecord>> PgRepository::ListTemplates(const std::string& account,
                                                                         int64_t after_row_id,
                                                                         int limit) {
@@ -476,11 +548,16 @@ absl::StatusOr<std::vector<TemplateRecord>> PgRepository::ListTemplates(const st
   absl::Status status = pool_->Run([&](pqxx::connection& c) -> absl::Status {
     pqxx::nontransaction txn(c);
     out.clear();
+    // Two round trips for the page: the templates, then all their references.
+    std::vector<std::string> row_ids;
     for (const auto& row : txn.exec_prepared("kListHeads", account, after_row_id, limit)) {
-      TemplateRecord t = RecordFromRow(row, account, row[9].as<std::string>(), 0);
-      t.references = LoadReferences(txn, t.row_id, 0);
-      out.push_back(std::move(t));
+      out.push_back(RecordFromRow(row, account, row[9].as<std::string>(), 0));
+      row_ids.push_back(std::to_string(out.back().row_id));
     }
+    if (out.empty()) return absl::OkStatus();
+    auto references = ReferencesOfTemplates(
+        txn.exec_prepared("kSelectHeadReferencesOf", absl::StrJoin(row_ids, ",")));
+    for (TemplateRecord& t : out) t.references = std::move(references[{t.row_id, 0}]);
     return absl::OkStatus();
   });
   if (!status.ok()) return status;

@@ -20,6 +20,8 @@ class PgRepository : public Repository {
   absl::StatusOr<TemplateRecord> GetTemplate(const std::string& account,
                                              const std::string& template_id,
                                              int64_t revision) override;
+  absl::StatusOr<std::vector<TemplateRecord>> GetTemplates(
+      const std::vector<TemplateKey>& keys) override;
   absl::StatusOr<std::vector<TemplateRecord>> ListTemplates(const std::string& account,
                                                             int64_t after_row_id,
                                                             int limit) override;

@@ -35,6 +35,15 @@ class Repository {
   virtual absl::StatusOr<TemplateRecord> GetTemplate(const std::string& account,
                                                      const std::string& template_id,
                                                      int64_t revision) = 0;
+  struct TemplateKey {
+    std::string account;
+    std::string template_id;
+    int64_t revision = 0;  // 0: HEAD
+  };
+  // The templates of `keys` that exist (HEADs and committed revisions), in one read, in no
+  // particular order; those that do not are left out. For refreshing many at once.
+  virtual absl::StatusOr<std::vector<TemplateRecord>> GetTemplates(
+      const std::vector<TemplateKey>& keys) = 0;
   // HEADs with row_id > after_row_id, by row_id.
   virtual absl::StatusOr<std::vector<TemplateRecord>> ListTemplates(const std::string& account,
                                                                     int64_t after_row_id,

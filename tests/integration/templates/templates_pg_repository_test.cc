@@ -1,8 +1,10 @@
-// The replica's SQL against a real PostgreSQL: an event batch is one transaction whose BEGIN and
-// COMMIT ride on its first and last statements, so a batch that fails must be rolled back by hand
-// and leave its pooled connection clean for the next one.
+// The repository's SQL against a real PostgreSQL: templates read together are what one read
+// shows; an event batch is one transaction whose BEGIN and COMMIT ride on its first and last
+// statements, so a batch that fails must be rolled back by hand and leave its pooled connection
+// clean for the next one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -66,6 +68,106 @@ class TemplatesPgRepositoryTest : public ::testing::Test {
   std::unique_ptr<db::Pool> pool_;
   std::unique_ptr<PgRepository> repository_;
 };
+
+// What one template read (GetTemplate) and the batched ones (GetTemplates, ListTemplates) both
+// show: the same record, references in the same order.
+void ExpectSameTemplate(const TemplateRecord& got, const TemplateRecord& want) {
+  const std::string name = absl::StrCat(want.account, "/", want.template_id, "@", want.revision);
+  EXPECT_EQ(got.row_id, want.row_id) << name;
+  EXPECT_EQ(got.account, want.account) << name;
+  EXPECT_EQ(got.template_id, want.template_id) << name;
+  EXPECT_EQ(got.revision, want.revision) << name;
+  EXPECT_EQ(got.display_name, want.display_name) << name;
+  EXPECT_EQ(got.commit_message, want.commit_message) << name;
+  EXPECT_EQ(got.latest_revision, want.latest_revision) << name;
+  EXPECT_EQ(got.version, want.version) << name;
+  EXPECT_EQ(got.create_time, want.create_time) << name;
+  EXPECT_EQ(got.update_time, want.update_time) << name;
+  ASSERT_EQ(got.references.size(), want.references.size()) << name;
+  for (size_t i = 0; i < want.references.size(); ++i) {
+    EXPECT_EQ(got.references[i].mci, want.references[i].mci) << name << " #" << i;
+    EXPECT_EQ(got.references[i].mci_revision, want.references[i].mci_revision) << name;
+    EXPECT_EQ(got.references[i].is_default, want.references[i].is_default) << name;
+    EXPECT_EQ(got.references[i].position, want.references[i].position) << name;
+  }
+}
+
+// Templates read many at once (the launch cache's refresh: HEADs and revisions in one round
+// trip; a page of ListServerTemplates: its references in one more) are what one read shows;
+// keys of no template are left out, a key asked twice is answered once.
+TEST_F(TemplatesPgRepositoryTest, TemplatesReadTogetherAreWhatOneReadShows) {
+  PgRepository& repository = *repository_;
+  const std::string a = "accounts/acct/multiCloudImages/a", b = "accounts/acct/multiCloudImages/b";
+  // Both MCIs known to the replica, with the revisions web's commit pins (a@2, b@5).
+  for (const auto& [mci, revision] : {std::pair<std::string, int64_t>{a, 2}, {b, 5}}) {
+    Event committed = Created(mci, mci);
+    committed.set_type(Event::COMMITTED);
+    committed.set_event_id(absl::StrCat(mci, "#2"));
+    committed.set_sequence(2);
+    committed.set_revision(revision);
+    Event::Revision* state = committed.add_revisions();
+    state->set_revision(revision);
+    state->add_clouds("clouds/aws-us-east-1");
+    ASSERT_TRUE(repository.ApplyEvents({Created(mci, mci), committed}).ok());
+  }
+  auto create = [&](const std::string& account, const std::string& id) {
+    Repository::NewTemplate t;
+    t.account = account;
+    t.template_id = id;
+    t.display_name = absl::StrCat("Template ", id);
+    auto created = repository.CreateTemplate(t);
+    EXPECT_TRUE(created.ok()) << created.status();
+  };
+  create("acct", "web");
+  create("acct", "api");
+  create("rival", "web");
+  Reference to_a{a, 0, false, 0}, to_b{b, 0, false, 0};
+  ASSERT_TRUE(repository.AddReference("acct", "web", to_a, false).ok());
+  ASSERT_TRUE(repository.AddReference("acct", "web", to_b, true).ok());  // b first: the default
+  auto committed = repository.CommitTemplate("acct", "web", 0, "first", {{a, 2}, {b, 5}});
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  ASSERT_TRUE(repository.AddReference("acct", "api", to_a, false).ok());
+
+  using Key = Repository::TemplateKey;
+  const std::vector<Key> wanted = {{"acct", "web", 0}, {"acct", "web", 1}, {"acct", "api", 0}};
+  std::vector<Key> keys = wanted;
+  keys.push_back({"acct", "missing", 0});
+  keys.push_back({"acct", "web", 9});
+  keys.push_back({"acct", "it's", 0});  // quoted, not parsed
+  keys.push_back({"acct", "web", 0});   // asked twice, read once
+  auto together = repository.GetTemplates(keys);
+  ASSERT_TRUE(together.ok()) << together.status();
+  ASSERT_EQ(together->size(), wanted.size());
+  for (const Key& k : wanted) {
+    auto one = repository.GetTemplate(k.account, k.template_id, k.revision);
+    ASSERT_TRUE(one.ok()) << one.status();
+    auto got = std::find_if(together->begin(), together->end(), [&](const TemplateRecord& t) {
+      return t.template_id == k.template_id && t.revision == k.revision;
+    });
+    ASSERT_NE(got, together->end()) << k.template_id << "@" << k.revision;
+    ExpectSameTemplate(*got, *one);
+  }
+  auto web1 = repository.GetTemplate("acct", "web", 1);
+  ASSERT_TRUE(web1.ok());
+  ASSERT_EQ(web1->references.size(), 2u);
+  EXPECT_EQ(web1->references[0].mci, b);
+  EXPECT_EQ(web1->references[0].mci_revision, 5);
+  EXPECT_EQ(web1->commit_message, "first");
+
+  auto page = repository.ListTemplates("acct", 0, 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->size(), 2u);  // web, api: by row id
+  for (const TemplateRecord& t : *page) {
+    auto one = repository.GetTemplate("acct", t.template_id, 0);
+    ASSERT_TRUE(one.ok()) << one.status();
+    ExpectSameTemplate(t, *one);
+  }
+  EXPECT_EQ((*page)[0].references.size(), 2u);
+  EXPECT_EQ((*page)[1].references.size(), 1u);
+  auto none = repository.GetTemplates({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
 
 TEST_F(TemplatesPgRepositoryTest, AFailedEventBatchLeavesNothingAndItsConnectionClean) {
   db::Pool& pool = *pool_;

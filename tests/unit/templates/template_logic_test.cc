@@ -36,6 +36,17 @@ class FakeRepository : public Repository {
     if (it == templates.end()) return absl::NotFoundError("no such template");
     return it->second;
   }
+  absl::StatusOr<std::vector<TemplateRecord>> GetTemplates(
+      const std::vector<TemplateKey>& keys) override {
+    ++template_reads;
+    if (!available) return absl::UnavailableError("database down");
+    std::vector<TemplateRecord> out;
+    for (const TemplateKey& k : keys) {
+      auto it = templates.find({absl::StrCat(k.account, "/", k.template_id), k.revision});
+      if (it != templates.end()) out.push_back(it->second);
+    }
+    return out;
+  }
   absl::StatusOr<std::vector<TemplateRecord>> ListTemplates(const std::string&, int64_t,
                                                             int) override {
     return Unimplemented();
@@ -112,17 +123,18 @@ class FakeRepository : public Repository {
   }
   bool Healthy() override { return true; }
 
-  void AddTemplate(std::vector<Reference> refs, int64_t revision = 0) {
+  void AddTemplate(std::vector<Reference> refs, int64_t revision = 0,
+                   const std::string& id = "web") {
     TemplateRecord t;
     t.account = "acme";
-    t.template_id = "web";
+    t.template_id = id;
     t.display_name = "Web";
     t.revision = revision;
     t.version = 1;
     int position = 0;
     for (auto& r : refs) r.position = ++position;
     t.references = std::move(refs);
-    templates[{"acme/web", revision}] = t;
+    templates[{"acme/" + id, revision}] = t;
   }
   void AddReplica(const std::string& mci, std::vector<std::string> head_clouds,
                   std::map<int64_t, std::vector<std::string>> revisions = {}) {
@@ -136,6 +148,7 @@ class FakeRepository : public Repository {
 
   std::map<std::pair<std::string, int64_t>, TemplateRecord> templates;
   int template_reads = 0;
+  bool available = true;  // GetTemplates only
   std::map<std::string, ReplicaRecord> replicas;
   std::set<std::string> fenced;
   std::map<std::string, int64_t> pins;
@@ -415,6 +428,37 @@ TEST_F(TemplateLogicTest, LaunchesInUseAreRefreshedAheadOfTheirExpiry) {
   const size_t before = catalog_.calls.size();
   EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 1);  // the template only
   EXPECT_EQ(catalog_.calls.size(), before + 1);
+}
+
+// The templates due are read together (HEADs and revisions in one repository read); one gone
+// meanwhile is left to expire; a failed read ends the refresh.
+TEST_F(TemplateLogicTest, DueTemplatesAreRefreshedInOneRead) {
+  repository_.AddTemplate({{kBase, 0, true}});
+  repository_.AddTemplate({{kBase, 3, true}}, 1);
+  repository_.AddTemplate({{kOther, 0, true}}, 0, "api");
+  catalog_.AddMci(kBase, {kEast});
+  catalog_.AddMci(kOther, {kEast});
+  catalog_.AddMci(absl::StrCat(kBase, "@3"), {kEast});
+  for (const std::string tmpl : {"accounts/acme/serverTemplates/web",
+                                 "accounts/acme/serverTemplates/web@1",
+                                 "accounts/acme/serverTemplates/api"}) {
+    ASSERT_TRUE(Resolve(tmpl, kEast).ok()) << tmpl;
+    ASSERT_TRUE(Cached(tmpl, kEast).has_value()) << tmpl;  // the template read from the cache
+  }
+  repository_.templates.erase({"acme/api", 0});  // deleted, its announcement not here yet
+  const int reads = repository_.template_reads;
+  // The three templates in one read, and the three catalog answers read since cached (web@1's
+  // is a revision's, which never expires: not due).
+  EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 2 + 2);
+  EXPECT_EQ(repository_.template_reads, reads + 1);
+  // The refreshed ones serve launches; the gone one is still cached until it expires.
+  EXPECT_TRUE(Cached("accounts/acme/serverTemplates/web", kEast).has_value());
+  EXPECT_TRUE(Cached("accounts/acme/serverTemplates/web@1", kEast).has_value());
+  EXPECT_TRUE(Cached("accounts/acme/serverTemplates/api", kEast).has_value());
+  repository_.available = false;
+  // The templates' read fails: none refreshed; the two HEAD answers read since still are.
+  EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 2);
+  EXPECT_EQ(repository_.template_reads, reads + 2);
 }
 
 TEST_F(TemplateLogicTest, TemplateWritesDropItFromTheLaunchCacheAndAreAnnounced) {
