@@ -60,19 +60,19 @@ void Metrics::ObserveRpc(absl::string_view method, absl::StatusCode code, double
 }
 
 void Metrics::SetGauge(absl::string_view name, double value) {
-  std::lock_guard<std::mutex> lock(gauges_mu_);
+  std::lock_guard<std::mutex> lock(own_mu_);
   gauges_[std::string(name)] = value;
 }
 
 void Metrics::AddCounter(absl::string_view name, uint64_t delta) {
-  std::lock_guard<std::mutex> lock(gauges_mu_);
+  std::lock_guard<std::mutex> lock(own_mu_);
   auto it = counters_.find(name);
   if (it == counters_.end()) it = counters_.emplace(std::string(name), 0).first;
   it->second += delta;
 }
 
 void Metrics::Observe(absl::string_view name, double seconds) {
-  std::lock_guard<std::mutex> lock(gauges_mu_);
+  std::lock_guard<std::mutex> lock(own_mu_);
   auto it = histograms_.find(name);
   if (it == histograms_.end()) it = histograms_.try_emplace(std::string(name)).first;
   it->second.Add(seconds);
@@ -100,7 +100,7 @@ std::string Metrics::Render() const {
                       &out);
   }
   lock.unlock();
-  std::lock_guard<std::mutex> gauges_lock(gauges_mu_);
+  std::lock_guard<std::mutex> own_lock(own_mu_);
   for (const auto& [name, value] : gauges_) {
     absl::StrAppend(&out, "# TYPE ", name, " gauge\n", name, " ", value, "\n");
   }

@@ -56,7 +56,7 @@ class Metrics {
   mutable std::shared_mutex methods_mu_;
   // Never erased, so a Method found under the shared lock stays valid after it is released.
   std::map<std::string, std::unique_ptr<Method>, std::less<>> methods_;
-  mutable std::mutex gauges_mu_;  // gauges_, counters_ and histograms_
+  mutable std::mutex own_mu_;  // the service's own: gauges_, counters_ and histograms_
   std::map<std::string, double, std::less<>> gauges_;
   std::map<std::string, uint64_t, std::less<>> counters_;
   std::map<std::string, Histogram, std::less<>> histograms_;

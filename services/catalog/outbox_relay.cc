@@ -142,22 +142,22 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
   }
   relayed_ = absl::StrJoin(relayed, ",");
   const absl::Time done = absl::Now();
+  const double read_seconds = absl::ToDoubleSeconds(read - started);
+  const double publish_seconds = absl::ToDoubleSeconds(done - read);
   if (!rows.empty()) {
     Metrics& metrics = Metrics::Global();
-    metrics.Observe("mci_outbox_relay_read_seconds", absl::ToDoubleSeconds(read - started));
-    metrics.Observe("mci_outbox_relay_publish_seconds", absl::ToDoubleSeconds(done - read));
+    metrics.Observe("mci_outbox_relay_read_seconds", read_seconds);
+    metrics.Observe("mci_outbox_relay_publish_seconds", publish_seconds);
     // Each acked event: from its write to the end of its batch's publishing (JetStream's ack).
-    const double publish = absl::ToDoubleSeconds(done - read);
     for (size_t i = 0; i < relayed.size(); ++i) {
-      metrics.Observe("mci_outbox_event_delay_seconds", rows[i][4].as<double>() + publish);
+      metrics.Observe("mci_outbox_event_delay_seconds", rows[i][4].as<double>() + publish_seconds);
     }
   }
   if (done - started > kSlowBatch) {
     // Each of these delays every event of the batch: which side was slow, for whoever asks why.
-    log::Warn("outbox relay: slow batch",
-              {{"events", absl::StrCat(rows.size())},
-               {"read_ms", absl::StrCat(absl::ToDoubleMilliseconds(read - started))},
-               {"publish_ms", absl::StrCat(absl::ToDoubleMilliseconds(done - read))}});
+    log::Warn("outbox relay: slow batch", {{"events", absl::StrCat(rows.size())},
+                                           {"read_ms", absl::StrCat(read_seconds * 1000)},
+                                           {"publish_ms", absl::StrCat(publish_seconds * 1000)}});
   }
   // Counting the backlog costs a scan: only when a publish failed. An empty batch means none.
   if (relayed.size() < rows.size()) {
