@@ -134,6 +134,9 @@ struct Row {
   // Outside rows: per slice, the outside client's rate over the bench client's side by side (or
   // over the outside client's own echo rate, where that is lower); agreement is their median.
   std::vector<double> slice_rate_ratios;
+  // Paired rows: the rates of each slice, the row's and its baseline's (one more: the baseline
+  // closes the run); outside rows, the outside client's and its echo's.
+  std::vector<double> slice_qps, baseline_slice_qps;
 };
 
 double Median(std::vector<double> v) {
@@ -173,26 +176,60 @@ void AddSlice(Row* total, const Row& part, bool first) {
   }
 }
 
+// The baseline of each of a scenario's slices: the mean of the baseline slices before and after it
+// (the one before alone where none follows).
+std::vector<double> SliceBaselines(const std::vector<double>& base) {
+  std::vector<double> out;
+  for (size_t i = 0; i < base.size(); ++i) {
+    out.push_back(i + 1 < base.size() ? (base[i] + base[i + 1]) / 2 : base[i]);
+  }
+  return out;
+}
+
+// Slice by slice, the scenario's value over its baseline's.
+std::vector<double> SliceRatios(const std::vector<double>& base, const std::vector<double>& row) {
+  const std::vector<double> around = SliceBaselines(base);
+  std::vector<double> out;
+  for (size_t i = 0; i < row.size() && i < around.size(); ++i) {
+    out.push_back(around[i] > 0 ? row[i] / around[i] : 0);
+  }
+  return out;
+}
+
 // A scenario and its baseline measured in slices side by side (baseline, scenario, baseline,
-// ...): each one's totals, and the scenario's ratio to its baseline in each pair.
+// ..., baseline): each one's totals, the rates of every slice, and the scenario's ratio to its
+// baseline in each slice. A slice's baseline is the mean of the two baseline slices around it
+// (the one before alone where none closes the run), so that the machine's drift over the two
+// seconds cancels rather than falling on the scenario's slice or the baseline's.
 struct Pairs {
   Row base, row;
-  std::vector<double> ratios, p99_ratios;
+  std::vector<double> base_qps, row_qps, base_p99, row_p99;
   void Add(const Row& b, const Row& r) {
-    const bool first = ratios.empty();
-    AddSlice(&base, b, first);
-    AddSlice(&row, r, first);
-    ratios.push_back(b.r.qps > 0 ? r.r.qps / b.r.qps : 0);
-    p99_ratios.push_back(b.r.p99_ms > 0 ? r.r.p99_ms / b.r.p99_ms : 0);
+    AddBase(b);
+    AddSlice(&row, r, row_qps.empty());
+    row_qps.push_back(r.r.qps);
+    row_p99.push_back(r.r.p99_ms);
   }
-  // The two rows, the scenario's with its pairs' ratios; the samples, merged already, dropped.
+  // The baseline slice after the scenario's last.
+  void Close(const Row& b) { AddBase(b); }
+  // The two rows, the scenario's with its slices' rates and ratios; the samples, merged already,
+  // dropped.
   void Finish(Row* base_out, Row* row_out) {
     *base_out = std::move(base);
     *row_out = std::move(row);
-    row_out->slice_ratios = std::move(ratios);
-    row_out->slice_p99_ratios = std::move(p99_ratios);
+    row_out->slice_ratios = SliceRatios(base_qps, row_qps);
+    row_out->slice_p99_ratios = SliceRatios(base_p99, row_p99);
+    row_out->slice_qps = row_qps;
+    row_out->baseline_slice_qps = base_qps;
     base_out->r.samples.clear();
     row_out->r.samples.clear();
+  }
+
+ private:
+  void AddBase(const Row& b) {
+    AddSlice(&base, b, base_qps.empty());
+    base_qps.push_back(b.r.qps);
+    base_p99.push_back(b.r.p99_ms);
   }
 };
 
@@ -253,8 +290,9 @@ class Bench {
     std::vector<pid_t> servers;
     Issue issue;
   };
-  // Two scenarios measured in slices side by side (first, second, first, ...): the first's
-  // row, then the second's with its ratio to the first (the median of the slice pairs).
+  // Two scenarios measured in slices side by side (first, second, first, ..., first): the
+  // first's row, then the second's with its ratio to the first (the median of its slices' ratios,
+  // each over the mean of the first's slices around it).
   std::pair<Row, Row> MeasureSideBySide(const Side& first, const Side& second, int in_flight);
   Row MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
                     const Issue& issue, Sizes sizes);
@@ -907,6 +945,7 @@ std::pair<Row, Row> Bench::MeasureSideBySide(const Side& first, const Side& seco
     Row b = Measure(first.op, first.group, in_flight, first.servers, first.issue);
     pairs.Add(b, Measure(second.op, second.group, in_flight, second.servers, second.issue));
   }
+  pairs.Close(Measure(first.op, first.group, in_flight, first.servers, first.issue));
   seconds_ = saved_seconds;
   warmup_ = saved_warmup;
   Row base, row;
@@ -1173,9 +1212,10 @@ void Bench::Outside() {
       echo_req.set_response_bytes(static_cast<int>(sc.sizes.response));
       const std::string echo_bytes = delimited({echo_req.SerializeAsString()});
       // Side by side with the bench client, in one-second slices: its echo, the outside echo, its
-      // scenario, the outside scenario, and again; each client's ratio is the median of its own
-      // slice pairs, so the machine's drift from second to second touches both alike. QPS over
-      // all of a row's slices; the outside rows' percentiles are the mean of their slices'.
+      // scenario, the outside scenario, and again, both echoes closing; each client's ratio is the
+      // median of its own slices' (each over its echo slices around it), so the machine's drift
+      // from second to second touches both alike. QPS over all of a row's slices; the outside
+      // rows' percentiles are the mean of their slices'.
       const int slices = std::max(1, static_cast<int>(std::lround(seconds_)));
       const double saved_seconds = seconds_, saved_warmup = warmup_;
       // First a second of the scenario, not counted: HEAD answers expire after 10 s, and the
@@ -1249,16 +1289,40 @@ void Bench::Outside() {
           error = outside.error;
           break;
         }
-        row.slice_ratios.push_back(outside.r.qps / outside_echo.r.qps);
-        const double expected = std::min(own_row.r.qps, outside_echo.r.qps);
-        if (expected > 0) row.slice_rate_ratios.push_back(outside.r.qps / expected);
-        outside_echo_total.Add(outside_echo, slices);
+        row.slice_qps.push_back(outside.r.qps);
+        row.baseline_slice_qps.push_back(outside_echo.r.qps);
+        outside_echo_total.Add(outside_echo, slices + 1);
         outside_total.Add(outside, slices);
+      }
+      // Both clients' echo once more, closing the run: each slice's baseline is the mean of the
+      // echo slices around it.
+      if (error.empty()) {
+        own.Close(Measure("echo", "echo", in_flight, {echo_pid_},
+                          EchoIssue(sc.sizes.request, sc.sizes.response)));
+        OutsideRun outside_echo = RunOutside(echo_address_, "mci.bench.v1.EchoService/Echo",
+                                             echo_bytes, in_flight, {echo_pid_});
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (outside_echo.ok) {
+          row.baseline_slice_qps.push_back(outside_echo.r.qps);
+          outside_echo_total.Add(outside_echo, slices + 1);
+        } else {
+          error = outside_echo.error;
+        }
       }
       seconds_ = saved_seconds;
       warmup_ = saved_warmup;
+      row.slice_ratios = SliceRatios(row.baseline_slice_qps, row.slice_qps);
+      {
+        // The outside client's rate over the bench client's side by side, or over its own
+        // echo's where that is lower.
+        const std::vector<double> echo_around = SliceBaselines(row.baseline_slice_qps);
+        for (size_t i = 0; i < row.slice_qps.size() && i < own.row_qps.size(); ++i) {
+          const double expected = std::min(own.row_qps[i], echo_around[i]);
+          if (expected > 0) row.slice_rate_ratios.push_back(row.slice_qps[i] / expected);
+        }
+      }
       row.peer_qps = own.row.r.qps;
-      row.peer_slice_ratios = own.ratios;
+      row.peer_slice_ratios = SliceRatios(own.base_qps, own.row_qps);
       row.peer_cpu_us = own.row.server_cpu_us;
       row.peer_client_cpu_us = own.row.client_cpu_us;
       if (!error.empty()) {
@@ -1449,6 +1513,7 @@ void Bench::MeasureWrite(const std::string& op, const std::vector<pid_t>& server
     Row b = Pgbench(base_op, database, script, defines, in_flight);
     pairs.Add(b, Measure(op, "write", in_flight, servers, issue));
   }
+  pairs.Close(Pgbench(base_op, database, script, defines, in_flight));
   seconds_ = saved_seconds;
   warmup_ = saved_warmup;
   Row base, row;
@@ -1917,9 +1982,9 @@ void Bench::Judge() {
     row.baseline_qps = base->r.qps;
     row.baseline_p50 = base->r.p50_ms;
     row.baseline_p99 = base->r.p99_ms;
-    // Paired rows: the median of their slice pairs' ratios (QPS and p99), so that one slow second
-    // on a machine whose speed drifts (a slice of the baseline or of the row) does not move the
-    // row's ratio.
+    // Paired rows: the median of their slices' ratios (QPS and p99, each slice over the mean of
+    // the baseline slices before and after it), so that one slow second on a machine whose speed
+    // drifts (a slice of the baseline or of the row) does not move the row's ratio.
     row.ratio_qps = !row.slice_ratios.empty() ? Median(row.slice_ratios)
                     : base->r.qps > 0         ? row.r.qps / base->r.qps
                                               : 0;
@@ -2064,7 +2129,9 @@ void Bench::WriteJson() {
          {std::pair<const char*, const std::vector<double>*>{"slice_ratios", &r.slice_ratios},
           {"slice_p99_ratios", &r.slice_p99_ratios},
           {"bench_client_slice_ratios", &r.peer_slice_ratios},
-          {"slice_rate_ratios", &r.slice_rate_ratios}}) {
+          {"slice_rate_ratios", &r.slice_rate_ratios},
+          {"slice_qps", &r.slice_qps},
+          {"baseline_slice_qps", &r.baseline_slice_qps}}) {
       if (ratios->empty()) continue;
       j << ", \"" << key << "\": [";
       for (size_t k = 0; k < ratios->size(); ++k) j << (k ? ", " : "") << Fixed((*ratios)[k], 3);
