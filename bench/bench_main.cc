@@ -1256,13 +1256,21 @@ void Bench::Outside() {
               ? ""
               : absl::StrCat(results_dir_, "/perfstat-", absl::StrReplaceAll(sc.op, {{" ", "_"}}),
                              "-", in_flight, ".txt");
-      for (int i = 0; i < slices && error.empty(); ++i) {
-        Row own_echo = Measure("echo", "echo", in_flight, {echo_pid_},
-                               EchoIssue(sc.sizes.request, sc.sizes.response));
-        OutsideRun outside_echo = RunOutside(echo_address_, "mci.bench.v1.EchoService/Echo",
-                                             echo_bytes, in_flight, {echo_pid_});
+      // Each client's echo slice: the bench client's, then the outside client's.
+      auto own_echo_slice = [&] {
+        return Measure("echo", "echo", in_flight, {echo_pid_},
+                       EchoIssue(sc.sizes.request, sc.sizes.response));
+      };
+      auto outside_echo_slice = [&] {
+        OutsideRun run = RunOutside(echo_address_, "mci.bench.v1.EchoService/Echo", echo_bytes,
+                                    in_flight, {echo_pid_});
         // The outside client's process gone before the bench client's next slice.
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        return run;
+      };
+      for (int i = 0; i < slices && error.empty(); ++i) {
+        Row own_echo = own_echo_slice();
+        OutsideRun outside_echo = outside_echo_slice();
         // Each client's slice ends its perfstat block with a line naming the client and its
         // rate (bench/perfstat_summary.py reads them).
         auto mark = [&perfstat](const std::string& client, double qps, const std::string& more) {
@@ -1297,11 +1305,8 @@ void Bench::Outside() {
       // Both clients' echo once more, closing the run: each slice's baseline is the mean of the
       // echo slices around it.
       if (error.empty()) {
-        own.Close(Measure("echo", "echo", in_flight, {echo_pid_},
-                          EchoIssue(sc.sizes.request, sc.sizes.response)));
-        OutsideRun outside_echo = RunOutside(echo_address_, "mci.bench.v1.EchoService/Echo",
-                                             echo_bytes, in_flight, {echo_pid_});
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        own.Close(own_echo_slice());
+        OutsideRun outside_echo = outside_echo_slice();
         if (outside_echo.ok) {
           row.baseline_slice_qps.push_back(outside_echo.r.qps);
           outside_echo_total.Add(outside_echo, slices + 1);
