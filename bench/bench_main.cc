@@ -46,6 +46,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -57,6 +58,7 @@
 #include "absl/time/clock.h"
 #include "bench/load.h"
 #include "bench/procstat.h"
+#include "bench/stall_probe.h"
 #include "mci/bench/v1/echo.grpc.pb.h"
 #include "mci/catalog/v1/catalog.grpc.pb.h"
 #include "mci/events/v1/events.pb.h"
@@ -137,6 +139,17 @@ struct Row {
   // Paired rows: the rates of each slice, the row's and its baseline's (one more: the baseline
   // closes the run); outside rows, the outside client's and its echo's.
   std::vector<double> slice_qps, baseline_slice_qps;
+  // The share of the CPUs' time the hypervisor stole while the row measured (/proc/stat; -1: not
+  // read). A row slower than the run before it with more steal ran on a busier host.
+  double steal_share = -1;
+  // Event rows: the machine's own stalls while it measured (bench/stall_probe.h).
+  struct Stalls {
+    bool measured = false, realtime = false;
+    int count = 0;  // wake-ups of the 1 ms sleeper later than 5 ms
+    double longest_ms = 0, total_ms = 0, watched_s = 0;
+    int stalled_samples = 0;    // samples whose span overlapped one
+    double p99_others_ms = -1;  // the other samples' p99 (-1: none)
+  } stalls;
 };
 
 double Median(std::vector<double> v) {
@@ -145,6 +158,8 @@ double Median(std::vector<double> v) {
   size_t n = v.size();
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+double Cpus() { return static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))); }
 
 double Calls(const Row& row) { return static_cast<double>(row.r.ok + row.r.errors); }
 
@@ -162,6 +177,10 @@ void AddSlice(Row* total, const Row& part, bool first) {
     total->pg_cpu_us = (total->pg_cpu_us * before + part.pg_cpu_us * more) / (before + more);
     total->client_cpu_us =
         (total->client_cpu_us * before + part.client_cpu_us * more) / (before + more);
+  }
+  if (total->steal_share >= 0 && part.steal_share >= 0 && total->r.seconds + part.r.seconds > 0) {
+    total->steal_share = (total->steal_share * seconds_before + part.steal_share * part.r.seconds) /
+                         (seconds_before + part.r.seconds);
   }
   Merge(&total->r, part.r);
   if (total->r.seconds > 0) {
@@ -860,7 +879,7 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
   options.warmup_s = warmup_;
   options.duration_s = seconds_;
   options.max_ops = max_ops;
-  double cpu0 = 0, cpu1 = 0, pg0 = 0, pg1 = 0, client0 = 0, client1 = 0;
+  double cpu0 = 0, cpu1 = 0, pg0 = 0, pg1 = 0, client0 = 0, client1 = 0, steal0 = 0, steal1 = 0;
   if (warmup_ >= 0.5) Log(absl::StrCat("running ", op, " with ", in_flight, " in flight"));
   // BENCH_PERF=<operation prefix>: a perf profile of the servers during that scenario's window.
   bool profile = false;
@@ -873,6 +892,7 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
         cpu0 = CpuSeconds(servers);
         pg0 = PgCpu();
         client0 = CpuSeconds(getpid());
+        steal0 = StealSeconds();
         if (profile) {
           // The services and PostgreSQL's backends: `perf report --sort comm,dso` splits them.
           std::string pids;
@@ -893,6 +913,7 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
         cpu1 = CpuSeconds(servers);
         pg1 = PgCpu();
         client1 = CpuSeconds(getpid());
+        steal1 = StealSeconds();
       });
   row.ran = true;
   int64_t ops = row.r.ok + row.r.errors;
@@ -901,7 +922,10 @@ Row Bench::Measure(const std::string& op, const std::string& group, int in_fligh
     row.pg_cpu_us = (pg1 - pg0) / static_cast<double>(ops) * 1e6;
     row.client_cpu_us = (client1 - client0) / static_cast<double>(ops) * 1e6;
   }
-  if (row.r.seconds > 0) row.server_cores = (cpu1 - cpu0) / row.r.seconds;
+  if (row.r.seconds > 0) {
+    row.server_cores = (cpu1 - cpu0) / row.r.seconds;
+    row.steal_share = (steal1 - steal0) / (row.r.seconds * Cpus());
+  }
   if (row.r.errors > 0) {
     row.note = absl::StrCat(row.r.errors, " errors (", row.r.first_error.substr(0, 120), ")");
   }
@@ -1638,6 +1662,8 @@ Row Bench::Pgbench(const std::string& op, const std::string& database, const std
   absl::StrAppend(&cmd, " ", database, " 2>&1");
   if (warmup_ >= 0.5) Log(absl::StrCat("running ", op, " with ", clients, " clients"));
   double pg0 = PgCpu();
+  const double steal0 = StealSeconds();
+  const absl::Time began = absl::Now();
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   if (p != nullptr) {
@@ -1652,6 +1678,8 @@ Row Bench::Pgbench(const std::string& op, const std::string& database, const std
     }
   }
   double pg1 = PgCpu();
+  row.steal_share =
+      (StealSeconds() - steal0) / (absl::ToDoubleSeconds(absl::Now() - began) * Cpus());
   // Per-transaction log lines: client_id transaction_no time_us script_no epoch_s epoch_us.
   std::vector<double> ms;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
@@ -1703,6 +1731,50 @@ void Bench::Settle() {
     }
   }
   std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
+std::uintmax_t FileSize(const std::string& path) {
+  std::error_code ec;
+  const std::uintmax_t size = path.empty() ? 0 : std::filesystem::file_size(path, ec);
+  return ec ? 0 : size;
+}
+
+// The value of "key":"value" in a JSON log line (-1 when absent).
+double LogNumber(const std::string& line, const std::string& key) {
+  const std::string quoted = "\"" + key + "\":\"";
+  const size_t at = line.find(quoted);
+  return at == std::string::npos ? -1 : std::atof(line.c_str() + at + quoted.size());
+}
+
+// The outbox relay's "slow batch" warnings written to the catalog's log after `from`: how many,
+// and the slowest three's parts (the oldest event's wait before the read, the read, the publish).
+std::string SlowRelayBatches(const std::string& path, std::uintmax_t from) {
+  if (path.empty()) return "";
+  std::ifstream in(path);
+  in.seekg(static_cast<std::streamoff>(from));
+  struct Batch {
+    double total, waited, read, publish;
+    int events;
+  };
+  std::vector<Batch> batches;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("outbox relay: slow batch") == std::string::npos) continue;
+    Batch b{0, std::max(0.0, LogNumber(line, "waited_ms")), LogNumber(line, "read_ms"),
+            LogNumber(line, "publish_ms"), static_cast<int>(LogNumber(line, "events"))};
+    b.total = b.waited + b.read + b.publish;
+    batches.push_back(b);
+  }
+  if (batches.empty()) return "";
+  std::sort(batches.begin(), batches.end(),
+            [](const Batch& a, const Batch& b) { return a.total > b.total; });
+  std::string out = absl::StrCat("the relay logged ", batches.size(),
+                                 " slow batches (waited before the read / read / publish, ms):");
+  for (size_t i = 0; i < batches.size() && i < 3; ++i) {
+    const Batch& b = batches[i];
+    absl::StrAppend(&out, i ? "," : "", " ", Fixed(b.waited, 1), "/", Fixed(b.read, 1), "/",
+                    Fixed(b.publish, 1), " (", b.events, " events)");
+  }
+  return out;
 }
 
 // Catalog commit -> the template-reference replica shows it (the MCI's HEAD clouds in its
@@ -1778,12 +1850,20 @@ void Bench::Events() {
     const std::string cloud = "clouds/" + st.cloud;
     const std::string setting_name = prop_mci_ + "/settings/" + st.cloud;
     std::vector<double> ms;
-    // Each sample's total and its JetStream part (-1: not seen there), for the slowest ones.
-    std::vector<std::pair<double, double>> slowest;
+    // Each sample's total, its JetStream part (-1: not seen there) and its index, for the slowest.
+    std::vector<std::tuple<double, double, size_t>> slowest;
+    // Each sample's span, from the catalog's commit to the replica's (wall-clock microseconds).
+    std::vector<std::pair<int64_t, int64_t>> spans;
     int timeouts = 0;
     std::string error;
     // 600 samples: a p99 from six of them, not three (at most 30 s at the default length).
     absl::Time end = absl::Now() + absl::Seconds(std::max(10.0, seconds_ * 6));
+    // Whether the machine itself stalled within a sample, as it does now and then even idle
+    // (docs/performance.md, change 44); and the relay's slow batches meanwhile,
+    // from the catalog's log.
+    StallProbe probe;
+    const std::string catalog_log = stack_->catalog() ? stack_->catalog()->log_path() : "";
+    const std::uintmax_t log_from = FileSize(catalog_log);
     for (int i = 0; i < 600 && absl::Now() < end; ++i) {
       // Toggle the setting for `cloud`: present after a create, absent after a delete.
       bool add = i % 2 == 0;
@@ -1875,11 +1955,36 @@ void Bench::Events() {
       reply_ms.push_back(static_cast<double>(reply_us - catalog_us) / 1000);
       if (js_seen_us > 0) js_this = static_cast<double>(js_seen_us - catalog_us) / 1000;
       if (js_this >= 0) js_ms.push_back(js_this);
-      slowest.push_back({ms.back(), js_this});
+      slowest.push_back({ms.back(), js_this, spans.size()});
+      spans.push_back({catalog_us, replica_us});
       std::this_thread::sleep_for(std::chrono::milliseconds(loaded ? 5 : 20));
     }
+    probe.Stop();
+    const std::string relay_slow = SlowRelayBatches(catalog_log, log_from);
     if (sub != nullptr) natsSubscription_Destroy(sub);
     if (nc != nullptr) natsConnection_Destroy(nc);
+    const std::vector<Stall> stalls = probe.stalls();
+    std::vector<double> stalled_ms(spans.size()), others;
+    row.stalls.measured = true;
+    row.stalls.realtime = probe.realtime();
+    row.stalls.count = static_cast<int>(stalls.size());
+    row.stalls.watched_s = probe.watched_seconds();
+    for (const Stall& st : stalls) {
+      const double span_ms = static_cast<double>(st.to_us - st.from_us) / 1000;
+      row.stalls.longest_ms = std::max(row.stalls.longest_ms, span_ms);
+      row.stalls.total_ms += span_ms;
+    }
+    for (size_t k = 0; k < spans.size(); ++k) {
+      stalled_ms[k] =
+          static_cast<double>(StalledWithin(stalls, spans[k].first, spans[k].second)) / 1000;
+      if (stalled_ms[k] > 0) {
+        ++row.stalls.stalled_samples;
+      } else {
+        others.push_back(ms[k]);
+      }
+    }
+    if (!others.empty()) row.stalls.p99_others_ms = Percentile(others, 0.99);
+    row.steal_share = probe.steal_share();
     {
       Row js;
       js.op = absl::StrCat(loaded ? "event commit->JetStream @1000 writes/s"
@@ -1922,11 +2027,32 @@ void Bench::Events() {
     if (slowest.size() > 3) slowest.resize(3);
     if (!slowest.empty()) {
       absl::StrAppend(&row.note, row.note.empty() ? "" : "; ", ms.size(), " samples, slowest");
-      for (const auto& [total, js] : slowest) {
-        absl::StrAppend(&row.note, " ", Fixed(total, 1), " ms (JetStream ",
-                        js < 0 ? std::string("-") : Fixed(js, 1), ")");
+      for (const auto& [total, js, k] : slowest) {
+        // The reply: the commit's WAL flush and the handler's return (PostgreSQL stamps the
+        // commit before it flushes); JetStream: that and the relay's read and publish.
+        absl::StrAppend(&row.note, " ", Fixed(total, 1), " ms (reply ", Fixed(reply_ms[k], 1),
+                        ", JetStream ", js < 0 ? std::string("-") : Fixed(js, 1));
+        if (stalled_ms[k] > 0) {
+          absl::StrAppend(&row.note, ", the machine stalled ", Fixed(stalled_ms[k], 1));
+        }
+        absl::StrAppend(&row.note, ")");
       }
     }
+    if (row.stalls.measured && !ms.empty()) {
+      // What the machine did meanwhile: a p99 past its target with most of the tail in stalls
+      // the services could not have run in is the machine's, not the path's.
+      absl::StrAppend(&row.note, "; the machine itself (a 1 ms sleeper at ",
+                      row.stalls.realtime ? "real-time" : "normal", " priority) stalled ",
+                      row.stalls.count, " times over 5 ms in ", Fixed(row.stalls.watched_s, 0),
+                      " s, longest ", Fixed(row.stalls.longest_ms, 1), " ms, steal ",
+                      Fixed(row.steal_share * 100, 1), "% of the CPUs; ",
+                      row.stalls.stalled_samples, " samples overlapped a stall");
+      if (row.stalls.p99_others_ms >= 0) {
+        absl::StrAppend(&row.note, ", the other ", others.size(), " p99 ",
+                        Fixed(row.stalls.p99_others_ms, 1), " ms");
+      }
+    }
+    if (!relay_slow.empty()) absl::StrAppend(&row.note, "; ", relay_slow);
     if (!error.empty() && ms.empty()) row.note += " error: " + error;
     row.ran = !ms.empty();
     if (!row.ran && row.not_run.empty()) row.not_run = "no sample: " + row.note;
@@ -2125,6 +2251,16 @@ void Bench::WriteJson() {
       << ", \"baseline_p99_ms\": " << Fixed(r.baseline_p99, 4)
       << ", \"ratio_qps\": " << Fixed(r.ratio_qps, 3)
       << ", \"ratio_p99\": " << Fixed(r.ratio_p99, 3);
+    if (r.steal_share >= 0) j << ", \"steal_pct\": " << Fixed(r.steal_share * 100, 2);
+    if (r.stalls.measured) {
+      j << ", \"machine_stalls\": {\"realtime\": " << (r.stalls.realtime ? "true" : "false")
+        << ", \"count\": " << r.stalls.count
+        << ", \"longest_ms\": " << Fixed(r.stalls.longest_ms, 1)
+        << ", \"total_ms\": " << Fixed(r.stalls.total_ms, 1)
+        << ", \"watched_s\": " << Fixed(r.stalls.watched_s, 1)
+        << ", \"stalled_samples\": " << r.stalls.stalled_samples
+        << ", \"p99_others_ms\": " << Fixed(r.stalls.p99_others_ms, 3) << "}";
+    }
     if (r.group == "outside") {
       j << ", \"bench_client_qps\": " << Fixed(r.peer_qps, 1)
         << ", \"bench_client_server_cpu_us_per_op\": " << Fixed(r.peer_cpu_us, 2)

@@ -68,6 +68,17 @@ double ChildrenCpuSeconds() {
   return seconds(u.ru_utime) + seconds(u.ru_stime);
 }
 
+double StealSeconds() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double field[8] = {};
+  if (!(in >> cpu) || cpu != "cpu") return 0;
+  // user nice system idle iowait irq softirq steal
+  for (double& f : field) in >> f;
+  static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return field[7] / ticks;
+}
+
 double RssMiB(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;

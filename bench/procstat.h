@@ -15,6 +15,9 @@ double CpuSeconds(pid_t pid);
 double CpuSeconds(const std::vector<pid_t>& pids);
 // utime + stime of this process's children that have ended and been waited for (getrusage).
 double ChildrenCpuSeconds();
+// The time the hypervisor ran others while this machine's CPUs wanted to run (the steal column
+// of /proc/stat's "cpu" line, all CPUs together), in seconds.
+double StealSeconds();
 // VmRSS of `pid` in MiB (0 when it is gone).
 double RssMiB(pid_t pid);
 // The live children of `parent` whose executable's file name is `name`.

@@ -23,7 +23,8 @@ constexpr int kBatchSize = 256;
 constexpr char kSelectBatch[] = "SELECT " MCI_OUTBOX_COLUMNS " FROM outbox ORDER BY id LIMIT $1";
 // How long a relay that just published lets further commits gather (see Loop).
 constexpr std::chrono::milliseconds kLinger{5};
-// A batch slower than this (its read and its publishing) is logged, with which of the two it was.
+// A batch slower than this (its read and its publishing), or whose oldest event waited longer than
+// this before the read, is logged with which of the three it was.
 constexpr absl::Duration kSlowBatch = absl::Milliseconds(100);
 // The rows of the previous batch (acked) go in the same round trip as the next batch's read; the
 // read's snapshot precedes the delete, hence the filter.
@@ -153,9 +154,13 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
       metrics.Observe("mci_outbox_event_delay_seconds", rows[i][4].as<double>() + publish_seconds);
     }
   }
-  if (done - started > kSlowBatch) {
+  // How long the batch's oldest event had waited in the outbox when the read began: a relay
+  // woken late, or a commit slow to become visible.
+  const double waited_seconds = rows.empty() ? 0 : rows[0][4].as<double>() - read_seconds;
+  if (done - started > kSlowBatch || waited_seconds > absl::ToDoubleSeconds(kSlowBatch)) {
     // Each of these delays every event of the batch: which side was slow, for whoever asks why.
     log::Warn("outbox relay: slow batch", {{"events", absl::StrCat(rows.size())},
+                                           {"waited_ms", absl::StrCat(waited_seconds * 1000)},
                                            {"read_ms", absl::StrCat(read_seconds * 1000)},
                                            {"publish_ms", absl::StrCat(publish_seconds * 1000)}});
   }
@@ -182,6 +187,12 @@ void OutboxRelay::Loop() {
       if (conn == nullptr || !conn->is_open()) {
         leader_ = false;
         conn = std::make_unique<pqxx::connection>(database_url_);
+        // The relay's deletes of what JetStream acked need not wait for the WAL's flush (nor a
+        // synchronous standby): one lost in a crash only relays its event again, which
+        // JetStream drops as a duplicate (same Nats-Msg-Id) or consumers as an old sequence.
+        // Waiting, the relay and every event behind it waited out each slow flush (165-220 ms
+        // now and then on this machine's disk: docs/performance.md, change 44).
+        pqxx::nontransaction(*conn).exec0("SET synchronous_commit = off");
       }
       if (!leader_) {
         pqxx::nontransaction txn(*conn);

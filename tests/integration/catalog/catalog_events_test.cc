@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/empty.pb.h"
@@ -313,6 +314,53 @@ TEST_F(CatalogEventsTest, CatalogRestartResumesRelay) {
   ASSERT_EQ(events.size(), 20u);
   ExpectInOrder(events);
   EXPECT_EQ(reader.Collect(mci.name(), 21, absl::Seconds(2)).size(), 20u);
+}
+
+// The relay's deletes of what it relayed do not wait for their commit's flush (a delete lost in a
+// crash only relays its event again): before, every event behind a slow flush waited with it. A
+// synchronous standby that never comes stands in for the slow flush: it holds every synchronous
+// commit, so a relay that waited would never see its delete done.
+TEST_F(CatalogEventsTest, RelayDeletesWithoutWaitingForTheFlush) {
+  CatalogClient c = Client("flush");
+  cpb::MultiCloudImage mci = c.Create("flush", "Before the stall");
+  StreamReader reader(stack_.nats().Url());
+  ASSERT_TRUE(reader.ok());
+  ASSERT_EQ(reader.Collect(mci.name(), 1, absl::Seconds(20)).size(), 1u);
+  pqxx::connection pg(stack_.postgres().Url("catalog"));
+  pqxx::nontransaction n(pg);
+  // New sessions of the catalog's database commit synchronously (the tests' cluster runs with
+  // synchronous_commit=off on its command line, which a database's setting outranks), and a
+  // synchronous commit now waits for the absent standby. The catalog's sessions, the relay's
+  // among them, are ended so that they start again as such sessions.
+  n.exec0("ALTER DATABASE catalog SET synchronous_commit = on");
+  n.exec0("ALTER SYSTEM SET synchronous_standby_names = 'mci_absent_standby'");
+  n.exec("SELECT pg_reload_conf()");
+  n.exec0("SET synchronous_commit = local");  // this session's own writes do not wait
+  n.exec(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+      " WHERE datname = 'catalog' AND pid <> pg_backend_pid()");
+  // An event written straight into the outbox, as the catalog's writes would (they would now
+  // wait for the standby themselves).
+  Event event;
+  const std::string name = "accounts/flush/multiCloudImages/written-during-the-stall";
+  event.set_multi_cloud_image(name);
+  event.set_account("flush");
+  event.set_type(Event::UPDATED);
+  event.set_sequence(1);
+  n.exec_params0("INSERT INTO outbox (event_id, subject, payload) VALUES ($1, $2, $3)",
+                 "flush-stall-1", "mci.v1.events.updated",
+                 absl::Base64Escape(event.SerializeAsString()));
+  EXPECT_EQ(reader.Collect(name, 1, absl::Seconds(20)).size(), 1u);
+  // Published, then deleted with the relay's next read, which did not wait for the standby.
+  int64_t left = -1;
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10); absl::Now() < deadline;
+       absl::SleepFor(absl::Milliseconds(20))) {
+    left = n.exec1("SELECT count(*) FROM outbox")[0].as<int64_t>();
+    if (left == 0) break;
+  }
+  EXPECT_EQ(left, 0);
+  n.exec0("ALTER SYSTEM RESET synchronous_standby_names");
+  n.exec("SELECT pg_reload_conf()");
 }
 
 }  // namespace
