@@ -159,8 +159,6 @@ double Median(std::vector<double> v) {
   return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-double Cpus() { return static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))); }
-
 double Calls(const Row& row) { return static_cast<double>(row.r.ok + row.r.errors); }
 
 // Adds one slice of a scenario to the scenario's totals: calls and latencies merged, CPU per
@@ -2038,7 +2036,7 @@ void Bench::Events() {
         absl::StrAppend(&row.note, ")");
       }
     }
-    if (row.stalls.measured && !ms.empty()) {
+    if (!ms.empty()) {
       // What the machine did meanwhile: a p99 past its target with most of the tail in stalls
       // the services could not have run in is the machine's, not the path's.
       absl::StrAppend(&row.note, "; the machine itself (a 1 ms sleeper at ",

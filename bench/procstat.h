@@ -18,6 +18,8 @@ double ChildrenCpuSeconds();
 // The time the hypervisor ran others while this machine's CPUs wanted to run (the steal column
 // of /proc/stat's "cpu" line, all CPUs together), in seconds.
 double StealSeconds();
+// The CPUs online (at least 1), for shares of all CPUs' time.
+double Cpus();
 // VmRSS of `pid` in MiB (0 when it is gone).
 double RssMiB(pid_t pid);
 // The live children of `parent` whose executable's file name is `name`.

@@ -3,7 +3,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -96,15 +95,18 @@ std::vector<Stall> StallProbe::stalls() const {
 
 double StallProbe::watched_seconds() const {
   std::lock_guard<std::mutex> lock(mu_);
+  return WatchedSecondsLocked();
+}
+
+double StallProbe::WatchedSecondsLocked() const {
   return absl::ToDoubleSeconds((stopped_set_ ? stopped_ : absl::Now()) - started_);
 }
 
 double StallProbe::steal_share() const {
   std::lock_guard<std::mutex> lock(mu_);
-  const double cpus = static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
-  const double span = absl::ToDoubleSeconds((stopped_set_ ? stopped_ : absl::Now()) - started_);
+  const double span = WatchedSecondsLocked();
   const double steal = (stopped_set_ ? steal1_ : StealSeconds()) - steal0_;
-  return span > 0 ? steal / (span * cpus) : 0;
+  return span > 0 ? steal / (span * Cpus()) : 0;
 }
 
 }  // namespace mci::bench

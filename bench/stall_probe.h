@@ -44,6 +44,7 @@ class StallProbe {
 
  private:
   void Loop();
+  double WatchedSecondsLocked() const;  // mu_ held
 
   const absl::Duration threshold_;
   mutable std::mutex mu_;
