@@ -1,5 +1,9 @@
 #include "services/templates/catalog_client.h"
 
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+
 #include "absl/time/clock.h"
 #include "libs/common/status.h"
 
@@ -8,6 +12,16 @@ namespace mci::templates {
 namespace catalog = mci::catalog::v1;
 
 constexpr absl::string_view kPeer = "The catalog service";
+
+std::vector<absl::StatusOr<catalog::ResolveImageResponse>> CatalogClient::ResolveImages(
+    const std::string& token, const std::vector<ResolveCall>& calls, size_t) {
+  std::vector<absl::StatusOr<catalog::ResolveImageResponse>> answers;
+  answers.reserve(calls.size());
+  for (const ResolveCall& call : calls) {
+    answers.push_back(ResolveImage(token, call.name, call.cloud));
+  }
+  return answers;
+}
 
 GrpcCatalogClient::GrpcCatalogClient(std::shared_ptr<grpc::Channel> channel,
                                      absl::Duration deadline)
@@ -54,6 +68,60 @@ absl::StatusOr<catalog::ResolveImageResponse> GrpcCatalogClient::ResolveImage(
   grpc::Status status = stub_->ResolveImage(&context, request, &response);
   if (!status.ok()) return FromGrpcStatus(status, kPeer);
   return response;
+}
+
+// gRPC's callback API: the calls overlap on the channel's connection, each answered on one of
+// gRPC's threads, while this thread only starts them and waits.
+std::vector<absl::StatusOr<catalog::ResolveImageResponse>> GrpcCatalogClient::ResolveImages(
+    const std::string& token, const std::vector<ResolveCall>& calls, size_t in_flight) {
+  struct Call {
+    grpc::ClientContext context;
+    catalog::ResolveImageRequest request;
+    catalog::ResolveImageResponse response;
+    grpc::Status status;
+  };
+  std::vector<Call> state(calls.size());
+  std::mutex mu;
+  std::condition_variable answered;
+  size_t started = 0, outstanding = 0, done = 0;
+  in_flight = std::max<size_t>(1, in_flight);
+  std::unique_lock<std::mutex> lock(mu);
+  while (done < calls.size()) {
+    while (outstanding < in_flight && started < calls.size()) {
+      const size_t i = started++;
+      ++outstanding;
+      lock.unlock();
+      Call* call = &state[i];
+      Prepare(&call->context, token);
+      call->request.set_name(calls[i].name);
+      call->request.set_cloud(calls[i].cloud);
+      stub_->async()->ResolveImage(
+          &call->context, &call->request, &call->response,
+          [call, &mu, &outstanding, &done, &answered](grpc::Status status) {
+            // Notified under the lock: the waiter's return, and with it the end of `answered`,
+            // waits for this callback to let go of it.
+            std::lock_guard<std::mutex> done_lock(mu);
+            call->status = std::move(status);
+            --outstanding;
+            ++done;
+            answered.notify_one();
+          });
+      lock.lock();
+    }
+    answered.wait(lock, [&] {
+      return done == calls.size() || (outstanding < in_flight && started < calls.size());
+    });
+  }
+  std::vector<absl::StatusOr<catalog::ResolveImageResponse>> answers;
+  answers.reserve(calls.size());
+  for (Call& call : state) {
+    if (call.status.ok()) {
+      answers.push_back(std::move(call.response));
+    } else {
+      answers.push_back(FromGrpcStatus(call.status, kPeer));
+    }
+  }
+  return answers;
 }
 
 }  // namespace mci::templates

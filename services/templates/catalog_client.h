@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -25,6 +26,15 @@ class CatalogClient {
       const std::string& token, const std::string& name, const std::string& message) = 0;
   virtual absl::StatusOr<mci::catalog::v1::ResolveImageResponse> ResolveImage(
       const std::string& token, const std::string& name, const std::string& cloud) = 0;
+
+  // Many ResolveImage calls with one token, at most `in_flight` of them outstanding at once: the
+  // answers in the calls' order. This one asks one by one; GrpcCatalogClient's overlaps them.
+  struct ResolveCall {
+    std::string name;
+    std::string cloud;
+  };
+  virtual std::vector<absl::StatusOr<mci::catalog::v1::ResolveImageResponse>> ResolveImages(
+      const std::string& token, const std::vector<ResolveCall>& calls, size_t in_flight);
 };
 
 class GrpcCatalogClient : public CatalogClient {
@@ -37,6 +47,8 @@ class GrpcCatalogClient : public CatalogClient {
       const std::string& token, const std::string& name, const std::string& message) override;
   absl::StatusOr<mci::catalog::v1::ResolveImageResponse> ResolveImage(
       const std::string& token, const std::string& name, const std::string& cloud) override;
+  std::vector<absl::StatusOr<mci::catalog::v1::ResolveImageResponse>> ResolveImages(
+      const std::string& token, const std::vector<ResolveCall>& calls, size_t in_flight) override;
 
  private:
   void Prepare(grpc::ClientContext* context, const std::string& token) const;

@@ -193,6 +193,13 @@ class FakeCatalog : public CatalogClient {
     return r;
   }
 
+  std::vector<absl::StatusOr<catalog::ResolveImageResponse>> ResolveImages(
+      const std::string& token, const std::vector<ResolveCall>& calls, size_t in_flight) override {
+    batches.push_back(calls.size());
+    in_flights.push_back(in_flight);
+    return CatalogClient::ResolveImages(token, calls, in_flight);
+  }
+
   void AddMci(const std::string& name, std::vector<std::string> clouds,
               catalog::MultiCloudImage::State state = catalog::MultiCloudImage::ACTIVE) {
     catalog::MultiCloudImage m;
@@ -210,6 +217,9 @@ class FakeCatalog : public CatalogClient {
   std::map<std::string, std::set<std::string>> coverage;
   std::vector<std::string> calls;
   std::vector<std::string> tokens;
+  // The sizes of the ResolveImages rounds, and the calls each let overlap.
+  std::vector<size_t> batches;
+  std::vector<size_t> in_flights;
 };
 
 class TemplateLogicTest : public ::testing::Test {
@@ -421,13 +431,36 @@ TEST_F(TemplateLogicTest, LaunchesInUseAreRefreshedAheadOfTheirExpiry) {
   ASSERT_TRUE(Cached(kTemplate, kWest).has_value());
   EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 3);
 
-  // The catalog down: the first failure ends the refresh (the entries expire as without it).
+  // The catalog down: the round of answers that failed ends the refresh (the entries expire as
+  // without it); the two answers were asked together.
   ASSERT_TRUE(Cached(kTemplate, kEast).has_value());
   ASSERT_TRUE(Cached(kTemplate, kWest).has_value());
   catalog_.available = false;
   const size_t before = catalog_.calls.size();
   EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 1);  // the template only
-  EXPECT_EQ(catalog_.calls.size(), before + 1);
+  EXPECT_EQ(catalog_.calls.size(), before + 2);
+  EXPECT_EQ(catalog_.batches.back(), 2u);
+}
+
+// More answers due than a round holds: rounds of 256, each asked together; a failing round ends
+// the refresh, the rounds after it not asked.
+TEST_F(TemplateLogicTest, DueAnswersAreAskedInRoundsUntilOneFails) {
+  std::vector<std::string> clouds;
+  for (int i = 0; i < 600; ++i) clouds.push_back(absl::StrCat("clouds/c", i));
+  repository_.AddTemplate({{kBase, 0, true}});
+  catalog_.AddMci(kBase, clouds);
+  for (const std::string& cloud : clouds) ASSERT_TRUE(Resolve(kTemplate, cloud).ok()) << cloud;
+  for (const std::string& cloud : clouds) ASSERT_TRUE(Cached(kTemplate, cloud).has_value());
+  catalog_.batches.clear();
+  EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 1 + 600);
+  EXPECT_EQ(catalog_.batches, (std::vector<size_t>{256, 256, 88}));
+  EXPECT_EQ(catalog_.in_flights, (std::vector<size_t>{16, 16, 16}));
+
+  for (const std::string& cloud : clouds) ASSERT_TRUE(Cached(kTemplate, cloud).has_value());
+  catalog_.batches.clear();
+  catalog_.available = false;
+  EXPECT_EQ(logic_.RefreshDueLaunches(absl::Hours(1)), 1);  // the template only
+  EXPECT_EQ(catalog_.batches, (std::vector<size_t>{256}));
 }
 
 // The templates due are read together (HEADs and revisions in one repository read); one gone
