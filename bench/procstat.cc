@@ -71,13 +71,19 @@ double ChildrenCpuSeconds() {
 
 double StealSeconds() {
   std::ifstream in("/proc/stat");
+  static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return StealSecondsOf(in, ticks);
+}
+
+double StealSecondsOf(std::istream& stat, double ticks_per_second) {
   std::string cpu;
   double field[8] = {};
-  if (!(in >> cpu) || cpu != "cpu") return 0;
+  if (!(stat >> cpu) || cpu != "cpu") return 0;
   // user nice system idle iowait irq softirq steal
-  for (double& f : field) in >> f;
-  static const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  return field[7] / ticks;
+  for (double& f : field) {
+    if (!(stat >> f)) return 0;
+  }
+  return ticks_per_second > 0 ? field[7] / ticks_per_second : 0;
 }
 
 double Cpus() { return static_cast<double>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))); }

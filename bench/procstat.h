@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ double ChildrenCpuSeconds();
 // The time the hypervisor ran others while this machine's CPUs wanted to run (the steal column
 // of /proc/stat's "cpu" line, all CPUs together), in seconds.
 double StealSeconds();
+// The same read from `stat`, a /proc/stat text, at `ticks_per_second` (USER_HZ): 0 when its
+// first line is not the "cpu" line with a steal column.
+double StealSecondsOf(std::istream& stat, double ticks_per_second);
 // The CPUs online (at least 1), for shares of all CPUs' time.
 double Cpus();
 // VmRSS of `pid` in MiB (0 when it is gone).

@@ -15,10 +15,16 @@ constexpr int kBatch = 256;
 constexpr int64_t kFetchTimeoutMs = 1000;
 constexpr int64_t kRetryDelayMs = 1000;
 
-// A handled event: from its making in the catalog (before its commit) to the replica's commit here
-// (or its being found older than the replica's, a redelivery); across hosts, their clocks' skew
-// is in it.
-void ObservePropagation(const mci::events::v1::MultiCloudImageEvent& event, absl::Time applied) {
+// An event that changed the replica: from its making in the catalog (before its commit) to the
+// replica's commit here; across hosts, their clocks' skew is in it. One the replica had already
+// (a redelivery after a lost ack, a copy the relay sent again) is only counted: its "delay" would
+// be the redelivery's wait, not the event's propagation.
+void ObservePropagation(const mci::events::v1::MultiCloudImageEvent& event, bool changed,
+                        absl::Time applied) {
+  if (!changed) {
+    Metrics::Global().AddCounter("mci_events_ignored_total", 1);
+    return;
+  }
   Metrics::Global().Observe("mci_event_propagation_seconds",
                             absl::ToDoubleSeconds(applied - EventTime(event)));
 }
@@ -75,14 +81,14 @@ bool EventConsumer::Handle(natsMsg* msg) {
     natsMsg_Term(msg, nullptr);
     return true;
   }
-  absl::Status status = repository_->ApplyEvent(event);
-  if (!status.ok()) {
+  absl::StatusOr<bool> changed = repository_->ApplyEvent(event);
+  if (!changed.ok()) {
     log::Warn("cannot apply MCI event; it will be redelivered",
-              {{"event_id", event.event_id()}, {"error", status.ToString()}});
+              {{"event_id", event.event_id()}, {"error", changed.status().ToString()}});
     natsMsg_NakWithDelay(msg, kRetryDelayMs, nullptr);
     return false;
   }
-  ObservePropagation(event, absl::Now());
+  ObservePropagation(event, *changed, absl::Now());
   natsStatus s = natsMsg_Ack(msg, nullptr);
   if (s != NATS_OK) {
     // Redelivered after the ack wait and ignored then by its sequence.
@@ -107,14 +113,16 @@ bool EventConsumer::HandleBatch(const natsMsgList& list) {
   }
   // One transaction, and a few statements, for the whole batch: at 1,000 events/s a commit (or
   // a statement) per event falls behind.
-  absl::Status status = repository_->ApplyEvents(events);
-  if (!status.ok()) {
+  absl::StatusOr<std::vector<bool>> changed = repository_->ApplyEvents(events);
+  if (!changed.ok()) {
     log::Warn("cannot apply a batch of MCI events; applying them one by one",
-              {{"error", status.ToString()}});
+              {{"error", changed.status().ToString()}});
     return false;
   }
   const absl::Time applied = absl::Now();
-  for (const auto& event : events) ObservePropagation(event, applied);
+  for (size_t i = 0; i < events.size(); ++i) {
+    ObservePropagation(events[i], (*changed)[i], applied);
+  }
   for (int i = 0; i < list.Count; ++i) {
     if (natsStatus s = natsMsg_Ack(list.Msgs[i], nullptr); s != NATS_OK) {
       log::Warn("cannot ack MCI event", {{"error", natsStatus_GetText(s)}});

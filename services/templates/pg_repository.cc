@@ -851,8 +851,10 @@ struct PendingReplica {
 // and row would fall behind. `txn` is not in a transaction: BEGIN rides on the first round trip
 // and COMMIT on the last, two round trips in all (a pqxx::work costs two more, and under load
 // every round trip waits for a busy CPU); Pool::TransactInline rolls back when this throws.
+// `ignored`: the events the replica already had (or a newer one), left as they were.
 void ApplyEventsInOneTransaction(pqxx::nontransaction& txn,
-                                 const std::vector<const MultiCloudImageEvent*>& ordered) {
+                                 const std::vector<const MultiCloudImageEvent*>& ordered,
+                                 std::vector<const MultiCloudImageEvent*>* ignored) {
   std::vector<std::string> mcis;
   for (const auto* e : ordered) {
     if (mcis.empty() || mcis.back() != e->multi_cloud_image()) {
@@ -888,7 +890,10 @@ void ApplyEventsInOneTransaction(pqxx::nontransaction& txn,
     log::Debug("replica update", {{"mci", e->multi_cloud_image()},
                                   {"sequence", std::to_string(e->sequence())},
                                   {"decision", std::to_string(static_cast<int>(update))}});
-    if (update == ReplicaUpdate::kIgnore) continue;
+    if (update == ReplicaUpdate::kIgnore) {
+      ignored->push_back(e);
+      continue;
+    }
     if (update == ReplicaUpdate::kReplace) {
       p.replaced = true;
       p.revisions.clear();
@@ -955,21 +960,29 @@ void ApplyEventsInOneTransaction(pqxx::nontransaction& txn,
   txn.exec(absl::StrJoin(writes, "; "));
 }
 
-absl::Status ApplyInOneTransaction(db::Pool* pool,
-                                   const std::vector<const MultiCloudImageEvent*>& ordered) {
-  return pool->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
-    ApplyEventsInOneTransaction(txn, ordered);
+// The events that were ignored, when the transaction committed.
+absl::StatusOr<std::vector<const MultiCloudImageEvent*>> ApplyInOneTransaction(
+    db::Pool* pool, const std::vector<const MultiCloudImageEvent*>& ordered) {
+  std::vector<const MultiCloudImageEvent*> ignored;
+  absl::Status status = pool->TransactInline([&](pqxx::nontransaction& txn) -> absl::Status {
+    ignored.clear();  // a retried transaction decides again
+    ApplyEventsInOneTransaction(txn, ordered, &ignored);
     return absl::OkStatus();
   });
+  if (!status.ok()) return status;
+  return ignored;
 }
 
 }  // namespace
 
-absl::Status PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
-  return ApplyInOneTransaction(pool_, {&event});
+absl::StatusOr<bool> PgRepository::ApplyEvent(const MultiCloudImageEvent& event) {
+  auto ignored = ApplyInOneTransaction(pool_, {&event});
+  if (!ignored.ok()) return ignored.status();
+  return ignored->empty();
 }
 
-absl::Status PgRepository::ApplyEvents(const std::vector<MultiCloudImageEvent>& events) {
+absl::StatusOr<std::vector<bool>> PgRepository::ApplyEvents(
+    const std::vector<MultiCloudImageEvent>& events) {
   // Lock MCIs in name order (as LockAndCheckAll does) so batches never deadlock with references;
   // the stable sort keeps each MCI's events in stream order.
   std::vector<const MultiCloudImageEvent*> ordered;
@@ -977,7 +990,13 @@ absl::Status PgRepository::ApplyEvents(const std::vector<MultiCloudImageEvent>& 
   std::stable_sort(ordered.begin(), ordered.end(), [](const auto* a, const auto* b) {
     return a->multi_cloud_image() < b->multi_cloud_image();
   });
-  return ApplyInOneTransaction(pool_, ordered);
+  auto ignored = ApplyInOneTransaction(pool_, ordered);
+  if (!ignored.ok()) return ignored.status();
+  std::vector<bool> changed(events.size(), true);
+  for (const MultiCloudImageEvent* e : *ignored) {
+    changed[static_cast<size_t>(e - events.data())] = false;
+  }
+  return changed;
 }
 
 absl::StatusOr<bool> PgRepository::DeletionFenced(const std::string& mci) {

@@ -50,8 +50,8 @@ class PgRepository : public Repository {
       const std::vector<std::string>& mcis) override;
   absl::Status RecordCatalogState(const CatalogState& state,
                                   std::optional<int64_t> expected_row_version) override;
-  absl::Status ApplyEvent(const mci::events::v1::MultiCloudImageEvent& event) override;
-  absl::Status ApplyEvents(
+  absl::StatusOr<bool> ApplyEvent(const mci::events::v1::MultiCloudImageEvent& event) override;
+  absl::StatusOr<std::vector<bool>> ApplyEvents(
       const std::vector<mci::events::v1::MultiCloudImageEvent>& events) override;
   absl::StatusOr<bool> DeletionFenced(const std::string& mci) override;
   absl::StatusOr<Reservation> ReserveDeletion(const std::string& mci,

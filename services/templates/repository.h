@@ -96,16 +96,21 @@ class Repository {
   // written meanwhile never revives a deleted MCI. Revision rows are always added.
   virtual absl::Status RecordCatalogState(const CatalogState& state,
                                           std::optional<int64_t> expected_row_version) = 0;
-  // Applies one event idempotently (sequence) together with its effect on deletion fences.
-  virtual absl::Status ApplyEvent(const mci::events::v1::MultiCloudImageEvent& event) = 0;
+  // Applies one event idempotently (sequence) together with its effect on deletion fences: true
+  // when it changed the replica, false when the replica had it or a newer one already (a
+  // redelivery, or an event overtaken by a later one).
+  virtual absl::StatusOr<bool> ApplyEvent(const mci::events::v1::MultiCloudImageEvent& event) = 0;
   // Applies a batch of events in one transaction (all or none), each as ApplyEvent would; events
-  // of one MCI keep their order.
-  virtual absl::Status ApplyEvents(
+  // of one MCI keep their order. Which of them changed the replica, in the batch's order.
+  virtual absl::StatusOr<std::vector<bool>> ApplyEvents(
       const std::vector<mci::events::v1::MultiCloudImageEvent>& events) {
+    std::vector<bool> changed;
     for (const auto& e : events) {
-      if (absl::Status s = ApplyEvent(e); !s.ok()) return s;
+      absl::StatusOr<bool> one = ApplyEvent(e);
+      if (!one.ok()) return one.status();
+      changed.push_back(*one);
     }
-    return absl::OkStatus();
+    return changed;
   }
 
   // True while a deletion fence stands for the MCI (HEAD name).

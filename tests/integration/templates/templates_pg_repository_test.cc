@@ -177,7 +177,8 @@ TEST_F(TemplatesPgRepositoryTest, AFailedEventBatchLeavesNothingAndItsConnection
 
   // Not UTF-8: PostgreSQL (or the quoting before it) refuses the batch after its BEGIN went out.
   absl::Status failed =
-      repository.ApplyEvents({Created(good, "Good"), Created(bad, std::string("\xff\xfe", 2))});
+      repository.ApplyEvents({Created(good, "Good"), Created(bad, std::string("\xff\xfe", 2))})
+          .status();
   ASSERT_FALSE(failed.ok());
   ExpectNothingOpen(pool);
   auto none = repository.GetReplicas({good, bad});
@@ -226,10 +227,18 @@ TEST_F(TemplatesPgRepositoryTest, EventsTheCatalogsAnswerReflectsDoNotSetItBack)
   west_added.set_event_id(mci + "#3");
   west_added.set_sequence(3);
   west_added.add_head_clouds(west);
-  ASSERT_TRUE(repository.ApplyEvents({created}).ok());
-  ASSERT_TRUE(repository.ApplyEvents({east_added}).ok());
+  // Each reported as not changing the replica (the propagation histogram leaves such out).
+  using Changed = std::vector<bool>;
+  auto changed = repository.ApplyEvents({created});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, Changed{false});
+  changed = repository.ApplyEvents({east_added});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, Changed{false});
   EXPECT_EQ(head().head_clouds, (std::vector<std::string>{east, west}));
-  ASSERT_TRUE(repository.ApplyEvents({west_added}).ok());
+  changed = repository.ApplyEvents({west_added});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, Changed{false});
   EXPECT_EQ(head().head_clouds, (std::vector<std::string>{east, west}));
   EXPECT_EQ(head().sequence, 3);
 
@@ -237,7 +246,9 @@ TEST_F(TemplatesPgRepositoryTest, EventsTheCatalogsAnswerReflectsDoNotSetItBack)
   Event west_removed = east_added;
   west_removed.set_event_id(mci + "#4");
   west_removed.set_sequence(4);
-  ASSERT_TRUE(repository.ApplyEvents({west_removed}).ok());
+  absl::StatusOr<bool> one = repository.ApplyEvent(west_removed);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_TRUE(*one);
   EXPECT_EQ(head().head_clouds, std::vector<std::string>{east});
   EXPECT_EQ(head().sequence, 4);
 
@@ -247,8 +258,34 @@ TEST_F(TemplatesPgRepositoryTest, EventsTheCatalogsAnswerReflectsDoNotSetItBack)
   read.sequence = 2;
   ASSERT_TRUE(repository.RecordCatalogState(read, head().row_version).ok());
   EXPECT_EQ(head().sequence, 4);
-  ASSERT_TRUE(repository.ApplyEvents({west_added}).ok());  // sequence 3: already reflected
+  one = repository.ApplyEvent(west_added);  // sequence 3: already reflected
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_FALSE(*one);
   EXPECT_EQ(head().head_clouds, std::vector<std::string>{east});
+}
+
+// A batch says which of its events changed the replica in the batch's own order, though it
+// applies them sorted by MCI: here a redelivery between two new MCIs' events.
+TEST_F(TemplatesPgRepositoryTest, ABatchSaysWhichOfItsEventsChangedTheReplica) {
+  PgRepository& repository = *repository_;
+  const std::string zulu = "accounts/acct/multiCloudImages/zulu";
+  const std::string alpha = "accounts/acct/multiCloudImages/alpha";
+  const std::string mike = "accounts/acct/multiCloudImages/mike";
+  ASSERT_TRUE(repository.ApplyEvent(Created(mike, "Mike")).ok());
+  Event mike_again = Created(mike, "Mike");  // its redelivery
+  Event alpha_renamed = Created(alpha, "Alpha v2");
+  alpha_renamed.set_type(Event::UPDATED);
+  alpha_renamed.set_event_id(alpha + "#2");
+  alpha_renamed.set_sequence(2);
+  auto changed = repository.ApplyEvents(
+      {Created(zulu, "Zulu"), mike_again, Created(alpha, "Alpha"), alpha_renamed});
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, (std::vector<bool>{true, false, true, true}));
+  auto replicas = repository.GetReplicas({zulu, alpha, mike});
+  ASSERT_TRUE(replicas.ok()) << replicas.status();
+  EXPECT_EQ(replicas->at(alpha).display_name, "Alpha v2");
+  EXPECT_EQ(replicas->at(alpha).sequence, 2);
+  EXPECT_EQ(replicas->at(zulu).sequence, 1);
 }
 
 }  // namespace

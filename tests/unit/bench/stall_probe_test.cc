@@ -1,4 +1,5 @@
-// The bench's probe of the machine's own stalls (bench/stall_probe.h).
+// The bench's probe of the machine's own stalls (bench/stall_probe.h) and the hypervisor's steal
+// it reports (bench/procstat.h).
 #include "bench/stall_probe.h"
 
 #include <gtest/gtest.h>
@@ -6,6 +7,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sstream>
+
+#include "bench/procstat.h"
 
 namespace mci::bench {
 namespace {
@@ -54,6 +59,24 @@ TEST(StallProbeTest, RecordsTheProcessStoppedAsAStall) {
   EXPECT_GE(longest, 90000) << probe.stalls().size() << " stalls";
   EXPECT_GT(probe.watched_seconds(), 0.09);
   EXPECT_GE(probe.steal_share(), 0);
+  EXPECT_LE(probe.steal_share(), 1);
+}
+
+// The steal column of /proc/stat's "cpu" line (the eighth number), in seconds at USER_HZ.
+TEST(StealSecondsTest, ReadsTheCpuLinesStealColumn) {
+  std::istringstream stat(
+      "cpu  4705 150 1120 16250 520 0 23 250 0 0\n"
+      "cpu0 2355 75 560 8125 260 0 12 125 0 0\n");
+  EXPECT_DOUBLE_EQ(StealSecondsOf(stat, 100), 2.5);
+  // A kernel without the column, another first line, or no ticks: none counted.
+  std::istringstream short_line("cpu  4705 150 1120 16250 520 0 23\ncpu0 1 2 3 4 5 6 7 8\n");
+  EXPECT_EQ(StealSecondsOf(short_line, 100), 0);
+  std::istringstream other("intr 12345 0 0\n");
+  EXPECT_EQ(StealSecondsOf(other, 100), 0);
+  std::istringstream no_ticks("cpu  1 2 3 4 5 6 7 8 9 10\n");
+  EXPECT_EQ(StealSecondsOf(no_ticks, 0), 0);
+  // This machine's own: a number, never negative.
+  EXPECT_GE(StealSeconds(), 0);
 }
 
 TEST(StallProbeTest, StopsTwiceAndOnDestruction) {

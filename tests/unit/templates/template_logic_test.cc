@@ -107,7 +107,7 @@ class FakeRepository : public Repository {
     }
     return absl::OkStatus();
   }
-  absl::Status ApplyEvent(const mci::events::v1::MultiCloudImageEvent&) override {
+  absl::StatusOr<bool> ApplyEvent(const mci::events::v1::MultiCloudImageEvent&) override {
     return Unimplemented();
   }
   absl::StatusOr<bool> DeletionFenced(const std::string& mci) override {
