@@ -30,6 +30,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -682,6 +683,16 @@ double MetricsValue(const std::string& http_address, const std::string& series) 
     if (absl::ConsumePrefix(&line, series + " ") && absl::SimpleAtod(line, &value)) return value;
   }
   return 0;
+}
+
+bool MetricsHas(const std::string& http_address, const std::string& series) {
+  httplib::Client http("http://" + http_address);
+  auto res = http.Get("/metrics");
+  if (!res || res->status != 200) return false;
+  for (absl::string_view line : absl::StrSplit(res->body, '\n')) {
+    if (absl::StartsWith(line, series + " ")) return true;
+  }
+  return false;
 }
 
 std::string Token(const std::string& account, const std::vector<auth::Role>& roles,

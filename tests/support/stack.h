@@ -107,6 +107,8 @@ int64_t MetricsCounter(const std::string& http_address, const std::string& name)
 // The value of `series` (a name with its labels, e.g. `x_bucket{le="0.5"}`) in that /metrics,
 // likewise 0 when absent and -1 when unreadable.
 double MetricsValue(const std::string& http_address, const std::string& series);
+// Whether /metrics has a sample of `series` at all (MetricsValue reads an absent one as 0).
+bool MetricsHas(const std::string& http_address, const std::string& series);
 
 // The grpc.reflection.v1alpha service list (ListServices) of the server at `address`.
 absl::StatusOr<std::vector<std::string>> ListServices(const std::string& address);

@@ -244,6 +244,20 @@ TEST_F(EventReplayTest, CatalogEventsReachTheReplica) {
       << metric("mci_events_ignored_total") << " ignored";
 }
 
+// The service's counters are in /metrics at 0 before anything happened, so that a rate or an
+// alert over them has a series from the first scrape.
+TEST_F(EventReplayTest, CountersAreInMetricsFromTheStart) {
+  for (const char* counter : {"mci_events_ignored_total", "mci_launch_cache_misses_total",
+                              "mci_launch_cache_refreshed_total"}) {
+    EXPECT_TRUE(mci::testing::MetricsHas(stack_.templates_http_address(), counter)) << counter;
+    EXPECT_EQ(mci::testing::MetricsValue(stack_.templates_http_address(), counter), 0) << counter;
+  }
+  for (const char* counter : {"mci_resolve_cache_misses_total", "mci_resolve_cache_refreshed_total",
+                              "mci_get_cache_misses_total", "mci_get_cache_refreshed_total"}) {
+    EXPECT_TRUE(mci::testing::MetricsHas(stack_.catalog_http_address(), counter)) << counter;
+  }
+}
+
 // A NATS outage makes the service NOT_SERVING and only delays events: the durable consumer picks
 // up what the catalog published meanwhile.
 TEST_F(EventReplayTest, NatsOutageOnlyDelaysEvents) {
