@@ -71,6 +71,10 @@ void Metrics::AddCounter(absl::string_view name, uint64_t delta) {
   it->second += delta;
 }
 
+void Metrics::DeclareCounters(std::initializer_list<absl::string_view> names) {
+  for (absl::string_view name : names) AddCounter(name, 0);
+}
+
 void Metrics::Observe(absl::string_view name, double seconds) {
   std::lock_guard<std::mutex> lock(own_mu_);
   auto it = histograms_.find(name);

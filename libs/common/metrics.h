@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,9 @@ class Metrics {
   void SetGauge(absl::string_view name, double value);
   // A counter of the service's own (e.g. cached answers refreshed); not for per-call paths.
   void AddCounter(absl::string_view name, uint64_t delta);
+  // The counters a service keeps, rendered at 0 from now on rather than from their first count,
+  // so that a rate or an alert over them has its series from the first scrape.
+  void DeclareCounters(std::initializer_list<absl::string_view> names);
   // A histogram of the service's own, in seconds (e.g. the outbox relay's publishing), with the
   // calls' buckets; not for per-call paths.
   void Observe(absl::string_view name, double seconds);

@@ -384,11 +384,9 @@ Catalog::Catalog(db::Pool* pool, DeletionPeer* deletion_peer, CatalogOptions opt
       options_(std::move(options)),
       cache_(options_.head_ttl),
       mcis_cache_(options_.head_ttl) {
-  // In /metrics at 0 from the start: a scrape before the first miss sees the series.
-  for (const char* counter : {"mci_resolve_cache_misses_total", "mci_resolve_cache_refreshed_total",
-                              "mci_get_cache_misses_total", "mci_get_cache_refreshed_total"}) {
-    Metrics::Global().AddCounter(counter, 0);
-  }
+  Metrics::Global().DeclareCounters({"mci_resolve_cache_misses_total",
+                                     "mci_resolve_cache_refreshed_total",
+                                     "mci_get_cache_misses_total", "mci_get_cache_refreshed_total"});
 }
 
 void Catalog::Prepare(pqxx::connection& conn) {

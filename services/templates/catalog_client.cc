@@ -83,33 +83,30 @@ std::vector<absl::StatusOr<catalog::ResolveImageResponse>> GrpcCatalogClient::Re
   std::vector<Call> state(calls.size());
   std::mutex mu;
   std::condition_variable answered;
-  size_t started = 0, outstanding = 0, done = 0;
+  size_t started = 0, done = 0;  // outstanding: started - done
   in_flight = std::max<size_t>(1, in_flight);
   std::unique_lock<std::mutex> lock(mu);
   while (done < calls.size()) {
-    while (outstanding < in_flight && started < calls.size()) {
+    while (started - done < in_flight && started < calls.size()) {
       const size_t i = started++;
-      ++outstanding;
       lock.unlock();
       Call* call = &state[i];
       Prepare(&call->context, token);
       call->request.set_name(calls[i].name);
       call->request.set_cloud(calls[i].cloud);
-      stub_->async()->ResolveImage(
-          &call->context, &call->request, &call->response,
-          [call, &mu, &outstanding, &done, &answered](grpc::Status status) {
-            // Notified under the lock: the waiter's return, and with it the end of `answered`,
-            // waits for this callback to let go of it.
-            std::lock_guard<std::mutex> done_lock(mu);
-            call->status = std::move(status);
-            --outstanding;
-            ++done;
-            answered.notify_one();
-          });
+      // Notified under the lock: the waiter's return, and with it the end of `answered`, waits
+      // for the callback to let go of it.
+      stub_->async()->ResolveImage(&call->context, &call->request, &call->response,
+                                   [call, &mu, &done, &answered](grpc::Status status) {
+                                     std::lock_guard<std::mutex> done_lock(mu);
+                                     call->status = std::move(status);
+                                     ++done;
+                                     answered.notify_one();
+                                   });
       lock.lock();
     }
     answered.wait(lock, [&] {
-      return done == calls.size() || (outstanding < in_flight && started < calls.size());
+      return done == calls.size() || (started - done < in_flight && started < calls.size());
     });
   }
   std::vector<absl::StatusOr<catalog::ResolveImageResponse>> answers;

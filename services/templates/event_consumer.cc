@@ -38,7 +38,7 @@ void Sleep(const std::atomic<bool>& stopping, int64_t ms) {
 }  // namespace
 
 void EventConsumer::Start() {
-  Metrics::Global().AddCounter("mci_events_ignored_total", 0);  // in /metrics from the start
+  Metrics::Global().DeclareCounters({"mci_events_ignored_total"});
   thread_ = std::thread([this] { Run(); });
 }
 

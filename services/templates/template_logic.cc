@@ -117,11 +117,8 @@ ServerTemplateLogic::ServerTemplateLogic(Repository* repository, CatalogClient* 
       catalog_(catalog),
       options_(std::move(options)),
       launch_cache_(options_.launch_cache_ttl) {
-  // In /metrics at 0 from the start: a scrape before the first miss sees the series.
-  for (const char* counter :
-       {"mci_launch_cache_misses_total", "mci_launch_cache_refreshed_total"}) {
-    Metrics::Global().AddCounter(counter, 0);
-  }
+  Metrics::Global().DeclareCounters(
+      {"mci_launch_cache_misses_total", "mci_launch_cache_refreshed_total"});
 }
 
 absl::StatusOr<TemplateName> ServerTemplateLogic::ParseOwned(const auth::Caller& caller,

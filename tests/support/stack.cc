@@ -26,11 +26,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <pqxx/pqxx>
 #include <set>
 #include <thread>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -674,7 +674,11 @@ int64_t MetricsCounter(const std::string& http_address, const std::string& name)
   return static_cast<int64_t>(MetricsValue(http_address, name));
 }
 
-double MetricsValue(const std::string& http_address, const std::string& series) {
+namespace {
+
+// The sample of `series` in the /metrics at `http_address`: -1 when unreadable, nullopt when
+// absent.
+std::optional<double> MetricsSample(const std::string& http_address, const std::string& series) {
   httplib::Client http("http://" + http_address);
   auto res = http.Get("/metrics");
   if (!res || res->status != 200) return -1;
@@ -682,17 +686,18 @@ double MetricsValue(const std::string& http_address, const std::string& series) 
     double value = 0;
     if (absl::ConsumePrefix(&line, series + " ") && absl::SimpleAtod(line, &value)) return value;
   }
-  return 0;
+  return std::nullopt;
+}
+
+}  // namespace
+
+double MetricsValue(const std::string& http_address, const std::string& series) {
+  return MetricsSample(http_address, series).value_or(0);
 }
 
 bool MetricsHas(const std::string& http_address, const std::string& series) {
-  httplib::Client http("http://" + http_address);
-  auto res = http.Get("/metrics");
-  if (!res || res->status != 200) return false;
-  for (absl::string_view line : absl::StrSplit(res->body, '\n')) {
-    if (absl::StartsWith(line, series + " ")) return true;
-  }
-  return false;
+  const std::optional<double> sample = MetricsSample(http_address, series);
+  return sample.has_value() && *sample >= 0;
 }
 
 std::string Token(const std::string& account, const std::vector<auth::Role>& roles,

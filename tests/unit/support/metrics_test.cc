@@ -94,6 +94,20 @@ TEST(MetricsTest, GaugesAndCounters) {
       << out;
 }
 
+// A declared counter is rendered at 0 before its first count, and counts on from there.
+TEST(MetricsTest, DeclaredCountersStartAtZero) {
+  Metrics metrics;
+  metrics.DeclareCounters({"mci_misses_total", "mci_refreshed_total"});
+  std::string out = metrics.Render();
+  EXPECT_TRUE(absl::StrContains(out, "# TYPE mci_misses_total counter\nmci_misses_total 0\n"))
+      << out;
+  EXPECT_TRUE(absl::StrContains(out, "\nmci_refreshed_total 0\n")) << out;
+  metrics.AddCounter("mci_misses_total", 3);
+  metrics.DeclareCounters({"mci_misses_total"});  // declaring again keeps the count
+  out = metrics.Render();
+  EXPECT_TRUE(absl::StrContains(out, "\nmci_misses_total 3\n")) << out;
+}
+
 TEST(MetricsTest, HistogramsOfTheServicesOwn) {
   Metrics metrics;
   metrics.Observe("mci_outbox_event_delay_seconds", 0.004);
