@@ -25,7 +25,9 @@ using Event = mci::events::v1::MultiCloudImageEvent;
 using Stub = cpb::CatalogService::Stub;
 using R = auth::Role;
 
-// Reads the whole stream from the start with an ephemeral JetStream consumer.
+// Reads the whole stream from the start with an ephemeral JetStream consumer. The catalog's relay
+// creates the stream when it starts leading, which may be just after a test's first write: until
+// the stream exists, Collect tries again to subscribe.
 class StreamReader {
  public:
   explicit StreamReader(const std::string& url) {
@@ -35,26 +37,23 @@ class StreamReader {
     status_ = natsConnection_Connect(&conn_, opts);
     natsOptions_Destroy(opts);
     if (status_ == NATS_OK) status_ = natsConnection_JetStream(&js_, conn_, nullptr);
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = "MCI_EVENTS";
-    so.Config.DeliverPolicy = js_DeliverAll;
-    so.Config.AckPolicy = js_AckNone;
-    jsErrCode err;
-    if (status_ == NATS_OK) {
-      status_ = js_SubscribeSync(&sub_, js_, "mci.v1.events.>", nullptr, &so, &err);
-    }
+    if (status_ == NATS_OK) Subscribe();
   }
   ~StreamReader() {
     if (sub_ != nullptr) natsSubscription_Destroy(sub_);
     if (js_ != nullptr) jsCtx_Destroy(js_);
     if (conn_ != nullptr) natsConnection_Destroy(conn_);
   }
+  // Connected to NATS (the stream may not exist yet).
   bool ok() const { return status_ == NATS_OK; }
   // Events of `mci` until `count` arrived or `timeout` passed.
   std::vector<Event> Collect(const std::string& mci, size_t count, absl::Duration timeout) {
     absl::Time deadline = absl::Now() + timeout;
-    while (events_[mci].size() < count && absl::Now() < deadline) {
+    while (ok() && events_[mci].size() < count && absl::Now() < deadline) {
+      if (sub_ == nullptr && !Subscribe()) {
+        absl::SleepFor(absl::Milliseconds(100));
+        continue;
+      }
       natsMsg* msg = nullptr;
       if (natsSubscription_NextMsg(&msg, sub_, 200) != NATS_OK) continue;
       Event e;
@@ -68,6 +67,20 @@ class StreamReader {
   }
 
  private:
+  bool Subscribe() {
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = "MCI_EVENTS";
+    so.Config.DeliverPolicy = js_DeliverAll;
+    so.Config.AckPolicy = js_AckNone;
+    jsErrCode err;
+    if (js_SubscribeSync(&sub_, js_, "mci.v1.events.>", nullptr, &so, &err) == NATS_OK) {
+      return true;
+    }
+    sub_ = nullptr;
+    return false;
+  }
+
   natsStatus status_ = NATS_OK;
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;
@@ -113,9 +126,9 @@ TEST_F(CatalogEventsTest, ConsumerSeesEveryChangeInOrder) {
   // The relay's times in /metrics: a read and a publishing per batch, a delay per event (counted
   // just after JetStream's ack, which may be after the reader's delivery).
   const std::string http = stack_.catalog_http_address();
-  EXPECT_TRUE(Eventually(
-      [&] { return MetricsValue(http, "mci_outbox_event_delay_seconds_count") >= 6; },
-      absl::Seconds(5)));
+  EXPECT_TRUE(
+      Eventually([&] { return MetricsValue(http, "mci_outbox_event_delay_seconds_count") >= 6; },
+                 absl::Seconds(5)));
   EXPECT_GE(MetricsValue(http, "mci_outbox_relay_read_seconds_count"), 1);
   EXPECT_GE(MetricsValue(http, "mci_outbox_relay_publish_seconds_count"), 1);
   EXPECT_GT(MetricsValue(http, "mci_outbox_event_delay_seconds_sum"), 0);
@@ -274,9 +287,9 @@ TEST_F(CatalogEventsTest, NatsOutageDelaysButLosesNothing) {
   }
   const std::string http = stack_.catalog_http_address();
   const std::string within_half_second = R"(mci_outbox_event_delay_seconds_bucket{le="0.5"})";
-  ASSERT_TRUE(Eventually(
-      [&] { return MetricsValue(http, "mci_outbox_event_delay_seconds_count") >= 1; },
-      absl::Seconds(5)));
+  ASSERT_TRUE(
+      Eventually([&] { return MetricsValue(http, "mci_outbox_event_delay_seconds_count") >= 1; },
+                 absl::Seconds(5)));
   const double quick_before = MetricsValue(http, within_half_second);
   const double count_before = MetricsValue(http, "mci_outbox_event_delay_seconds_count");
   stack_.nats().Stop();
@@ -293,7 +306,9 @@ TEST_F(CatalogEventsTest, NatsOutageDelaysButLosesNothing) {
   // The delay counts from each event's write, so the outage is in it: every event written during
   // it waited more than the second slept (none in the 0.5 s bucket), each counted once acked.
   EXPECT_TRUE(Eventually(
-      [&] { return MetricsValue(http, "mci_outbox_event_delay_seconds_count") >= count_before + 99; },
+      [&] {
+        return MetricsValue(http, "mci_outbox_event_delay_seconds_count") >= count_before + 99;
+      },
       absl::Seconds(5)));
   EXPECT_EQ(MetricsValue(http, within_half_second), quick_before);
   // Nothing arrives twice.
