@@ -6,6 +6,9 @@
 //                    run at 10000 first and the table compares both scales.
 //   BENCH_TEMPLATES  ServerTemplates (default 1000)
 //   BENCH_SECONDS    measured seconds per scenario (default 12), BENCH_WARMUP (default 1)
+//   BENCH_SLICE      seconds per slice of the paired read and list rows (default 1: twelve
+//                    rounds; the writes' slices are whole seconds), BENCH_SLICE_WARMUP the
+//                    warm-up of each slice after the first (default 0.2)
 //   BENCH_CHANNELS   client channels (default 4)
 //   BENCH_CLIENT_THREADS  the client's completion-queue threads (default 2)
 //   BENCH_LAUNCH_SET MCIs that ResolveImage and GetMultiCloudImage pick from (default 1000)
@@ -58,6 +61,7 @@
 #include "absl/time/clock.h"
 #include "bench/load.h"
 #include "bench/procstat.h"
+#include "bench/rounds.h"
 #include "bench/stall_probe.h"
 #include "mci/bench/v1/echo.grpc.pb.h"
 #include "mci/catalog/v1/catalog.grpc.pb.h"
@@ -76,6 +80,10 @@ using mci::testing::Stack;
 
 constexpr char kAccount[] = "bench";
 constexpr char kAgentTag[] = "provides:rs_agent_type=right_link";
+// The read rows' methods, as on the wire.
+constexpr char kResolveMethod[] = "/mci.catalog.v1.CatalogService/ResolveImage";
+constexpr char kGetMethod[] = "/mci.catalog.v1.CatalogService/GetMultiCloudImage";
+constexpr char kLaunchMethod[] = "/mci.templates.v1.ServerTemplateService/ResolveLaunch";
 
 int EnvInt(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -139,6 +147,8 @@ struct Row {
   // Paired rows: the rates of each slice, the row's and its baseline's (one more: the baseline
   // closes the run); outside rows, the outside client's and its echo's.
   std::vector<double> slice_qps, baseline_slice_qps;
+  // Paired rows: each scenario slice's baseline, the mean of the baseline slices around it.
+  std::vector<double> slice_baseline_qps;
   // The share of the CPUs' time the hypervisor stole while the row measured (/proc/stat; -1: not
   // read). A row slower than the run before it with more steal ran on a busier host.
   double steal_share = -1;
@@ -193,61 +203,51 @@ void AddSlice(Row* total, const Row& part, bool first) {
   }
 }
 
-// The baseline of each of a scenario's slices: the mean of the baseline slices before and after it
-// (the one before alone where none follows).
-std::vector<double> SliceBaselines(const std::vector<double>& base) {
-  std::vector<double> out;
-  for (size_t i = 0; i < base.size(); ++i) {
-    out.push_back(i + 1 < base.size() ? (base[i] + base[i + 1]) / 2 : base[i]);
-  }
-  return out;
-}
-
-// Slice by slice, the scenario's value over its baseline's.
-std::vector<double> SliceRatios(const std::vector<double>& base, const std::vector<double>& row) {
-  const std::vector<double> around = SliceBaselines(base);
-  std::vector<double> out;
-  for (size_t i = 0; i < row.size() && i < around.size(); ++i) {
-    out.push_back(around[i] > 0 ? row[i] / around[i] : 0);
-  }
-  return out;
-}
-
-// A scenario and its baseline measured in slices side by side (baseline, scenario, baseline,
-// ..., baseline): each one's totals, the rates of every slice, and the scenario's ratio to its
-// baseline in each slice. A slice's baseline is the mean of the two baseline slices around it
-// (the one before alone where none closes the run), so that the machine's drift over the two
-// seconds cancels rather than falling on the scenario's slice or the baseline's.
+// A scenario and its baseline measured in slices side by side (bench/rounds.h): each one's
+// totals, the rates and p99s of every slice, and the scenario's ratios to its baseline slice by
+// slice.
 struct Pairs {
   Row base, row;
-  std::vector<double> base_qps, row_qps, base_p99, row_p99;
+  SlicePairs qps, p99;
+  void AddBase(const Row& b) {
+    AddSlice(&base, b, qps.base().empty());
+    qps.AddBase(b.r.qps);
+    p99.AddBase(b.r.p99_ms);
+  }
+  void AddRow(const Row& r) {
+    AddSlice(&row, r, qps.row().empty());
+    qps.AddRow(r.r.qps);
+    p99.AddRow(r.r.p99_ms);
+  }
+  // Slices measured one after the other: baseline, scenario, ..., and a baseline closing them.
   void Add(const Row& b, const Row& r) {
     AddBase(b);
-    AddSlice(&row, r, row_qps.empty());
-    row_qps.push_back(r.r.qps);
-    row_p99.push_back(r.r.p99_ms);
+    AddRow(r);
   }
-  // The baseline slice after the scenario's last.
   void Close(const Row& b) { AddBase(b); }
   // The two rows, the scenario's with its slices' rates and ratios; the samples, merged already,
   // dropped.
   void Finish(Row* base_out, Row* row_out) {
     *base_out = std::move(base);
     *row_out = std::move(row);
-    row_out->slice_ratios = SliceRatios(base_qps, row_qps);
-    row_out->slice_p99_ratios = SliceRatios(base_p99, row_p99);
-    row_out->slice_qps = row_qps;
-    row_out->baseline_slice_qps = base_qps;
+    row_out->slice_ratios = qps.Ratios();
+    row_out->slice_p99_ratios = p99.Ratios();
+    row_out->slice_qps = qps.row();
+    row_out->baseline_slice_qps = qps.base();
+    row_out->slice_baseline_qps = qps.Around();
     base_out->r.samples.clear();
     row_out->r.samples.clear();
   }
+};
 
- private:
-  void AddBase(const Row& b) {
-    AddSlice(&base, b, base_qps.empty());
-    base_qps.push_back(b.r.qps);
-    base_p99.push_back(b.r.p99_ms);
-  }
+// One paired row of those measured together (Bench::Interleave): how to measure a slice of its
+// baseline and of its scenario, and the baseline row's name. Rows next to each other whose
+// baselines have the same key share the baseline slice between them.
+struct Interleaved {
+  std::string op, base_op, key;
+  std::function<Row()> base, row;
+  std::function<void()> prepare;  // at the start of each visit (bench/rounds.h); may be empty
+  Pairs pairs;
 };
 
 struct Setting {
@@ -301,18 +301,31 @@ class Bench {
   struct Sizes {
     size_t request = 60, response = 400;
   };
-  // One side of MeasureSideBySide: a scenario, its group and the processes that serve it.
+  // One side of a paired row (Pair): a scenario, its group and the processes that serve it.
   struct Side {
     std::string op, group;
     std::vector<pid_t> servers;
     Issue issue;
   };
-  // Two scenarios measured in slices side by side (first, second, first, ..., first): the
-  // first's row, then the second's with its ratio to the first (the median of its slices' ratios,
-  // each over the mean of the first's slices around it).
-  std::pair<Row, Row> MeasureSideBySide(const Side& first, const Side& second, int in_flight);
-  Row MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
-                    const Issue& issue, Sizes sizes);
+  // One slice of a side at `in_flight`.
+  Row Slice(const Side& side, int in_flight) {
+    return Measure(side.op, side.group, in_flight, side.servers, side.issue);
+  }
+  // A paired row of a scenario (`second`) and its baseline (`first`), for Interleave: rows whose
+  // baselines have the same `key` may share a baseline slice.
+  Interleaved Pair(const Side& first, const Side& second, int in_flight, std::string key);
+  // Paired rows measured together in rounds (BENCH_SECONDS / BENCH_SLICE of them): each round
+  // measures every row once, a scenario slice between two of its baseline's, so that each row's
+  // slices spread over the whole of the rows' time rather than a few seconds of it.
+  // `slice_seconds`: BENCH_SLICE where 0.
+  void Interleave(std::vector<Interleaved>* rows, double slice_seconds = 0);
+  // The baseline's row, then the scenario's with its ratio to it (the median of its slices'
+  // ratios, each over the mean of the baseline's slices around it).
+  std::pair<Row, Row> Finish(Interleaved* paired);
+  // A read scenario's row paired with the echo ceiling at the same concurrency, the echo call
+  // carrying as many bytes as the scenario's request and reply.
+  Interleaved EchoPaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
+                         const Issue& issue, Sizes sizes);
   void Reads(const std::string& suffix);
   // The read scenarios' requests: seed-n at `revision` (on the c-th of the three clouds it
   // covers, c < 3), and ResolveLaunch of the t-th template on cloud c (c < 4: the clouds of
@@ -328,6 +341,13 @@ class Bench {
   std::vector<std::string> ResolveRequests(int64_t revision) const;
   std::vector<std::string> GetRequests(int64_t revision) const;
   std::vector<std::string> LaunchRequests() const;
+  // A pass over `requests`, each sent once at `in_flight`, not measured: run before each visit
+  // of a row that reads HEAD answers, it refills what expired since the row's last visit (HEAD
+  // answers live 5-10 s unless read meanwhile, and a round takes longer), so that every visit
+  // measures the steady state of a launch set in constant use, as the warm-up before the first.
+  std::function<void()> Refill(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                               const std::string& method, const std::vector<std::string>& requests,
+                               int in_flight);
   Issue ResolveIssue(int64_t revision);
   Issue GetIssue(int64_t revision);
   Issue LaunchIssue();
@@ -350,9 +370,10 @@ class Bench {
   void Events();
   Row Pgbench(const std::string& op, const std::string& database, const std::string& script,
               const std::vector<std::string>& defines, int clients);
-  void MeasureWrite(const std::string& op, const std::vector<pid_t>& servers, const Issue& issue,
-                    const std::string& base_op, const std::string& database,
-                    const std::string& script, const std::vector<std::string>& defines);
+  Interleaved WritePaired(const std::string& op, const std::vector<pid_t>& servers,
+                          const Issue& issue, const std::string& base_op,
+                          const std::string& database, const std::string& script,
+                          const std::vector<std::string>& defines);
   void Judge();
   void Print();
   void WriteJson();
@@ -943,40 +964,69 @@ Issue Bench::EchoIssue(size_t request_bytes, size_t response_bytes) {
   return RawIssue(echo_channels_, "/mci.bench.v1.EchoService/Echo", {req.SerializeAsString()});
 }
 
-// A read scenario and the echo ceiling at the same concurrency, interleaved in one-second slices
-// (echo, scenario, echo, scenario, ...): other load on the machine drifts over seconds, so each
-// ratio compares measurements taken side by side.
-Row Bench::MeasurePaired(const std::string& op, int in_flight, const std::vector<pid_t>& servers,
-                         const Issue& issue, Sizes sizes) {
-  auto [echo, row] = MeasureSideBySide({absl::StrCat("echo (with ", op, ")"), "echo", {echo_pid_},
-                                        EchoIssue(sizes.request, sizes.response)},
-                                       {op, "read", servers, issue}, in_flight);
-  rows_.push_back(echo);
-  row.baseline = absl::StrCat("echo@", in_flight, " (interleaved)");
-  return row;
+Interleaved Bench::Pair(const Side& first, const Side& second, int in_flight, std::string key) {
+  Interleaved paired;
+  paired.op = second.op;
+  paired.base_op = first.op;
+  paired.key = std::move(key);
+  paired.base = [this, first, in_flight] { return Slice(first, in_flight); };
+  paired.row = [this, second, in_flight] { return Slice(second, in_flight); };
+  return paired;
 }
 
-std::pair<Row, Row> Bench::MeasureSideBySide(const Side& first, const Side& second,
-                                             int in_flight) {
-  const int slices = std::max(1, static_cast<int>(std::lround(seconds_ / slice_)));
+// Rounds rather than each row's slices in a run: the machine's state holds for seconds to tens of
+// seconds, longer than a slice pair, so a row measured in one stretch carried that stretch's state
+// into its ratio, and a rerun found another (a row's ratio moved 7.7% between runs, root mean
+// square, against 5.4% in rounds: docs/performance-history.md, change 47).
+void Bench::Interleave(std::vector<Interleaved>* rows, double slice_seconds) {
+  if (rows->empty()) return;
+  const double length = slice_seconds > 0 ? slice_seconds : slice_;
+  const int rounds = std::max(1, static_cast<int>(std::lround(seconds_ / length)));
   const double saved_seconds = seconds_, saved_warmup = warmup_;
-  Pairs pairs;
-  for (int i = 0; i < slices; ++i) {
-    seconds_ = saved_seconds / slices;
-    warmup_ = i == 0 ? saved_warmup : slice_warmup_;
-    Row b = Measure(first.op, first.group, in_flight, first.servers, first.issue);
-    pairs.Add(b, Measure(second.op, second.group, in_flight, second.servers, second.issue));
-  }
-  pairs.Close(Measure(first.op, first.group, in_flight, first.servers, first.issue));
+  seconds_ = saved_seconds / rounds;
+  std::vector<std::string> keys;
+  for (const Interleaved& paired : *rows) keys.push_back(paired.key);
+  bool first = true;
+  MeasureInRounds<Row>(
+      keys, rounds,
+      [&](size_t i) {
+        if ((*rows)[i].prepare) (*rows)[i].prepare();
+      },
+      [&](size_t i, bool base) {
+        warmup_ = first ? saved_warmup : slice_warmup_;
+        first = false;
+        return base ? (*rows)[i].base() : (*rows)[i].row();
+      },
+      [&](size_t i, bool base, const Row& slice) {
+        if (base) {
+          (*rows)[i].pairs.AddBase(slice);
+        } else {
+          (*rows)[i].pairs.AddRow(slice);
+        }
+      });
   seconds_ = saved_seconds;
   warmup_ = saved_warmup;
+}
+
+std::pair<Row, Row> Bench::Finish(Interleaved* paired) {
   Row base, row;
-  pairs.Finish(&base, &row);
-  row.baseline = first.op;
+  paired->pairs.Finish(&base, &row);
+  base.op = paired->base_op;  // its first slice may have been another row's
+  row.baseline = base.op;
   row.baseline_qps = base.r.qps;
   row.baseline_p50 = base.r.p50_ms;
   row.baseline_p99 = base.r.p99_ms;
   return {base, row};
+}
+
+Interleaved Bench::EchoPaired(const std::string& op, int in_flight,
+                              const std::vector<pid_t>& servers, const Issue& issue, Sizes sizes) {
+  return Pair({absl::StrCat("echo (with ", op, ")"),
+               "echo",
+               {echo_pid_},
+               EchoIssue(sizes.request, sizes.response)},
+              {op, "read", servers, issue}, in_flight,
+              absl::StrCat("echo ", sizes.request, "/", sizes.response));
 }
 
 cpb::ResolveImageRequest Bench::ResolveRequest(int n, int c, int64_t revision) const {
@@ -1024,21 +1074,33 @@ std::vector<std::string> Bench::LaunchRequests() const {
   return out;
 }
 
+std::function<void()> Bench::Refill(const std::vector<std::shared_ptr<grpc::Channel>>& channels,
+                                    const std::string& method,
+                                    const std::vector<std::string>& requests, int in_flight) {
+  auto raw = std::make_shared<RawUnary>(cqs_.get(), channels, method, requests, bearer_,
+                                        RawUnary::Order::kInOrder);
+  LoadOptions options;
+  options.in_flight = in_flight;
+  options.warmup_s = 0;
+  options.duration_s = 60;  // max_ops ends it long before
+  options.max_ops = static_cast<int64_t>(requests.size());
+  return [raw, options] {
+    RunLoad(options, [raw](int slot, Done done) { raw->Start(slot, std::move(done)); });
+  };
+}
+
 // The launch set's MCIs, each on one of the three clouds it covers.
 Issue Bench::ResolveIssue(int64_t revision) {
-  return RawIssue(catalog_channels_, "/mci.catalog.v1.CatalogService/ResolveImage",
-                  ResolveRequests(revision));
+  return RawIssue(catalog_channels_, kResolveMethod, ResolveRequests(revision));
 }
 
 Issue Bench::GetIssue(int64_t revision) {
-  return RawIssue(catalog_channels_, "/mci.catalog.v1.CatalogService/GetMultiCloudImage",
-                  GetRequests(revision));
+  return RawIssue(catalog_channels_, kGetMethod, GetRequests(revision));
 }
 
 // Every template, each on one of four clouds (its default MCI `popular` covers clouds 0..3).
 Issue Bench::LaunchIssue() {
-  return RawIssue(templates_channels_, "/mci.templates.v1.ServerTemplateService/ResolveLaunch",
-                  LaunchRequests());
+  return RawIssue(templates_channels_, kLaunchMethod, LaunchRequests());
 }
 
 void Bench::Reads(const std::string& suffix) {
@@ -1069,39 +1131,61 @@ void Bench::Reads(const std::string& suffix) {
           [done](const grpc::Status& s, const cpb::ResolveImageResponse&) { done(s); });
     });
   }
+  // At each concurrency the rows are measured together (Interleave), each with its echo.
   for (int in_flight : {16, 64}) {
+    std::vector<Interleaved> paired;
+    std::vector<Row> not_run;
     for (int64_t revision : {int64_t{0}, int64_t{1}}) {
       std::string op = revision == 0 ? "ResolveImage HEAD" : "ResolveImage @N";
       if (!Wanted(op) && !Wanted("ResolveImage")) continue;
-      Row row =
-          MeasurePaired(op + suffix, in_flight, catalog, ResolveIssue(revision), resolve_sizes_);
-      row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
-      rows_.push_back(row);
+      paired.push_back(
+          EchoPaired(op + suffix, in_flight, catalog, ResolveIssue(revision), resolve_sizes_));
+      if (revision == 0) {
+        paired.back().prepare =
+            Refill(catalog_channels_, kResolveMethod, ResolveRequests(0), in_flight);
+      }
     }
     for (int64_t revision : {int64_t{0}, int64_t{1}}) {
       std::string op = revision == 0 ? "GetMultiCloudImage HEAD" : "GetMultiCloudImage @N";
       if (!Wanted(op) && !Wanted("GetMultiCloudImage")) continue;
-      Row row =
-          MeasurePaired(op + suffix, in_flight, catalog, GetIssue(revision), get_sizes_[revision]);
-      row.target = "QPS >= 0.7x echo, p99 <= 2x echo";
-      rows_.push_back(row);
+      paired.push_back(
+          EchoPaired(op + suffix, in_flight, catalog, GetIssue(revision), get_sizes_[revision]));
+      if (revision == 0) {
+        paired.back().prepare = Refill(catalog_channels_, kGetMethod, GetRequests(0), in_flight);
+      }
     }
     if (Wanted("ResolveLaunch") && suffix.empty()) {
-      Row row;
       if (!templates_up_ || template_names_.empty()) {
+        Row row;
         row.op = "ResolveLaunch";
         row.group = "read";
         row.in_flight = in_flight;
         row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
+        row.target = "QPS >= 0.5x echo";
+        not_run.push_back(row);
       } else {
         // The default MCI of every template is `popular`, which covers clouds 0..3.
-        row = MeasurePaired("ResolveLaunch", in_flight, {catalog_pid_, templates_pid_},
-                            LaunchIssue(), launch_sizes_);
+        paired.push_back(EchoPaired("ResolveLaunch", in_flight, {catalog_pid_, templates_pid_},
+                                    LaunchIssue(), launch_sizes_));
+        paired.back().prepare =
+            Refill(templates_channels_, kLaunchMethod, LaunchRequests(), in_flight);
       }
-      if (!row.ran) row.baseline.clear();
-      row.target = "QPS >= 0.5x echo";
+    }
+    if (!paired.empty()) {
+      std::string ops;
+      for (const auto& p : paired) absl::StrAppend(&ops, ops.empty() ? "" : ", ", p.op);
+      Log(absl::StrCat("measuring at ", in_flight, " in flight, in rounds: ", ops));
+    }
+    Interleave(&paired);
+    for (Interleaved& p : paired) {
+      auto [echo, row] = Finish(&p);
+      row.baseline = absl::StrCat("echo@", in_flight, " (interleaved)");
+      row.target = absl::StartsWith(row.op, "ResolveLaunch") ? "QPS >= 0.5x echo"
+                                                             : "QPS >= 0.7x echo, p99 <= 2x echo";
+      rows_.push_back(echo);
       rows_.push_back(row);
     }
+    for (Row& row : not_run) rows_.push_back(row);
   }
 }
 
@@ -1162,10 +1246,15 @@ void Bench::Outside() {
   outside_args_ = EnvString("BENCH_OUTSIDE_ARGS", "");
   outside_perfstat_ = EnvString("BENCH_OUTSIDE_PERFSTAT", "");
   struct Scenario {
-    std::string op, address, method, request;
+    std::string op, address;
+    std::string method;   // as grpcload takes it: without the leading '/'
+    std::string request;  // every request, length-delimited, for grpcload
     Sizes sizes;
     Issue issue;  // the bench client's calls of the same scenario
     std::vector<pid_t> servers;
+    // The bench client's channels to the service and the requests one by one, for Refill.
+    std::vector<std::shared_ptr<grpc::Channel>> channels;
+    std::vector<std::string> requests;
   };
   // The requests of the bench client's scenarios, all of them (the launch set; every template),
   // in a shuffled order the outside client cycles through.
@@ -1185,181 +1274,219 @@ void Bench::Outside() {
                                  launches = LaunchRequests();
   std::vector<Scenario> scenarios = {{"ResolveImage HEAD",
                                       stack_->catalog_address(),
-                                      "mci.catalog.v1.CatalogService/ResolveImage",
+                                      kResolveMethod + 1,
                                       delimited(resolves),
                                       resolve_sizes_,
                                       ResolveIssue(0),
-                                      {catalog_pid_}},
+                                      {catalog_pid_},
+                                      catalog_channels_,
+                                      resolves},
                                      {"GetMultiCloudImage HEAD",
                                       stack_->catalog_address(),
-                                      "mci.catalog.v1.CatalogService/GetMultiCloudImage",
+                                      kGetMethod + 1,
                                       delimited(gets),
                                       get_sizes_[0],
                                       GetIssue(0),
-                                      {catalog_pid_}}};
+                                      {catalog_pid_},
+                                      catalog_channels_,
+                                      gets}};
   if (templates_up_ && !launches.empty()) {
     scenarios.push_back({"ResolveLaunch",
                          stack_->templates_address(),
-                         "mci.templates.v1.ServerTemplateService/ResolveLaunch",
+                         kLaunchMethod + 1,
                          delimited(launches),
                          launch_sizes_,
                          LaunchIssue(),
-                         {catalog_pid_, templates_pid_}});
+                         {catalog_pid_, templates_pid_},
+                         templates_channels_,
+                         launches});
   }
+  // An outside row's totals: calls and seconds summed, percentiles the mean of the slices' (the
+  // outside client reports no samples), the servers' CPU per call it made (its warm-up's
+  // included).
+  struct OutsideTotal {
+    Row* row;
+    double cpu_s = 0, client_cpu_s = 0, sent = 0, p50 = 0, p99 = 0, p999 = 0;
+    int slices = 0;
+    void Add(const OutsideRun& run) {
+      row->r.ok += run.r.ok;
+      row->r.errors += run.r.errors;
+      row->r.seconds += run.r.seconds;
+      p50 += run.r.p50_ms;
+      p99 += run.r.p99_ms;
+      p999 += run.r.p999_ms;
+      ++slices;
+      cpu_s += run.server_cpu_s;
+      client_cpu_s += run.client_cpu_s;
+      sent += run.sent;
+    }
+    void Finish() {
+      row->ran = true;
+      row->r.qps = row->r.seconds > 0 ? static_cast<double>(row->r.ok) / row->r.seconds : 0;
+      if (slices > 0) {
+        row->r.p50_ms = p50 / slices;
+        row->r.p99_ms = p99 / slices;
+        row->r.p999_ms = p999 / slices;
+      }
+      if (sent > 0) row->server_cpu_us = cpu_s / sent * 1e6;
+      if (sent > 0) row->client_cpu_us = client_cpu_s / sent * 1e6;
+    }
+  };
+  // One outside row being measured: its scenario, its two rows and what their slices add up to.
+  struct Measuring {
+    const Scenario* sc;
+    Row echo, row;
+    std::string echo_bytes, perfstat, error;
+    std::function<void()> refill;  // before each visit: every outside row reads HEAD answers
+    OutsideTotal echo_total{nullptr}, total{nullptr};
+    Pairs own;                  // the bench client's echo and scenario slices
+    SlicePairs outside_slices;  // the outside client's
+  };
+  // A slice of an outside row: the bench client's (its echo or the scenario), then the outside
+  // client's of the same.
+  struct OutsideSlice {
+    Row own;
+    OutsideRun outside;
+  };
+  // Each client's slice ends its perfstat block with a line naming the client and its rate
+  // (bench/perfstat_summary.py reads them).
+  auto mark = [](const std::string& perfstat, const std::string& client, double qps,
+                 const std::string& more) {
+    if (perfstat.empty()) return;
+    std::ofstream(perfstat, std::ios::app)
+        << "## " << client << " client: " << Fixed(qps, 0) << " calls/s" << more << "\n";
+  };
   for (int in_flight : {16, 64}) {
+    std::vector<Measuring> rows;
+    rows.reserve(scenarios.size());  // the totals point into them
     for (const Scenario& sc : scenarios) {
       if (!wanted(sc.op)) continue;
-      Row echo, row;
-      echo.op = absl::StrCat("outside: echo (with ", sc.op, ")");
-      echo.group = "outside-echo";
-      row.op = "outside: " + sc.op;
-      row.group = "outside";
-      echo.in_flight = row.in_flight = in_flight;
-      row.floor = sc.op == "ResolveLaunch" ? 0.5 : 0.7;
-      row.target = absl::StrCat(
+      Measuring& m = rows.emplace_back();
+      m.sc = &sc;
+      m.echo.op = absl::StrCat("outside: echo (with ", sc.op, ")");
+      m.echo.group = "outside-echo";
+      m.row.op = "outside: " + sc.op;
+      m.row.group = "outside";
+      m.echo.in_flight = m.row.in_flight = in_flight;
+      m.row.floor = sc.op == "ResolveLaunch" ? 0.5 : 0.7;
+      m.row.target = absl::StrCat(
           "QPS within 15% of the bench client's (or of its own echo's; median of the slices), "
           "same verdict at >= ",
-          Fixed(row.floor, 1), "x echo");
+          Fixed(m.row.floor, 1), "x echo");
       if (outside_.empty()) {
-        echo.not_run = row.not_run =
-            "no outside client (BENCH_OUTSIDE; make bench builds bench/outside/grpcload when "
-            "make deps has installed Go's gRPC)";
-        rows_.push_back(echo);
-        rows_.push_back(row);
-        continue;
+        m.error =
+            "no outside client (BENCH_OUTSIDE; make bench builds bench/outside/grpcload "
+            "when make deps has installed Go's gRPC)";
       }
-      Log(absl::StrCat("measuring ", row.op, " @", in_flight, " with the outside client"));
       epb::EchoRequest echo_req;
       echo_req.set_payload(std::string(sc.sizes.request, 'r'));
       echo_req.set_response_bytes(static_cast<int>(sc.sizes.response));
-      const std::string echo_bytes = delimited({echo_req.SerializeAsString()});
-      // Side by side with the bench client, in one-second slices: its echo, the outside echo, its
-      // scenario, the outside scenario, and again, both echoes closing; each client's ratio is the
-      // median of its own slices' (each over its echo slices around it), so the machine's drift
-      // from second to second touches both alike. QPS over all of a row's slices; the outside
-      // rows' percentiles are the mean of their slices'.
-      const int slices = std::max(1, static_cast<int>(std::lround(seconds_)));
-      const double saved_seconds = seconds_, saved_warmup = warmup_;
-      // First a second of the scenario, not counted: HEAD answers expire after 10 s, and the
-      // scenario's previous rows may be that far back.
-      seconds_ = 1;
-      warmup_ = 0;
-      Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
-      warmup_ = 0.2;
-      // An outside row's totals: calls and seconds summed, percentiles the mean of the slices'
-      // (the outside client reports no samples), the servers' CPU per call it made (its
-      // warm-up's included).
-      struct OutsideTotal {
-        Row* row;
-        double cpu_s = 0, client_cpu_s = 0, sent = 0;
-        void Add(const OutsideRun& run, int slices) {
-          row->r.ok += run.r.ok;
-          row->r.errors += run.r.errors;
-          row->r.seconds += run.r.seconds;
-          row->r.p50_ms += run.r.p50_ms / slices;
-          row->r.p99_ms += run.r.p99_ms / slices;
-          row->r.p999_ms += run.r.p999_ms / slices;
-          cpu_s += run.server_cpu_s;
-          client_cpu_s += run.client_cpu_s;
-          sent += run.sent;
-        }
-        void Finish() {
-          row->ran = true;
-          row->r.qps = row->r.seconds > 0 ? static_cast<double>(row->r.ok) / row->r.seconds : 0;
-          if (sent > 0) row->server_cpu_us = cpu_s / sent * 1e6;
-          if (sent > 0) row->client_cpu_us = client_cpu_s / sent * 1e6;
-        }
-      };
-      OutsideTotal outside_echo_total{&echo}, outside_total{&row};
-      Pairs own;
-      std::string error;
-      const std::string perfstat =
-          outside_perfstat_.empty()
-              ? ""
-              : absl::StrCat(results_dir_, "/perfstat-", absl::StrReplaceAll(sc.op, {{" ", "_"}}),
-                             "-", in_flight, ".txt");
-      // Each client's echo slice: the bench client's, then the outside client's.
-      auto own_echo_slice = [&] {
-        return Measure("echo", "echo", in_flight, {echo_pid_},
-                       EchoIssue(sc.sizes.request, sc.sizes.response));
-      };
-      auto outside_echo_slice = [&] {
-        OutsideRun run = RunOutside(echo_address_, "mci.bench.v1.EchoService/Echo", echo_bytes,
-                                    in_flight, {echo_pid_});
-        // The outside client's process gone before the bench client's next slice.
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        return run;
-      };
-      for (int i = 0; i < slices && error.empty(); ++i) {
-        Row own_echo = own_echo_slice();
-        OutsideRun outside_echo = outside_echo_slice();
-        // Each client's slice ends its perfstat block with a line naming the client and its
-        // rate (bench/perfstat_summary.py reads them).
-        auto mark = [&perfstat](const std::string& client, double qps, const std::string& more) {
-          if (perfstat.empty()) return;
-          std::ofstream(perfstat, std::ios::app)
-              << "## " << client << " client: " << Fixed(qps, 0) << " calls/s" << more << "\n";
-        };
-        Row own_row;
-        {
-          PerfStat stat(sc.servers, perfstat, outside_perfstat_);
-          own_row = Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
-        }
-        mark("bench", own_row.r.qps, "");
-        own.Add(own_echo, own_row);
-        OutsideRun outside = outside_echo;
-        if (outside_echo.ok) {
-          PerfStat stat(sc.servers, perfstat, outside_perfstat_);
-          outside = RunOutside(sc.address, sc.method, sc.request, in_flight, sc.servers);
-        }
-        mark("outside", outside.r.qps,
-             absl::StrCat(", ", static_cast<int64_t>(outside.sent), " sent"));
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        if (!outside.ok) {
-          error = outside.error;
-          break;
-        }
-        row.slice_qps.push_back(outside.r.qps);
-        row.baseline_slice_qps.push_back(outside_echo.r.qps);
-        outside_echo_total.Add(outside_echo, slices + 1);
-        outside_total.Add(outside, slices);
+      m.echo_bytes = delimited({echo_req.SerializeAsString()});
+      m.refill = Refill(sc.channels, "/" + sc.method, sc.requests, in_flight);
+      if (!outside_perfstat_.empty()) {
+        m.perfstat = absl::StrCat(results_dir_, "/perfstat-",
+                                  absl::StrReplaceAll(sc.op, {{" ", "_"}}), "-", in_flight, ".txt");
       }
-      // Both clients' echo once more, closing the run: each slice's baseline is the mean of the
-      // echo slices around it.
-      if (error.empty()) {
-        own.Close(own_echo_slice());
-        OutsideRun outside_echo = outside_echo_slice();
-        if (outside_echo.ok) {
-          row.baseline_slice_qps.push_back(outside_echo.r.qps);
-          outside_echo_total.Add(outside_echo, slices + 1);
-        } else {
-          error = outside_echo.error;
-        }
-      }
-      seconds_ = saved_seconds;
-      warmup_ = saved_warmup;
-      row.slice_ratios = SliceRatios(row.baseline_slice_qps, row.slice_qps);
-      {
-        // The outside client's rate over the bench client's side by side, or over its own
-        // echo's where that is lower.
-        const std::vector<double> echo_around = SliceBaselines(row.baseline_slice_qps);
-        for (size_t i = 0; i < row.slice_qps.size() && i < own.row_qps.size(); ++i) {
-          const double expected = std::min(own.row_qps[i], echo_around[i]);
-          if (expected > 0) row.slice_rate_ratios.push_back(row.slice_qps[i] / expected);
-        }
-      }
-      row.peer_qps = own.row.r.qps;
-      row.peer_slice_ratios = SliceRatios(own.base_qps, own.row_qps);
-      row.peer_cpu_us = own.row.server_cpu_us;
-      row.peer_client_cpu_us = own.row.client_cpu_us;
-      if (!error.empty()) {
-        echo.not_run = row.not_run = "outside client failed: " + error;
+    }
+    std::vector<std::string> keys;
+    std::string ops;
+    for (Measuring& m : rows) {
+      m.echo_total.row = &m.echo;
+      m.total.row = &m.row;
+      keys.push_back(m.sc->op);
+      absl::StrAppend(&ops, ops.empty() ? "" : ", ", m.sc->op);
+    }
+    if (!outside_.empty() && !rows.empty()) {
+      Log(absl::StrCat("measuring at ", in_flight,
+                       " in flight with the outside client, in rounds: ", ops));
+    }
+    // Side by side with the bench client, in slices of a second: its echo, the outside echo, its
+    // scenario, the outside scenario, both echoes again; and the rows in rounds, as the bench
+    // client's read rows (Interleave). Each client's ratio is the median of its own slices'
+    // (each over its echo slices around it), so the machine's drift from second to second
+    // touches both alike. QPS over all of a row's slices; the outside rows' percentiles are the
+    // mean of their slices'.
+    const int rounds = std::max(1, static_cast<int>(std::lround(seconds_)));
+    const double saved_seconds = seconds_, saved_warmup = warmup_;
+    seconds_ = 1;
+    warmup_ = 0.2;
+    MeasureInRounds<OutsideSlice>(
+        keys, rounds,
+        [&](size_t i) {
+          if (rows[i].error.empty()) rows[i].refill();
+        },
+        [&](size_t i, bool base) {
+          Measuring& m = rows[i];
+          OutsideSlice slice;
+          if (!m.error.empty()) return slice;
+          const Scenario& sc = *m.sc;
+          if (base) {
+            slice.own = Measure("echo", "echo", in_flight, {echo_pid_},
+                                EchoIssue(sc.sizes.request, sc.sizes.response));
+            slice.outside = RunOutside(echo_address_, "mci.bench.v1.EchoService/Echo", m.echo_bytes,
+                                       in_flight, {echo_pid_});
+          } else {
+            {
+              PerfStat stat(sc.servers, m.perfstat, outside_perfstat_);
+              slice.own = Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
+            }
+            mark(m.perfstat, "bench", slice.own.r.qps, "");
+            PerfStat stat(sc.servers, m.perfstat, outside_perfstat_);
+            slice.outside = RunOutside(sc.address, sc.method, sc.request, in_flight, sc.servers);
+          }
+          if (!base) {
+            mark(m.perfstat, "outside", slice.outside.r.qps,
+                 absl::StrCat(", ", static_cast<int64_t>(slice.outside.sent), " sent"));
+          }
+          // The outside client's process gone before the bench client's next slice.
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          return slice;
+        },
+        [&](size_t i, bool base, const OutsideSlice& slice) {
+          Measuring& m = rows[i];
+          if (!m.error.empty()) return;
+          if (!slice.outside.ok) {
+            m.error = "outside client failed: " + slice.outside.error;
+            return;
+          }
+          if (base) {
+            m.own.AddBase(slice.own);
+            m.outside_slices.AddBase(slice.outside.r.qps);
+            m.echo_total.Add(slice.outside);
+          } else {
+            m.own.AddRow(slice.own);
+            m.outside_slices.AddRow(slice.outside.r.qps);
+            m.total.Add(slice.outside);
+          }
+        });
+    seconds_ = saved_seconds;
+    warmup_ = saved_warmup;
+    for (Measuring& m : rows) {
+      Row& row = m.row;
+      Row& echo = m.echo;
+      if (!m.error.empty()) {
+        echo.not_run = row.not_run = m.error;
         rows_.push_back(echo);
         rows_.push_back(row);
         continue;
       }
-      outside_echo_total.Finish();
-      outside_total.Finish();
+      row.slice_qps = m.outside_slices.row();
+      row.baseline_slice_qps = m.outside_slices.base();
+      row.slice_baseline_qps = m.outside_slices.Around();
+      row.slice_ratios = m.outside_slices.Ratios();
+      // The outside client's rate over the bench client's side by side, or over its own echo's
+      // where that is lower.
+      const std::vector<double>& echo_around = row.slice_baseline_qps;
+      for (size_t i = 0; i < row.slice_qps.size() && i < m.own.qps.row().size(); ++i) {
+        const double expected = std::min(m.own.qps.row()[i], echo_around[i]);
+        if (expected > 0) row.slice_rate_ratios.push_back(row.slice_qps[i] / expected);
+      }
+      row.peer_qps = m.own.row.r.qps;
+      row.peer_slice_ratios = m.own.qps.Ratios();
+      row.peer_cpu_us = m.own.row.server_cpu_us;
+      row.peer_client_cpu_us = m.own.row.client_cpu_us;
+      m.echo_total.Finish();
+      m.total.Finish();
       row.baseline = absl::StrCat("outside: echo@", in_flight, " (interleaved)");
       row.baseline_qps = echo.r.qps;
       row.baseline_p50 = echo.r.p50_ms;
@@ -1373,6 +1500,8 @@ void Bench::Outside() {
 void Bench::Lists(const std::string& suffix) {
   const int in_flight = 16;
   std::vector<pid_t> catalog = {catalog_pid_};
+  std::vector<Interleaved> paired;
+  std::vector<Row> not_run;
   if (Wanted("ListMultiCloudImages")) {
     // A real first page's token, with its cursor moved to 60 rows before the end: a deep page.
     cpb::ListMultiCloudImagesRequest first;
@@ -1388,8 +1517,6 @@ void Bench::Lists(const std::string& suffix) {
       raw = absl::StrCat(raw.substr(0, raw.rfind('|') + 1), max_seed_row_id_ - 60);
       deep_token = absl::WebSafeBase64Escape(raw);
     }
-    // The first and the deep page side by side, so that the machine's drift over seconds
-    // touches both alike.
     auto list = [&](const cpb::ListMultiCloudImagesRequest& req) -> Issue {
       return [this, req](int slot, Done done) {
         auto* stub = catalog_[static_cast<size_t>(slot) % catalog_.size()].get();
@@ -1407,25 +1534,19 @@ void Bench::Lists(const std::string& suffix) {
     };
     cpb::ListMultiCloudImagesRequest deep = first;
     deep.set_page_token(deep_token);
-    auto [first_row, deep_row] =
-        MeasureSideBySide({"ListMultiCloudImages first page" + suffix, "list", catalog, list(first)},
-                          {"ListMultiCloudImages deep page" + suffix, "list", catalog, list(deep)},
-                          in_flight);
-    first_row.target = "-";
-    deep_row.target = "deep within 2x of first";
-    rows_.push_back(first_row);
-    rows_.push_back(deep_row);
+    paired.push_back(
+        Pair({"ListMultiCloudImages first page" + suffix, "list", catalog, list(first)},
+             {"ListMultiCloudImages deep page" + suffix, "list", catalog, list(deep)}, in_flight,
+             "ListMultiCloudImages"));
   }
-  if (Wanted("ListMultiCloudImageUsages")) {
-    if (!templates_up_ || template_names_.empty()) {
-      Row row;
-      row.op = "ListMultiCloudImageUsages" + suffix;
-      row.group = "list";
-      row.in_flight = in_flight;
-      row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
-      rows_.push_back(row);
-      return;
-    }
+  if (Wanted("ListMultiCloudImageUsages") && (!templates_up_ || template_names_.empty())) {
+    Row row;
+    row.op = "ListMultiCloudImageUsages" + suffix;
+    row.group = "list";
+    row.in_flight = in_flight;
+    row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
+    not_run.push_back(row);
+  } else if (Wanted("ListMultiCloudImageUsages")) {
     tpb::ListMultiCloudImageUsagesRequest first;
     first.set_multi_cloud_image(popular_);
     first.set_page_size(50);
@@ -1457,15 +1578,22 @@ void Bench::Lists(const std::string& suffix) {
     tpb::ListMultiCloudImageUsagesRequest deep = first;
     deep.set_page_token(deep_token);
     const std::vector<pid_t> templates = {templates_pid_};
-    auto [first_row, deep_row] = MeasureSideBySide(
-        {"ListMultiCloudImageUsages first page" + suffix, "list", templates, usages(first)},
-        {"ListMultiCloudImageUsages deep page" + suffix, "list", templates, usages(deep)},
-        in_flight);
+    paired.push_back(
+        Pair({"ListMultiCloudImageUsages first page" + suffix, "list", templates, usages(first)},
+             {"ListMultiCloudImageUsages deep page" + suffix, "list", templates, usages(deep)},
+             in_flight, "ListMultiCloudImageUsages"));
+  }
+  // Each first page and its deep page in slices side by side, so that the machine's drift over
+  // seconds touches both alike, and the two lists' rows in rounds (Interleave).
+  Interleave(&paired);
+  for (Interleaved& p : paired) {
+    auto [first_row, deep_row] = Finish(&p);
     first_row.target = "-";
     deep_row.target = "deep within 2x of first";
     rows_.push_back(first_row);
     rows_.push_back(deep_row);
   }
+  for (Row& row : not_run) rows_.push_back(row);
 }
 
 // The write path of Create + 3 settings + Commit as one chained operation.
@@ -1524,36 +1652,26 @@ struct CreateFlow : std::enable_shared_from_this<CreateFlow> {
   }
 };
 
-// A write scenario and its pgbench baseline interleaved in one-second slices, as MeasurePaired
-// does for reads: checkpoints, autovacuum and other load drift over seconds.
-void Bench::MeasureWrite(const std::string& op, const std::vector<pid_t>& servers,
-                         const Issue& issue, const std::string& base_op,
-                         const std::string& database, const std::string& script,
-                         const std::vector<std::string>& defines) {
+// A write scenario paired with pgbench running the same statements, for Interleave: checkpoints,
+// autovacuum and other load drift over seconds, as for reads.
+Interleaved Bench::WritePaired(const std::string& op, const std::vector<pid_t>& servers,
+                               const Issue& issue, const std::string& base_op,
+                               const std::string& database, const std::string& script,
+                               const std::vector<std::string>& defines) {
   const int in_flight = 8;
-  const int slices = std::max(1, static_cast<int>(std::lround(seconds_)));
-  const double saved_seconds = seconds_, saved_warmup = warmup_;
-  Pairs pairs;
-  for (int i = 0; i < slices; ++i) {
-    seconds_ = saved_seconds / slices;
-    warmup_ = i == 0 ? saved_warmup : slice_warmup_;
-    Row b = Pgbench(base_op, database, script, defines, in_flight);
-    pairs.Add(b, Measure(op, "write", in_flight, servers, issue));
-  }
-  pairs.Close(Pgbench(base_op, database, script, defines, in_flight));
-  seconds_ = saved_seconds;
-  warmup_ = saved_warmup;
-  Row base, row;
-  pairs.Finish(&base, &row);
-  rows_.push_back(base);
-  row.baseline = base.op;
-  row.target = "QPS >= 0.5x pgbench";
-  rows_.push_back(row);
+  Interleaved paired;
+  paired.op = op;
+  paired.base_op = paired.key = base_op;
+  paired.base = [=] { return Pgbench(base_op, database, script, defines, in_flight); };
+  paired.row = [=] { return Measure(op, "write", in_flight, servers, issue); };
+  return paired;
 }
 
 void Bench::Writes() {
   const std::string payload(320, 'A');  // about a base64 event's size
   std::vector<std::string> common = {"tags=" + std::string(kAgentTag), "payload=" + payload};
+  std::vector<Interleaved> paired;
+  std::vector<Row> not_run;
   if (Wanted("Create")) {
     std::vector<std::string> defines = common;
     defines.push_back("acct=pgbench");
@@ -1563,7 +1681,7 @@ void Bench::Writes() {
       defines.push_back(absl::StrCat("i", i + 1, "=", st.image));
       defines.push_back(absl::StrCat("t", i + 1, "=", st.type));
     }
-    MeasureWrite(
+    paired.push_back(WritePaired(
         "Create+3 settings+Commit", {catalog_pid_},
         [&](int slot, Done done) {
           auto flow = std::make_shared<CreateFlow>();
@@ -1577,7 +1695,7 @@ void Bench::Writes() {
           flow->Step(0);
         },
         "pgbench Create+3 settings+Commit", "catalog",
-        std::string(MCI_BENCH_DIR) + "/pgbench/create_flow.sql", defines);
+        std::string(MCI_BENCH_DIR) + "/pgbench/create_flow.sql", defines));
   }
   if (Wanted("Clone")) {
     const int sources = std::min(seeded_, 10000);
@@ -1585,7 +1703,7 @@ void Bench::Writes() {
     defines.push_back("acct=pgbench");
     defines.push_back(std::string("src_acct=") + kAccount);
     defines.push_back(absl::StrCat("nseed=", sources));
-    MeasureWrite(
+    paired.push_back(WritePaired(
         "CloneMultiCloudImage", {catalog_pid_},
         [&, sources](int slot, Done done) {
           thread_local std::mt19937 rng{std::random_device{}()};
@@ -1601,18 +1719,16 @@ void Bench::Writes() {
               },
               [done](const grpc::Status& s, const cpb::MultiCloudImage&) { done(s); });
         },
-        "pgbench Clone", "catalog", std::string(MCI_BENCH_DIR) + "/pgbench/clone.sql", defines);
+        "pgbench Clone", "catalog", std::string(MCI_BENCH_DIR) + "/pgbench/clone.sql", defines));
   }
-  if (Wanted("AddMultiCloudImage")) {
-    if (!templates_up_ || template_names_.empty()) {
-      Row row;
-      row.op = "AddMultiCloudImage";
-      row.group = "write";
-      row.in_flight = 8;
-      row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
-      rows_.push_back(row);
-      return;
-    }
+  if (Wanted("AddMultiCloudImage") && (!templates_up_ || template_names_.empty())) {
+    Row row;
+    row.op = "AddMultiCloudImage";
+    row.group = "write";
+    row.in_flight = 8;
+    row.not_run = templates_down_why_.empty() ? "no templates" : templates_down_why_;
+    not_run.push_back(row);
+  } else if (Wanted("AddMultiCloudImage")) {
     // References to committed revisions of MCIs the replica knows (the seeded ones: SeedReplica),
     // each (template, MCI) pair once. Not the MCIs the write scenarios above just created: how
     // many of those the replica has heard of yet depends on how far behind their events are, and
@@ -1622,7 +1738,7 @@ void Bench::Writes() {
       mcis.push_back(MciName(kAccount, absl::StrCat("seed-", i), 1));
     }
     auto next = std::make_shared<std::atomic<size_t>>(0);
-    MeasureWrite(
+    paired.push_back(WritePaired(
         "AddMultiCloudImage", {templates_pid_, catalog_pid_},
         [&, mcis, next](int slot, Done done) {
           size_t k = (*next)++;
@@ -1640,8 +1756,18 @@ void Bench::Writes() {
         "pgbench AddMultiCloudImage", "templates",
         std::string(MCI_BENCH_DIR) + "/pgbench/add_reference.sql",
         {std::string("acct=") + kAccount, absl::StrCat("ntemplates=", templates_n_),
-         "mci=" + popular_});
+         "mci=" + popular_}));
   }
+  // The three in rounds (Interleave), in slices of a second whatever BENCH_SLICE (pgbench -T
+  // counts whole seconds).
+  Interleave(&paired, 1.0);
+  for (Interleaved& p : paired) {
+    auto [base, row] = Finish(&p);
+    row.target = "QPS >= 0.5x pgbench";
+    rows_.push_back(base);
+    rows_.push_back(row);
+  }
+  for (Row& row : not_run) rows_.push_back(row);
 }
 
 Row Bench::Pgbench(const std::string& op, const std::string& database, const std::string& script,
@@ -1870,7 +1996,7 @@ void Bench::Events() {
     // 600 samples: a p99 from six of them, not three (at most 30 s at the default length).
     absl::Time end = absl::Now() + absl::Seconds(std::max(10.0, seconds_ * 6));
     // Whether the machine itself stalled within a sample, as it does now and then even idle
-    // (docs/performance.md, change 44); and the relay's slow batches meanwhile,
+    // (docs/performance-history.md, change 44); and the relay's slow batches meanwhile,
     // from the catalog's log.
     StallProbe probe;
     const std::string catalog_log = stack_->catalog() ? stack_->catalog()->log_path() : "";
@@ -2152,9 +2278,10 @@ void Bench::Judge() {
       // client's own echo rate where that is lower (no client measures a service faster than it
       // can call echo); and the same verdict on the scenario's target by each client's ratio to
       // its own echo. The two ratios themselves differ by more than the rates do: the clients'
-      // echo rates differ (how each batches calls on a connection, docs/performance.md). The
-      // rates are compared slice by slice, the median of those ratios deciding, as every paired
-      // row's ratio is: the totals over all slices move with one slow second of either client.
+      // echo rates differ (how each batches calls on a connection; docs/performance-history.md,
+      // "An outside client"). The rates are compared slice by slice, the median of those ratios
+      // deciding, as every paired row's ratio is: the totals over all slices move with one slow
+      // second of either client.
       const double peer_ratio = Median(row.peer_slice_ratios);
       const bool same = (row.ratio_qps >= row.floor) == (peer_ratio >= row.floor);
       const double expected = std::min(row.peer_qps, base->r.qps);
@@ -2163,14 +2290,14 @@ void Bench::Judge() {
                                                          : 0;
       const bool near = rate > 0 && std::abs(rate - 1) <= 0.15;
       const bool agrees = same && near;
-      row.verdict = absl::StrCat(
-          agrees ? "agrees" : "DIFFERS", " (", static_cast<int>(row.r.qps), "/s against ",
-          static_cast<int>(expected), "/s, ", Fixed(rate, 2),
-          "x by the slices' median; bench client ", Fixed(peer_ratio, 2), "x at ",
-          static_cast<int>(row.peer_qps), "/s side by side; service CPU ",
-          Fixed(row.server_cpu_us, 1), " us/call, ", Fixed(row.peer_cpu_us, 1),
-          " with the bench client; client CPU ", Fixed(row.client_cpu_us, 1),
-          " us/call, the bench client's ", Fixed(row.peer_client_cpu_us, 1), ")");
+      row.verdict =
+          absl::StrCat(agrees ? "agrees" : "DIFFERS", " (", static_cast<int>(row.r.qps),
+                       "/s against ", static_cast<int>(expected), "/s, ", Fixed(rate, 2),
+                       "x by the slices' median; bench client ", Fixed(peer_ratio, 2), "x at ",
+                       static_cast<int>(row.peer_qps), "/s side by side; service CPU ",
+                       Fixed(row.server_cpu_us, 1), " us/call, ", Fixed(row.peer_cpu_us, 1),
+                       " with the bench client; client CPU ", Fixed(row.client_cpu_us, 1),
+                       " us/call, the bench client's ", Fixed(row.peer_client_cpu_us, 1), ")");
     } else if (row.target.rfind("deep within 2x", 0) == 0 ||
                row.target.rfind("within 2x", 0) == 0) {
       // Latency at the same concurrency: p50 of this page over p50 of the baseline page.
@@ -2292,7 +2419,8 @@ void Bench::WriteJson() {
           {"bench_client_slice_ratios", &r.peer_slice_ratios},
           {"slice_rate_ratios", &r.slice_rate_ratios},
           {"slice_qps", &r.slice_qps},
-          {"baseline_slice_qps", &r.baseline_slice_qps}}) {
+          {"baseline_slice_qps", &r.baseline_slice_qps},
+          {"slice_baseline_qps", &r.slice_baseline_qps}}) {
       if (ratios->empty()) continue;
       j << ", \"" << key << "\": [";
       for (size_t k = 0; k < ratios->size(); ++k) j << (k ? ", " : "") << Fixed((*ratios)[k], 3);

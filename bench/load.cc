@@ -167,8 +167,12 @@ std::vector<std::shared_ptr<grpc::Channel>> Connections(const std::string& addre
 
 RawUnary::RawUnary(CompletionQueues* cqs,
                    const std::vector<std::shared_ptr<grpc::Channel>>& channels, std::string method,
-                   const std::vector<std::string>& requests, std::string bearer)
-    : cqs_(cqs), method_(std::move(method)), bearer_(std::move(bearer)), calls_(1024) {
+                   const std::vector<std::string>& requests, std::string bearer, Order order)
+    : cqs_(cqs),
+      method_(std::move(method)),
+      bearer_(std::move(bearer)),
+      order_(order),
+      calls_(1024) {
   // Refused here rather than failed per call: a call that completes inside Start would have
   // RunLoad start the next one inside it, and so on down the stack.
   if (requests.empty() || channels.empty()) {
@@ -190,7 +194,10 @@ void RawUnary::Start(int slot, Done done) {
   c.ctx->AddMetadata("authorization", bearer_);
   c.ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   c.done = std::move(done);
-  const grpc::ByteBuffer& request = requests_[rng() % requests_.size()];
+  const size_t index = order_ == Order::kInOrder
+                           ? next_.fetch_add(1, std::memory_order_relaxed) % requests_.size()
+                           : rng() % requests_.size();
+  const grpc::ByteBuffer& request = requests_[index];
   c.reader =
       stubs_[s % stubs_.size()]->PrepareUnaryCall(c.ctx.get(), method_, request, cqs_->at(s));
   c.reader->StartCall();

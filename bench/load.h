@@ -125,10 +125,15 @@ void Unary(CompletionQueues* cqs, const std::string& bearer, Req req, PrepareFn 
 // it can be.
 class RawUnary {
  public:
+  // Which request a call sends: one drawn at random, or the next in the list (cycling), so that
+  // as many calls as requests send each once (a pass over a scenario's requests that refills
+  // the caches they hit).
+  enum class Order { kRandom, kInOrder };
   // `method` as on the wire: "/package.Service/Method". Calls carry `authorization: bearer`.
   // Throws std::invalid_argument without requests or channels.
   RawUnary(CompletionQueues* cqs, const std::vector<std::shared_ptr<grpc::Channel>>& channels,
-           std::string method, const std::vector<std::string>& requests, std::string bearer);
+           std::string method, const std::vector<std::string>& requests, std::string bearer,
+           Order order = Order::kRandom);
   RawUnary(const RawUnary&) = delete;
   RawUnary& operator=(const RawUnary&) = delete;
 
@@ -150,6 +155,8 @@ class RawUnary {
   std::string method_, bearer_;
   std::vector<std::unique_ptr<grpc::GenericStub>> stubs_;
   std::vector<grpc::ByteBuffer> requests_;
+  Order order_;
+  std::atomic<size_t> next_{0};  // kInOrder: the next request's index
   std::deque<Pending> calls_;
 };
 

@@ -1,7 +1,8 @@
 // mci-bench-probe: the bench client's own cost per call against an echo server at ADDRESS (pid
 // PID): QPS, the client's CPU per call and the server's. With a sixth argument, one call through
 // the callback API first, which starts gRPC's callback threads in the process (they then compete
-// with the completion-queue threads for the poller: docs/performance.md, "How it measures").
+// with the completion-queue threads for the poller: docs/performance-history.md, "How it
+// measures").
 // Usage: mci-bench-probe ADDRESS PID [in_flight] [completion-queue threads] [seconds] [cb]
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>

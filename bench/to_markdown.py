@@ -48,8 +48,9 @@ def main():
         return
     print(f"Run {run['started']}: {run['seeded']} MCIs, {run['templates']} ServerTemplates, "
           f"{run['channels']} channels, {run['seconds']:g} s per scenario, {run['cores']} cores. "
-          "×QPS and ×p99: the row over its baseline in the same run (paired rows: the median of "
-          "their slices' ratios, each slice over the mean of the baseline slices around it).\n")
+          "×QPS and ×p99: the row over its baseline in the same run (paired rows, measured in "
+          "rounds: the median of their slices' ratios, each slice over the mean of the baseline "
+          "slices around it).\n")
     print("| operation | in flight | QPS | p50 ms | p99 ms | p999 ms | service CPU µs/op | "
           "PostgreSQL CPU µs/op | client CPU µs/op | baseline (QPS) | ×QPS | ×p99 | target | verdict |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---|")

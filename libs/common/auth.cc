@@ -104,7 +104,7 @@ namespace {
 // checked on every use. Bounded: a full shard is emptied. Find, on every call, takes its shard's
 // lock shared: one caller's calls all hash to one shard, which an exclusive lock would make a
 // point every call of that caller passes one at a time (not measurable on two cores, see
-// docs/performance.md change 33; a ceiling with more).
+// docs/performance-history.md change 33; a ceiling with more).
 class VerifiedTokens {
  public:
   bool Find(absl::string_view secret, absl::string_view token, Caller* caller,

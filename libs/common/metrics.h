@@ -21,7 +21,7 @@ namespace mci {
 // ObserveRpc runs on every call, on gRPC's threads: it takes no exclusive lock once a method has
 // been seen (a shared lock to find it, then relaxed atomic increments), so that threads finishing
 // calls together do not pass through one mutex one at a time (not measurable on two cores, see
-// docs/performance.md change 33; a ceiling with more).
+// docs/performance-history.md change 33; a ceiling with more).
 class Metrics {
  public:
   static Metrics& Global();

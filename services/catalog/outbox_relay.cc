@@ -191,7 +191,7 @@ void OutboxRelay::Loop() {
         // synchronous standby): one lost in a crash only relays its event again, which
         // JetStream drops as a duplicate (same Nats-Msg-Id) or consumers as an old sequence.
         // Waiting, the relay and every event behind it waited out each slow flush (165-220 ms
-        // now and then on this machine's disk: docs/performance.md, change 44).
+        // now and then on this machine's disk: docs/performance-history.md, change 44).
         pqxx::nontransaction(*conn).exec0("SET synchronous_commit = off");
       }
       if (!leader_) {

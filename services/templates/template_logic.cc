@@ -629,7 +629,7 @@ int ServerTemplateLogic::RefreshDueLaunches(absl::Duration ahead) {
   }
   // The catalog's answers a few hundred to a round, 16 calls overlapping: one by one, the refresh
   // took a whole round trip per answer (256 answers ~43 ms against a trivial server on this
-  // machine's loopback, ~14 ms overlapping; docs/performance.md, change 45).
+  // machine's loopback, ~14 ms overlapping; docs/performance-history.md, change 45).
   constexpr size_t kAnswersPerRound = 256;
   constexpr size_t kAnswersInFlight = 16;
   const std::vector<LaunchCache::DueAnswer> due_answers = launch_cache_.DueAnswers(before, kLimit);

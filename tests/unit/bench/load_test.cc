@@ -97,6 +97,24 @@ TEST_F(LoadTest, RawCallsSendTheGivenRequestsAndCountEachAnswer) {
   EXPECT_GE(recorder_.calls, 400);
 }
 
+// In order, as many calls as requests send each once (drawn at random, twenty calls would leave
+// some of twenty requests out).
+TEST_F(LoadTest, RawCallsInOrderSendEachRequestOnce) {
+  CompletionQueues cqs(2);
+  std::vector<std::string> requests;
+  std::set<std::string> payloads;
+  for (int i = 0; i < 20; ++i) {
+    requests.push_back(Request("p" + std::to_string(i)));
+    payloads.insert("p" + std::to_string(i));
+  }
+  RawUnary raw(&cqs, channels_, "/mci.bench.v1.EchoService/Echo", requests, "Bearer x",
+               RawUnary::Order::kInOrder);
+  LoadResult r = RunLoad(Ops(4, 20), [&](int slot, Done done) { raw.Start(slot, done); });
+  EXPECT_EQ(r.errors, 0) << r.first_error;
+  std::lock_guard<std::mutex> lock(recorder_.mu);
+  EXPECT_EQ(recorder_.payloads, payloads);
+}
+
 TEST_F(LoadTest, RawCallsCountFailuresApartWithTheirStatus) {
   CompletionQueues cqs(1);
   RawUnary fail(&cqs, channels_, "/mci.bench.v1.EchoService/Echo", {Request("fail")}, "Bearer x");
