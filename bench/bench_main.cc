@@ -977,7 +977,7 @@ Interleaved Bench::Pair(const Side& first, const Side& second, int in_flight, st
 // Rounds rather than each row's slices in a run: the machine's state holds for seconds to tens of
 // seconds, longer than a slice pair, so a row measured in one stretch carried that stretch's state
 // into its ratio, and a rerun found another (a row's ratio moved 7.7% between runs, root mean
-// square, against 5.4% in rounds: docs/performance-history.md, change 47).
+// square, against 5.6% in rounds: docs/performance-history.md, change 47).
 void Bench::Interleave(std::vector<Interleaved>* rows, double slice_seconds) {
   if (rows->empty()) return;
   const double length = slice_seconds > 0 ? slice_seconds : slice_;
