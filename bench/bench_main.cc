@@ -84,6 +84,7 @@ constexpr char kAgentTag[] = "provides:rs_agent_type=right_link";
 constexpr char kResolveMethod[] = "/mci.catalog.v1.CatalogService/ResolveImage";
 constexpr char kGetMethod[] = "/mci.catalog.v1.CatalogService/GetMultiCloudImage";
 constexpr char kLaunchMethod[] = "/mci.templates.v1.ServerTemplateService/ResolveLaunch";
+constexpr char kEchoMethod[] = "/mci.bench.v1.EchoService/Echo";
 
 int EnvInt(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -219,12 +220,6 @@ struct Pairs {
     qps.AddRow(r.r.qps);
     p99.AddRow(r.r.p99_ms);
   }
-  // Slices measured one after the other: baseline, scenario, ..., and a baseline closing them.
-  void Add(const Row& b, const Row& r) {
-    AddBase(b);
-    AddRow(r);
-  }
-  void Close(const Row& b) { AddBase(b); }
   // The two rows, the scenario's with its slices' rates and ratios; the samples, merged already,
   // dropped.
   void Finish(Row* base_out, Row* row_out) {
@@ -363,6 +358,7 @@ class Bench {
     double server_cpu_s = 0;  // the servers' CPU over the whole run
     double client_cpu_s = 0;  // the outside client's, likewise
   };
+  // `method` as on the wire ("/package.Service/Method"); grpcload takes it without the '/'.
   OutsideRun RunOutside(const std::string& address, const std::string& method,
                         const std::string& request, int in_flight,
                         const std::vector<pid_t>& servers);
@@ -961,7 +957,7 @@ Issue Bench::EchoIssue(size_t request_bytes, size_t response_bytes) {
   epb::EchoRequest req;
   req.set_payload(std::string(request_bytes, 'r'));
   req.set_response_bytes(static_cast<int>(response_bytes));
-  return RawIssue(echo_channels_, "/mci.bench.v1.EchoService/Echo", {req.SerializeAsString()});
+  return RawIssue(echo_channels_, kEchoMethod, {req.SerializeAsString()});
 }
 
 Interleaved Bench::Pair(const Side& first, const Side& second, int in_flight, std::string key) {
@@ -1199,7 +1195,7 @@ Bench::OutsideRun Bench::RunOutside(const std::string& address, const std::strin
   std::ofstream(file, std::ios::binary) << request;
   const double seconds = 1.0;
   std::string command = absl::StrCat(
-      "'", outside_, "' --call ", method, " --delimited --binary-file '", file,
+      "'", outside_, "' --call ", method.substr(1), " --delimited --binary-file '", file,
       "' -m 'authorization=", bearer_, "' -c ", in_flight, " --connections ", channels_n_, " -z ",
       static_cast<int>(seconds * 1000), "ms --warmup 300ms ", outside_args_, " ", address, " 2>&1");
   std::string out;
@@ -1247,7 +1243,7 @@ void Bench::Outside() {
   outside_perfstat_ = EnvString("BENCH_OUTSIDE_PERFSTAT", "");
   struct Scenario {
     std::string op, address;
-    std::string method;   // as grpcload takes it: without the leading '/'
+    std::string method;   // as on the wire: "/package.Service/Method"
     std::string request;  // every request, length-delimited, for grpcload
     Sizes sizes;
     Issue issue;  // the bench client's calls of the same scenario
@@ -1274,7 +1270,7 @@ void Bench::Outside() {
                                  launches = LaunchRequests();
   std::vector<Scenario> scenarios = {{"ResolveImage HEAD",
                                       stack_->catalog_address(),
-                                      kResolveMethod + 1,
+                                      kResolveMethod,
                                       delimited(resolves),
                                       resolve_sizes_,
                                       ResolveIssue(0),
@@ -1283,7 +1279,7 @@ void Bench::Outside() {
                                       resolves},
                                      {"GetMultiCloudImage HEAD",
                                       stack_->catalog_address(),
-                                      kGetMethod + 1,
+                                      kGetMethod,
                                       delimited(gets),
                                       get_sizes_[0],
                                       GetIssue(0),
@@ -1293,7 +1289,7 @@ void Bench::Outside() {
   if (templates_up_ && !launches.empty()) {
     scenarios.push_back({"ResolveLaunch",
                          stack_->templates_address(),
-                         kLaunchMethod + 1,
+                         kLaunchMethod,
                          delimited(launches),
                          launch_sizes_,
                          LaunchIssue(),
@@ -1382,7 +1378,7 @@ void Bench::Outside() {
       echo_req.set_payload(std::string(sc.sizes.request, 'r'));
       echo_req.set_response_bytes(static_cast<int>(sc.sizes.response));
       m.echo_bytes = delimited({echo_req.SerializeAsString()});
-      m.refill = Refill(sc.channels, "/" + sc.method, sc.requests, in_flight);
+      m.refill = Refill(sc.channels, sc.method, sc.requests, in_flight);
       if (!outside_perfstat_.empty()) {
         m.perfstat = absl::StrCat(results_dir_, "/perfstat-",
                                   absl::StrReplaceAll(sc.op, {{" ", "_"}}), "-", in_flight, ".txt");
@@ -1423,18 +1419,18 @@ void Bench::Outside() {
           if (base) {
             slice.own = Measure("echo", "echo", in_flight, {echo_pid_},
                                 EchoIssue(sc.sizes.request, sc.sizes.response));
-            slice.outside = RunOutside(echo_address_, "mci.bench.v1.EchoService/Echo", m.echo_bytes,
-                                       in_flight, {echo_pid_});
+            slice.outside =
+                RunOutside(echo_address_, kEchoMethod, m.echo_bytes, in_flight, {echo_pid_});
           } else {
             {
               PerfStat stat(sc.servers, m.perfstat, outside_perfstat_);
               slice.own = Measure(sc.op, "read", in_flight, sc.servers, sc.issue);
             }
             mark(m.perfstat, "bench", slice.own.r.qps, "");
-            PerfStat stat(sc.servers, m.perfstat, outside_perfstat_);
-            slice.outside = RunOutside(sc.address, sc.method, sc.request, in_flight, sc.servers);
-          }
-          if (!base) {
+            {
+              PerfStat stat(sc.servers, m.perfstat, outside_perfstat_);
+              slice.outside = RunOutside(sc.address, sc.method, sc.request, in_flight, sc.servers);
+            }
             mark(m.perfstat, "outside", slice.outside.r.qps,
                  absl::StrCat(", ", static_cast<int64_t>(slice.outside.sent), " sent"));
           }

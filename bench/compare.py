@@ -9,6 +9,7 @@ run and its change from each run to the next, then how many of the rows stayed w
 each consecutive pair and the largest spread of each row over all the runs. Exits 1 when some
 row of some consecutive pair moved by more than the limit (--limit, default 0.15).
 """
+import argparse
 import json
 import sys
 
@@ -25,19 +26,13 @@ def ratios(path):
 
 
 def main(argv):
-    limit = 0.15
-    paths = []
-    i = 0
-    while i < len(argv):
-        if argv[i] == "--limit":
-            limit = float(argv[i + 1])
-            i += 2
-            continue
-        paths.append(argv[i])
-        i += 1
-    if len(paths) < 2:
-        print(__doc__.strip(), file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--limit", type=float, default=0.15)
+    parser.add_argument("paths", nargs="+", metavar="RUN.json")
+    args = parser.parse_args(argv)
+    if len(args.paths) < 2:
+        parser.error("two runs or more")
+    limit, paths = args.limit, args.paths
     runs = [ratios(p) for p in paths]
     keys = [k for k in runs[0][1] if all(k in r for _, r in runs[1:])]
     print("| operation | in flight | " + " | ".join(name for name, _ in runs) +
