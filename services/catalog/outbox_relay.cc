@@ -1,9 +1,9 @@
 #include "services/catalog/outbox_relay.h"
 
-#include <atomic>
 #include <chrono>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -30,73 +30,102 @@ constexpr absl::Duration kSlowBatch = absl::Milliseconds(100);
 // read's snapshot precedes the delete, hence the filter.
 constexpr char kDeleteRelayedAndSelect[] =
     "WITH relayed AS (DELETE FROM outbox WHERE id = ANY(string_to_array($1, ',')::bigint[]))"
-    " SELECT " MCI_OUTBOX_COLUMNS " FROM outbox"
+    " SELECT " MCI_OUTBOX_COLUMNS
+    " FROM outbox"
     " WHERE id <> ALL(string_to_array($1, ',')::bigint[]) ORDER BY id LIMIT $2";
 constexpr char kBacklog[] = "SELECT count(*) FROM outbox";
 
-struct AsyncAcks {
-  std::atomic<int> acked{0};
-  std::atomic<int> failed{0};
-};
-
-void OnAsyncAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
-  auto* acks = static_cast<AsyncAcks*>(closure);
-  if (ack != nullptr && error == nullptr) {
-    ++acks->acked;
-  } else {
-    ++acks->failed;
-  }
-  natsMsg_Destroy(msg);
-}
+}  // namespace
 
 // Publishes a batch pipelined: every message goes out before the first ack is awaited, so a batch
 // costs one round trip rather than one per event (at 1,000 writes/s the one-by-one publishing fell
-// behind by seconds). True only when JetStream acked every message; otherwise the caller publishes
-// the batch again one by one, and JetStream drops the copies of those it already stored (same
-// Nats-Msg-Id). A message stored after a failed one then precedes it in the stream: harmless, as
-// each event carries the MCI's full state and its sequence, and consumers ignore older sequences.
-bool PublishPipelined(natsConnection* conn, const pqxx::result& rows) {
-  if (conn == nullptr || rows.size() < 2) return false;
-  // Kept when acks are still outstanding at the deadline: a late ack must not find it freed.
-  auto* acks = new AsyncAcks();
-  jsOptions options;
-  jsOptions_Init(&options);
-  options.PublishAsync.AckHandler = OnAsyncAck;
-  options.PublishAsync.AckHandlerClosure = acks;
-  options.PublishAsync.MaxPending = 1024;
-  jsCtx* js = nullptr;
-  if (natsConnection_JetStream(&js, conn, &options) != NATS_OK) {
-    delete acks;
-    return false;
-  }
-  int sent = 0;
-  for (const auto& row : rows) {
-    std::string payload;
-    absl::Base64Unescape(row[3].c_str(), &payload);
-    jsPubOptions publish;
-    jsPubOptions_Init(&publish);
-    publish.MsgId = row[1].c_str();
-    if (js_PublishAsync(js, row[2].c_str(), payload.data(), static_cast<int>(payload.size()),
-                        &publish) != NATS_OK) {
-      break;
-    }
-    ++sent;
-  }
-  jsPubOptions wait;
-  jsPubOptions_Init(&wait);
-  wait.MaxWait = 2000;
-  natsStatus complete = js_PublishAsyncComplete(js, &wait);
-  bool all = complete == NATS_OK && sent == static_cast<int>(rows.size()) &&
-             acks->acked.load() == sent && acks->failed.load() == 0;
-  jsCtx_Destroy(js);
-  if (complete == NATS_OK) delete acks;
-  return all;
-}
+// behind by seconds). One JetStream context for the relay's life (until a batch times out): one per
+// batch subscribed and unsubscribed its ack inbox at nats-server every batch, and left its ack
+// counters to leak whenever acks were still outstanding at the deadline.
+class OutboxRelay::Pipeline {
+ public:
+  ~Pipeline() { Reset(); }
 
-}  // namespace
+  // True only when JetStream acked every message; otherwise the caller publishes the batch again
+  // one by one, and JetStream drops the copies of those it already stored (same Nats-Msg-Id). A
+  // message stored after a failed one then precedes it in the stream: harmless, as each event
+  // carries the MCI's full state and its sequence, and consumers ignore older sequences.
+  bool Publish(natsConnection* conn, const pqxx::result& rows) {
+    if (conn == nullptr || rows.size() < 2) return false;
+    if (js_ == nullptr && !Open(conn)) return false;
+    {
+      // Acks of an earlier batch that timed out are not this batch's (unless for the same event,
+      // which JetStream then did store).
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_.clear();
+      failed_ = 0;
+      for (const auto& row : rows) pending_.insert(row[1].c_str());
+    }
+    bool sent_all = true;
+    for (const auto& row : rows) {
+      std::string payload;
+      absl::Base64Unescape(row[3].c_str(), &payload);
+      jsPubOptions publish;
+      jsPubOptions_Init(&publish);
+      publish.MsgId = row[1].c_str();
+      if (js_PublishAsync(js_, row[2].c_str(), payload.data(), static_cast<int>(payload.size()),
+                          &publish) != NATS_OK) {
+        sent_all = false;
+        break;
+      }
+    }
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = 2000;
+    const natsStatus complete = js_PublishAsyncComplete(js_, &wait);
+    if (complete != NATS_OK) {
+      // Acks that never come (a message lost in a reconnection) would stay pending in the
+      // context, up to its limit: start afresh.
+      Reset();
+      return false;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    return sent_all && pending_.empty() && failed_ == 0;
+  }
+
+ private:
+  static void OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
+    auto* self = static_cast<Pipeline*>(closure);
+    const char* id = nullptr;
+    if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      if (self->pending_.erase(id) > 0 && (ack == nullptr || error != nullptr)) ++self->failed_;
+    }
+    natsMsg_Destroy(msg);
+  }
+
+  bool Open(natsConnection* conn) {
+    jsOptions options;
+    jsOptions_Init(&options);
+    options.PublishAsync.AckHandler = &Pipeline::OnAck;
+    options.PublishAsync.AckHandlerClosure = this;
+    options.PublishAsync.MaxPending = 1024;
+    if (natsConnection_JetStream(&js_, conn, &options) != NATS_OK) js_ = nullptr;
+    return js_ != nullptr;
+  }
+
+  // Acks still outstanding are dropped with the context. The destructor's call comes after the
+  // relay's thread stopped, its last batch's acks all in or its context reset already.
+  void Reset() {
+    if (js_ != nullptr) jsCtx_Destroy(js_);
+    js_ = nullptr;
+  }
+
+  jsCtx* js_ = nullptr;
+  std::mutex mu_;
+  absl::flat_hash_set<std::string> pending_;  // event ids of the batch not acked yet
+  int failed_ = 0;                            // of the batch's, negative acks
+};
 
 OutboxRelay::OutboxRelay(std::string database_url, nats::Client* nats)
-    : database_url_(std::move(database_url)), nats_(nats) {}
+    : database_url_(std::move(database_url)),
+      nats_(nats),
+      pipeline_(std::make_unique<Pipeline>()) {}
 
 OutboxRelay::~OutboxRelay() { Stop(); }
 
@@ -126,7 +155,7 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
   relayed_.clear();
   const absl::Time read = absl::Now();
   std::vector<std::string> relayed;
-  const bool pipelined = nats_->connected() && PublishPipelined(nats_->connection(), rows);
+  const bool pipelined = nats_->connected() && pipeline_->Publish(nats_->connection(), rows);
   if (pipelined) {
     for (const auto& row : rows) relayed.push_back(row[0].c_str());
   }

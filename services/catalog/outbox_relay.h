@@ -36,6 +36,7 @@ class OutboxRelay {
     bool failed = false;  // a publish or the database failed: back off before retrying
   };
   Batch RelayBatch(pqxx::connection& conn);
+  class Pipeline;
 
   std::string database_url_;
   nats::Client* nats_;
@@ -48,6 +49,7 @@ class OutboxRelay {
   bool stream_ready_ = false;
   // Ids ("1,2,3") of rows published and acked, deleted with the next batch's read.
   std::string relayed_;
+  std::unique_ptr<Pipeline> pipeline_;  // used by the relay's thread only
 };
 
 }  // namespace mci::catalog

@@ -93,7 +93,12 @@ TEST(CatalogReplicasTest, HeadAnswersInUseAreRefreshedAheadAndCatchMissedWrites)
   ASSERT_EQ(resolved_type(), small);
   ASSERT_EQ(got_type(), small);
   // The catalog's own events come back to it through NATS and drop the answers once more: read
-  // them again after they have.
+  // them again after they have. Once the relay has its acks for both (the create's and the
+  // setting's), NATS has sent them to the catalog's subscription too: a second after is ample.
+  // A second counted from the writes failed once here (2026-12-07, its output not kept).
+  ASSERT_TRUE(
+      Eventually([&] { return CatalogCounter(stack, "mci_outbox_event_delay_seconds_count") >= 2; },
+                 absl::Seconds(20)));
   absl::SleepFor(absl::Seconds(1));
   ASSERT_EQ(resolved_type(), small);
   ASSERT_EQ(got_type(), small);
