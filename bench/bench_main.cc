@@ -85,6 +85,8 @@ constexpr char kResolveMethod[] = "/mci.catalog.v1.CatalogService/ResolveImage";
 constexpr char kGetMethod[] = "/mci.catalog.v1.CatalogService/GetMultiCloudImage";
 constexpr char kLaunchMethod[] = "/mci.templates.v1.ServerTemplateService/ResolveLaunch";
 constexpr char kEchoMethod[] = "/mci.bench.v1.EchoService/Echo";
+// The pgbench scripts' event payload, as their -D: about a base64 event's size.
+std::string PgbenchPayload() { return "payload=" + std::string(320, 'A'); }
 
 int EnvInt(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -390,6 +392,27 @@ class Bench {
   Setting SettingFor(int cloud_index) const {
     return settings_[static_cast<size_t>(cloud_index) % settings_.size()];
   }
+
+  // The seeded MCIs the write and event scenarios pick from (seed-1..seed-N): at most 10,000,
+  // whatever BENCH_SCALE.
+  int WriteSeeds() const { return std::min(seeded_, 10000); }
+  // A measurement in slices sets the length and warm-up of each; this puts BENCH_SECONDS and
+  // BENCH_WARMUP back when it goes.
+  class SliceTiming {
+   public:
+    explicit SliceTiming(Bench* bench)
+        : bench_(bench), seconds_(bench->seconds_), warmup_(bench->warmup_) {}
+    ~SliceTiming() {
+      bench_->seconds_ = seconds_;
+      bench_->warmup_ = warmup_;
+    }
+    double seconds() const { return seconds_; }
+    double warmup() const { return warmup_; }
+
+   private:
+    Bench* bench_;
+    double seconds_, warmup_;
+  };
 
   int scale_, templates_n_, channels_n_, launch_set_;
   int client_threads_;  // the client's completion-queue threads
@@ -979,8 +1002,8 @@ void Bench::Interleave(std::vector<Interleaved>* rows, double slice_seconds) {
   if (rows->empty()) return;
   const double length = slice_seconds > 0 ? slice_seconds : slice_;
   const int rounds = std::max(1, static_cast<int>(std::lround(seconds_ / length)));
-  const double saved_seconds = seconds_, saved_warmup = warmup_;
-  seconds_ = saved_seconds / rounds;
+  const SliceTiming saved(this);
+  seconds_ = saved.seconds() / rounds;
   std::vector<std::string> keys;
   for (const Interleaved& paired : *rows) keys.push_back(paired.key);
   bool first = true;
@@ -990,7 +1013,7 @@ void Bench::Interleave(std::vector<Interleaved>* rows, double slice_seconds) {
         if ((*rows)[i].prepare) (*rows)[i].prepare();
       },
       [&](size_t i, bool base) {
-        warmup_ = first ? saved_warmup : slice_warmup_;
+        warmup_ = first ? saved.warmup() : slice_warmup_;
         first = false;
         return base ? (*rows)[i].base() : (*rows)[i].row();
       },
@@ -1001,8 +1024,6 @@ void Bench::Interleave(std::vector<Interleaved>* rows, double slice_seconds) {
           (*rows)[i].pairs.AddRow(slice);
         }
       });
-  seconds_ = saved_seconds;
-  warmup_ = saved_warmup;
 }
 
 std::pair<Row, Row> Bench::Finish(Interleaved* paired) {
@@ -1404,7 +1425,7 @@ void Bench::Outside() {
     // touches both alike. QPS over all of a row's slices; the outside rows' percentiles are the
     // mean of their slices'.
     const int rounds = std::max(1, static_cast<int>(std::lround(seconds_)));
-    const double saved_seconds = seconds_, saved_warmup = warmup_;
+    const SliceTiming saved(this);  // until this concurrency's rows are done
     seconds_ = 1;
     warmup_ = 0.2;
     MeasureInRounds<OutsideSlice>(
@@ -1456,8 +1477,6 @@ void Bench::Outside() {
             m.total.Add(slice.outside);
           }
         });
-    seconds_ = saved_seconds;
-    warmup_ = saved_warmup;
     for (Measuring& m : rows) {
       Row& row = m.row;
       Row& echo = m.echo;
@@ -1665,8 +1684,7 @@ Interleaved Bench::WritePaired(const std::string& op, const std::vector<pid_t>& 
 }
 
 void Bench::Writes() {
-  const std::string payload(320, 'A');  // about a base64 event's size
-  std::vector<std::string> common = {"tags=" + std::string(kAgentTag), "payload=" + payload};
+  std::vector<std::string> common = {"tags=" + std::string(kAgentTag), PgbenchPayload()};
   std::vector<Interleaved> paired;
   std::vector<Row> not_run;
   if (Wanted("Create")) {
@@ -1695,7 +1713,7 @@ void Bench::Writes() {
         std::string(MCI_BENCH_DIR) + "/pgbench/create_flow.sql", defines));
   }
   if (Wanted("Clone")) {
-    const int sources = std::min(seeded_, 10000);
+    const int sources = WriteSeeds();
     std::vector<std::string> defines = common;
     defines.push_back("acct=pgbench");
     defines.push_back(std::string("src_acct=") + kAccount);
@@ -1731,7 +1749,7 @@ void Bench::Writes() {
     // many of those the replica has heard of yet depends on how far behind their events are, and
     // each one it has not costs the catalog calls that pgbench's script does not make.
     std::vector<std::string> mcis;
-    for (int i = 1; i <= std::min(seeded_, 10000); ++i) {
+    for (int i = 1; i <= WriteSeeds(); ++i) {
       mcis.push_back(MciName(kAccount, absl::StrCat("seed-", i), 1));
     }
     auto next = std::make_shared<std::atomic<size_t>>(0);
@@ -1921,9 +1939,8 @@ void Bench::Events() {
     // the 1,000 writes/s are measured against (change 48).
     Row ceiling;
     if (loaded) {
-      const std::vector<std::string> defines = {std::string("acct=") + kAccount,
-                                                absl::StrCat("nseed=", std::min(seeded_, 10000)),
-                                                "payload=" + std::string(320, 'A')};
+      const std::vector<std::string> defines = {
+          std::string("acct=") + kAccount, absl::StrCat("nseed=", WriteSeeds()), PgbenchPayload()};
       ceiling = Pgbench("pgbench UpdateMultiCloudImage", "catalog",
                         std::string(MCI_BENCH_DIR) + "/pgbench/update.sql", defines, 8, 4);
       rows_.push_back(ceiling);
@@ -1937,7 +1954,7 @@ void Bench::Events() {
     } writes;
     if (loaded) {
       // Background writes: UpdateMultiCloudImage (one transaction, one event each) on seeded MCIs.
-      const int span = std::min(seeded_, 10000);
+      const int span = WriteSeeds();
       load = std::make_unique<PacedLoad>(1000, 64, [this, span, w = &writes](int slot, Done done) {
         int64_t k = counter_++;
         cpb::UpdateMultiCloudImageRequest req;
