@@ -141,10 +141,10 @@ grpc::ServerUnaryReactor* DispatchWithFastPath(grpc::CallbackServerContext* cont
   }
 
 // MCI_RPC for a method with a fast path (DispatchWithFastPath), registered raw (the generated
-// WithRawCallbackMethod_<Method>), whose answer the service keeps serialized: `impl_.Method##WireCached(caller, request, &wire)`
-// and `impl_.Method##Wire(caller, request, &wire)` set `std::shared_ptr<const std::string> wire`
-// to the reply's bytes, which go out as they are, without a copy of the message or its
-// serialization per call.
+// WithRawCallbackMethod_<Method>), whose answer the service keeps serialized:
+// `impl_.Method##WireCached(caller, request, &wire)` and `impl_.Method##Wire(caller, request,
+// &wire)` set `std::shared_ptr<const std::string> wire` to the reply's bytes, which go out as they
+// are, without a copy of the message or its serialization per call.
 #define MCI_RPC_CACHED_WIRE(Method, Request, RequiredRole)                                      \
   grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* context,                        \
                                    const grpc::ByteBuffer* request, grpc::ByteBuffer* response) \

@@ -1,6 +1,7 @@
 #include "services/catalog/outbox_relay.h"
 
 #include <chrono>
+#include <optional>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -46,11 +47,13 @@ class OutboxRelay::Pipeline {
  public:
   ~Pipeline() { Reset(); }
 
-  // True only when JetStream acked every message; otherwise the caller publishes the batch again
-  // one by one, and JetStream drops the copies of those it already stored (same Nats-Msg-Id). A
-  // message stored after a failed one then precedes it in the stream: harmless, as each event
-  // carries the MCI's full state and its sequence, and consumers ignore older sequences.
-  bool Publish(natsConnection* conn, const pqxx::result& rows) {
+  // Sends every row's message without waiting for the acks (Complete waits for them). False when
+  // the batch did not all go out pipelined (fewer than two rows, no JetStream context, a send
+  // refused): the caller then publishes it one by one, and JetStream drops the copies of those it
+  // already stored (same Nats-Msg-Id). A message stored after a failed one then precedes it in the
+  // stream: harmless, as each event carries the MCI's full state and its sequence, and consumers
+  // ignore older sequences.
+  bool Send(natsConnection* conn, const pqxx::result& rows) {
     if (conn == nullptr || rows.size() < 2) return false;
     if (js_ == nullptr && !Open(conn)) return false;
     {
@@ -59,9 +62,9 @@ class OutboxRelay::Pipeline {
       std::lock_guard<std::mutex> lock(mu_);
       pending_.clear();
       failed_ = 0;
+      all_acked_ = absl::InfinitePast();
       for (const auto& row : rows) pending_.insert(row[1].c_str());
     }
-    bool sent_all = true;
     for (const auto& row : rows) {
       std::string payload;
       absl::Base64Unescape(row[3].c_str(), &payload);
@@ -70,10 +73,17 @@ class OutboxRelay::Pipeline {
       publish.MsgId = row[1].c_str();
       if (js_PublishAsync(js_, row[2].c_str(), payload.data(), static_cast<int>(payload.size()),
                           &publish) != NATS_OK) {
-        sent_all = false;
-        break;
+        absl::Time ignored;
+        Complete(&ignored);  // what did go out, before the caller sends it again
+        return false;
       }
     }
+    return true;
+  }
+
+  // Waits for the acks of what Send sent, at most 2 s from now. True only when JetStream acked
+  // every message; `*acked` is then when the last ack came.
+  bool Complete(absl::Time* acked) {
     jsPubOptions wait;
     jsPubOptions_Init(&wait);
     wait.MaxWait = 2000;
@@ -81,11 +91,13 @@ class OutboxRelay::Pipeline {
     if (complete != NATS_OK) {
       // Acks that never come (a message lost in a reconnection) would stay pending in the
       // context, up to its limit: start afresh.
+      Metrics::Global().AddCounter("mci_outbox_relay_publish_timeouts_total", 1);
       Reset();
       return false;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    return sent_all && pending_.empty() && failed_ == 0;
+    *acked = all_acked_;
+    return pending_.empty() && failed_ == 0;
   }
 
  private:
@@ -94,7 +106,10 @@ class OutboxRelay::Pipeline {
     const char* id = nullptr;
     if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != nullptr) {
       std::lock_guard<std::mutex> lock(self->mu_);
-      if (self->pending_.erase(id) > 0 && (ack == nullptr || error != nullptr)) ++self->failed_;
+      if (self->pending_.erase(id) > 0) {
+        if (ack == nullptr || error != nullptr) ++self->failed_;
+        if (self->pending_.empty()) self->all_acked_ = absl::Now();
+      }
     }
     natsMsg_Destroy(msg);
   }
@@ -120,6 +135,7 @@ class OutboxRelay::Pipeline {
   std::mutex mu_;
   absl::flat_hash_set<std::string> pending_;  // event ids of the batch not acked yet
   int failed_ = 0;                            // of the batch's, negative acks
+  absl::Time all_acked_;                      // when the batch's last ack came
 };
 
 OutboxRelay::OutboxRelay(std::string database_url, nats::Client* nats)
@@ -130,6 +146,7 @@ OutboxRelay::OutboxRelay(std::string database_url, nats::Client* nats)
 OutboxRelay::~OutboxRelay() { Stop(); }
 
 void OutboxRelay::Start() {
+  Metrics::Global().DeclareCounters({"mci_outbox_relay_publish_timeouts_total"});
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -146,34 +163,55 @@ void OutboxRelay::Notify() {
 }
 
 OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
-  const absl::Time started = absl::Now();
-  pqxx::nontransaction txn(conn);
-  // Kept when this throws: deleting them again later is harmless (ids are never reused).
-  pqxx::result rows = relayed_.empty()
-                          ? txn.exec_params(kSelectBatch, kBatchSize)
-                          : txn.exec_params(kDeleteRelayedAndSelect, relayed_, kBatchSize);
-  relayed_.clear();
-  const absl::Time read = absl::Now();
-  std::vector<std::string> relayed;
-  const bool pipelined = nats_->connected() && pipeline_->Publish(nats_->connection(), rows);
-  if (pipelined) {
-    for (const auto& row : rows) relayed.push_back(row[0].c_str());
+  // The batch sent before the relay lingered: its acks came meanwhile, as a rule.
+  if (in_flight_ != nullptr) {
+    std::unique_ptr<InFlight> sent = std::move(in_flight_);
+    absl::Time acked;
+    const bool all_acked = pipeline_->Complete(&acked);
+    Batch finished =
+        Finish(conn, *sent, all_acked ? std::optional<absl::Time>(acked) : std::nullopt);
+    if (finished.failed) return finished;
   }
-  for (const auto& row : rows) {
-    if (pipelined) break;
-    std::string payload;
-    absl::Base64Unescape(row[3].c_str(), &payload);
-    absl::Status s = nats_->Publish(row[2].c_str(), payload, row[1].c_str(), absl::Seconds(2));
-    if (!s.ok()) {
-      log::Warn("outbox relay: publish failed; will retry", {{"error", s.ToString()}});
-      break;
+  auto batch = std::make_unique<InFlight>();
+  batch->started = absl::Now();
+  {
+    pqxx::nontransaction txn(conn);
+    // Kept when this throws: deleting them again later is harmless (ids are never reused).
+    batch->rows = relayed_.empty() ? txn.exec_params(kSelectBatch, kBatchSize)
+                                   : txn.exec_params(kDeleteRelayedAndSelect, relayed_, kBatchSize);
+  }
+  relayed_.clear();
+  batch->read = absl::Now();
+  if (nats_->connected() && pipeline_->Send(nats_->connection(), batch->rows)) {
+    in_flight_ = std::move(batch);
+    return Batch{static_cast<int>(in_flight_->rows.size()), false};
+  }
+  return Finish(conn, *batch, std::nullopt);
+}
+
+OutboxRelay::Batch OutboxRelay::Finish(pqxx::connection& conn, const InFlight& batch,
+                                       std::optional<absl::Time> all_acked) {
+  const pqxx::result& rows = batch.rows;
+  std::vector<std::string> relayed;
+  if (all_acked.has_value()) {
+    for (const auto& row : rows) relayed.push_back(row[0].c_str());
+  } else {
+    for (const auto& row : rows) {
+      std::string payload;
+      absl::Base64Unescape(row[3].c_str(), &payload);
+      absl::Status s = nats_->Publish(row[2].c_str(), payload, row[1].c_str(), absl::Seconds(2));
+      if (!s.ok()) {
+        log::Warn("outbox relay: publish failed; will retry", {{"error", s.ToString()}});
+        break;
+      }
+      relayed.push_back(row[0].c_str());
     }
-    relayed.push_back(row[0].c_str());
   }
   relayed_ = absl::StrJoin(relayed, ",");
-  const absl::Time done = absl::Now();
-  const double read_seconds = absl::ToDoubleSeconds(read - started);
-  const double publish_seconds = absl::ToDoubleSeconds(done - read);
+  // Pipelined, the batch was done when its last ack came (the relay lingered meanwhile).
+  const absl::Time done = all_acked.value_or(absl::Now());
+  const double read_seconds = absl::ToDoubleSeconds(batch.read - batch.started);
+  const double publish_seconds = absl::ToDoubleSeconds(done - batch.read);
   if (!rows.empty()) {
     Metrics& metrics = Metrics::Global();
     metrics.Observe("mci_outbox_relay_read_seconds", read_seconds);
@@ -186,7 +224,7 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
   // How long the batch's oldest event had waited in the outbox when the read began: a relay
   // woken late, or a commit slow to become visible.
   const double waited_seconds = rows.empty() ? 0 : rows[0][4].as<double>() - read_seconds;
-  if (done - started > kSlowBatch || waited_seconds > absl::ToDoubleSeconds(kSlowBatch)) {
+  if (done - batch.started > kSlowBatch || waited_seconds > absl::ToDoubleSeconds(kSlowBatch)) {
     // Each of these delays every event of the batch: which side was slow, for whoever asks why.
     log::Warn("outbox relay: slow batch", {{"events", absl::StrCat(rows.size())},
                                            {"waited_ms", absl::StrCat(waited_seconds * 1000)},
@@ -195,6 +233,7 @@ OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
   }
   // Counting the backlog costs a scan: only when a publish failed. An empty batch means none.
   if (relayed.size() < rows.size()) {
+    pqxx::nontransaction txn(conn);
     Metrics::Global().SetGauge("mci_outbox_backlog", txn.exec(kBacklog)[0][0].as<double>() -
                                                          static_cast<double>(relayed.size()));
   } else if (rows.empty()) {
@@ -247,9 +286,10 @@ void OutboxRelay::Loop() {
     if (stopping_ && batch.relayed == 0 && !batch.failed) break;  // flushed
     if (batch.relayed >= kBatchSize && !batch.failed) continue;   // a backlog: drain it
     if (batch.relayed > 0 && !batch.failed) {
-      // Writes are coming in: let a few more commits gather for the next batch. Without this,
-      // under a steady load each event costs a batch read, an empty read and a delete of its
-      // own; an idle system's first event still goes out at once (woken by its commit).
+      // Writes are coming in: let a few more commits gather for the next batch, while JetStream
+      // acks the batch just sent (RelayBatch awaits its acks only then). Without this, under a
+      // steady load each event costs a batch read, an empty read and a delete of its own; an
+      // idle system's first event still goes out at once (woken by its commit).
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, kLinger, [&] { return stopping_.load(); });
       continue;

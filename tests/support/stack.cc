@@ -579,8 +579,17 @@ void TestNats::Start() {
   }
 }
 
+void TestNats::Freeze() {
+  if (pid_ > 0) kill(pid_, SIGSTOP);
+}
+
+void TestNats::Thaw() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
+}
+
 void TestNats::Stop() {
   if (pid_ <= 0) return;
+  kill(pid_, SIGCONT);  // a frozen server would not act on the SIGTERM
   StopProcess(pid_, SIGTERM, absl::Seconds(10));
   pid_ = -1;
 }

@@ -65,6 +65,10 @@ class TestNats {
   int port() const { return port_; }
   void Stop();   // SIGTERM and wait
   void Start();  // same port and store directory
+  // SIGSTOP and SIGCONT: a server that keeps its connections open but answers nothing meanwhile
+  // (what a client sees of a server stalled, or of a network that drops its packets).
+  void Freeze();
+  void Thaw();
   bool running() const { return pid_ > 0; }
 
  private:

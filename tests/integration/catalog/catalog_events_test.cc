@@ -95,6 +95,13 @@ class CatalogEventsTest : public ::testing::Test {
     return CatalogClient(stack_.Channel(stack_.catalog_address()),
                          Token(account, {R::kDesigner, R::kLibrary}));
   }
+  // Creates MCI `id` and waits until `reader` saw its first event.
+  void CreateSeen(CatalogClient& c, StreamReader& reader, const std::string& id,
+                  const std::string& display_name, cpb::MultiCloudImage* mci) {
+    *mci = c.Create(id, display_name);
+    ASSERT_TRUE(reader.ok());
+    ASSERT_EQ(reader.Collect(mci->name(), 1, absl::Seconds(20)).size(), 1u);
+  }
   Stack stack_{Stack::Options{}};
 };
 
@@ -315,6 +322,40 @@ TEST_F(CatalogEventsTest, NatsOutageDelaysButLosesNothing) {
   EXPECT_EQ(reader.Collect(mci.name(), 101, absl::Seconds(2)).size(), 100u);
 }
 
+// A NATS server that keeps its connections but stops answering (frozen: as a stalled server or a
+// network dropping packets looks to a client): the relay's pipelined batch gets no acks within its
+// 2 s, starts a fresh JetStream context and publishes the batch again one by one. Once the server
+// answers again, every event is in the stream once and in order (JetStream drops the copies by
+// their Nats-Msg-Id), and the relay publishes on as before.
+TEST_F(CatalogEventsTest, ANatsThatStopsAnsweringDelaysButLosesNothing) {
+  CatalogClient c = Client("stall");
+  StreamReader reader(stack_.nats().Url());
+  cpb::MultiCloudImage mci;
+  ASSERT_NO_FATAL_FAILURE(CreateSeen(c, reader, "stall", "Through the stall", &mci));
+  const std::string http = stack_.catalog_http_address();
+  const char kTimeouts[] = "mci_outbox_relay_publish_timeouts_total";
+  EXPECT_EQ(MetricsValue(http, kTimeouts), 0);
+  stack_.nats().Freeze();
+  for (int i = 1; i <= 30; ++i) {
+    ASSERT_TRUE(c.Tag(mci.name(), absl::StrCat("n:i=", i)).ok()) << i;
+  }
+  // The first write's event goes out alone (and times out), the rest as one pipelined batch.
+  const bool timed_out =
+      Eventually([&] { return MetricsValue(http, kTimeouts) >= 1; }, absl::Seconds(20));
+  stack_.nats().Thaw();
+  ASSERT_TRUE(timed_out);
+  std::vector<Event> events = reader.Collect(mci.name(), 31, absl::Seconds(60));
+  ASSERT_EQ(events.size(), 31u);
+  ExpectInOrder(events);
+  // After the reset, the relay's new context publishes the next writes.
+  for (int i = 31; i <= 40; ++i) ASSERT_TRUE(c.Tag(mci.name(), absl::StrCat("n:i=", i)).ok());
+  events = reader.Collect(mci.name(), 41, absl::Seconds(20));
+  ASSERT_EQ(events.size(), 41u);
+  ExpectInOrder(events);
+  // Nothing arrives twice.
+  EXPECT_EQ(reader.Collect(mci.name(), 42, absl::Seconds(2)).size(), 41u);
+}
+
 TEST_F(CatalogEventsTest, CatalogRestartResumesRelay) {
   CatalogClient c = Client("restart");
   cpb::MultiCloudImage mci = c.Create("restart", "Across restarts");
@@ -337,10 +378,9 @@ TEST_F(CatalogEventsTest, CatalogRestartResumesRelay) {
 // commit, so a relay that waited would never see its delete done.
 TEST_F(CatalogEventsTest, RelayDeletesWithoutWaitingForTheFlush) {
   CatalogClient c = Client("flush");
-  cpb::MultiCloudImage mci = c.Create("flush", "Before the stall");
   StreamReader reader(stack_.nats().Url());
-  ASSERT_TRUE(reader.ok());
-  ASSERT_EQ(reader.Collect(mci.name(), 1, absl::Seconds(20)).size(), 1u);
+  cpb::MultiCloudImage mci;
+  ASSERT_NO_FATAL_FAILURE(CreateSeen(c, reader, "flush", "Before the stall", &mci));
   pqxx::connection pg(stack_.postgres().Url("catalog"));
   pqxx::nontransaction n(pg);
   // New sessions of the catalog's database commit synchronously (the tests' cluster runs with
