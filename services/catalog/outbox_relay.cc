@@ -84,6 +84,7 @@ class OutboxRelay::Pipeline {
   // Waits for the acks of what Send sent, at most 2 s from now. True only when JetStream acked
   // every message; `*acked` is then when the last ack came.
   bool Complete(absl::Time* acked) {
+    if (js_ == nullptr) return false;  // nothing was sent through this context
     jsPubOptions wait;
     jsPubOptions_Init(&wait);
     wait.MaxWait = 2000;
