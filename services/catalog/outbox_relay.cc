@@ -36,6 +36,13 @@ constexpr char kDeleteRelayedAndSelect[] =
     " WHERE id <> ALL(string_to_array($1, ',')::bigint[]) ORDER BY id LIMIT $2";
 constexpr char kBacklog[] = "SELECT count(*) FROM outbox";
 
+// An outbox row's event as published: its payload column is base64.
+std::string Payload(const pqxx::row& row) {
+  std::string payload;
+  absl::Base64Unescape(row[3].c_str(), &payload);
+  return payload;
+}
+
 }  // namespace
 
 // Publishes a batch pipelined: every message goes out before the first ack is awaited, so a batch
@@ -66,25 +73,23 @@ class OutboxRelay::Pipeline {
       for (const auto& row : rows) pending_.insert(row[1].c_str());
     }
     for (const auto& row : rows) {
-      std::string payload;
-      absl::Base64Unescape(row[3].c_str(), &payload);
+      const std::string payload = Payload(row);
       jsPubOptions publish;
       jsPubOptions_Init(&publish);
       publish.MsgId = row[1].c_str();
       if (js_PublishAsync(js_, row[2].c_str(), payload.data(), static_cast<int>(payload.size()),
                           &publish) != NATS_OK) {
-        absl::Time ignored;
-        Complete(&ignored);  // what did go out, before the caller sends it again
+        Complete();  // what did go out, before the caller sends it again
         return false;
       }
     }
     return true;
   }
 
-  // Waits for the acks of what Send sent, at most 2 s from now. True only when JetStream acked
-  // every message; `*acked` is then when the last ack came.
-  bool Complete(absl::Time* acked) {
-    if (js_ == nullptr) return false;  // nothing was sent through this context
+  // Waits for the acks of what Send sent, at most 2 s from now. When JetStream acked every
+  // message, the time the last ack came; otherwise nullopt.
+  std::optional<absl::Time> Complete() {
+    if (js_ == nullptr) return std::nullopt;  // nothing was sent through this context
     jsPubOptions wait;
     jsPubOptions_Init(&wait);
     wait.MaxWait = 2000;
@@ -94,11 +99,11 @@ class OutboxRelay::Pipeline {
       // context, up to its limit: start afresh.
       Metrics::Global().AddCounter("mci_outbox_relay_publish_timeouts_total", 1);
       Reset();
-      return false;
+      return std::nullopt;
     }
     std::lock_guard<std::mutex> lock(mu_);
-    *acked = all_acked_;
-    return pending_.empty() && failed_ == 0;
+    if (!pending_.empty() || failed_ > 0) return std::nullopt;
+    return all_acked_;
   }
 
  private:
@@ -165,29 +170,28 @@ void OutboxRelay::Notify() {
 
 OutboxRelay::Batch OutboxRelay::RelayBatch(pqxx::connection& conn) {
   // The batch sent before the relay lingered: its acks came meanwhile, as a rule.
-  if (in_flight_ != nullptr) {
-    std::unique_ptr<InFlight> sent = std::move(in_flight_);
-    absl::Time acked;
-    const bool all_acked = pipeline_->Complete(&acked);
-    Batch finished =
-        Finish(conn, *sent, all_acked ? std::optional<absl::Time>(acked) : std::nullopt);
+  if (in_flight_.has_value()) {
+    const InFlight sent = *std::move(in_flight_);
+    in_flight_.reset();
+    Batch finished = Finish(conn, sent, pipeline_->Complete());
     if (finished.failed) return finished;
   }
-  auto batch = std::make_unique<InFlight>();
-  batch->started = absl::Now();
+  InFlight batch;
+  batch.started = absl::Now();
   {
     pqxx::nontransaction txn(conn);
     // Kept when this throws: deleting them again later is harmless (ids are never reused).
-    batch->rows = relayed_.empty() ? txn.exec_params(kSelectBatch, kBatchSize)
-                                   : txn.exec_params(kDeleteRelayedAndSelect, relayed_, kBatchSize);
+    batch.rows = relayed_.empty() ? txn.exec_params(kSelectBatch, kBatchSize)
+                                  : txn.exec_params(kDeleteRelayedAndSelect, relayed_, kBatchSize);
   }
   relayed_.clear();
-  batch->read = absl::Now();
-  if (nats_->connected() && pipeline_->Send(nats_->connection(), batch->rows)) {
+  batch.read = absl::Now();
+  if (nats_->connected() && pipeline_->Send(nats_->connection(), batch.rows)) {
+    const int sent = static_cast<int>(batch.rows.size());
     in_flight_ = std::move(batch);
-    return Batch{static_cast<int>(in_flight_->rows.size()), false};
+    return Batch{sent, false};
   }
-  return Finish(conn, *batch, std::nullopt);
+  return Finish(conn, batch, std::nullopt);
 }
 
 OutboxRelay::Batch OutboxRelay::Finish(pqxx::connection& conn, const InFlight& batch,
@@ -198,9 +202,8 @@ OutboxRelay::Batch OutboxRelay::Finish(pqxx::connection& conn, const InFlight& b
     for (const auto& row : rows) relayed.push_back(row[0].c_str());
   } else {
     for (const auto& row : rows) {
-      std::string payload;
-      absl::Base64Unescape(row[3].c_str(), &payload);
-      absl::Status s = nats_->Publish(row[2].c_str(), payload, row[1].c_str(), absl::Seconds(2));
+      absl::Status s =
+          nats_->Publish(row[2].c_str(), Payload(row), row[1].c_str(), absl::Seconds(2));
       if (!s.ok()) {
         log::Warn("outbox relay: publish failed; will retry", {{"error", s.ToString()}});
         break;

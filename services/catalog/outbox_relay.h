@@ -64,8 +64,8 @@ class OutboxRelay {
   bool stream_ready_ = false;
   // Ids ("1,2,3") of rows published and acked, deleted with the next batch's read.
   std::string relayed_;
-  std::unique_ptr<Pipeline> pipeline_;   // used by the relay's thread only
-  std::unique_ptr<InFlight> in_flight_;  // likewise
+  std::unique_ptr<Pipeline> pipeline_;  // used by the relay's thread only
+  std::optional<InFlight> in_flight_;   // likewise
 };
 
 }  // namespace mci::catalog
